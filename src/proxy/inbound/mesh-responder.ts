@@ -1,0 +1,152 @@
+/**
+ * The responder side of NMP/1 (PROTOCOL.md section 4): reads the preamble and message 1,
+ * decides the status from the registry, the replay window and policy, connects to the target
+ * for status 0, and answers message 2.
+ *
+ * Before message 1 has decrypted, a failure gets silence: the connection closes without a
+ * byte, so a prober learns nothing. After it, the initiator is authenticated and gets a
+ * status code; the detail goes to our log only.
+ */
+import type { Socket } from 'node:net';
+import { HandshakeState, encodeKey, type CryptoBackend, type Protocol } from '../../noise/index.js';
+import { decodeP1, describeP1Error, encodeFrame, encodeP2, LIMITS, PROTOCOL, Status, statusName, type P1 } from '../protocol/index.js';
+import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
+import { ReplayWindow } from '../session/replay-window.js';
+import { SecureSession } from '../session/secure-session.js';
+import type { SessionTable } from '../session/session-table.js';
+import { connectTcp } from '../session/connect.js';
+import type { ProxyMetrics } from '../telemetry/metrics.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Identity, MeshPeer, PeerDirectory } from '../peers.js';
+
+/** A policy hook: may refuse an authenticated initiator (status 6) or a port (status 4). */
+export type InboundPolicy = (peer: MeshPeer, p1: P1) => typeof Status.accepted | typeof Status.targetPortNotAllowed | typeof Status.deniedByPolicy;
+
+export interface ResponderOptions {
+  readonly identity: Identity;
+  readonly directory: PeerDirectory;
+  readonly protocol: Protocol;
+  readonly prologue: Uint8Array;
+  readonly backend: CryptoBackend;
+  readonly targetHost: string;
+  /** The proxy's own listening ports: never a target (status 4), so nothing loops. */
+  readonly ownPorts: ReadonlySet<number>;
+  readonly sessions: SessionTable;
+  readonly metrics: ProxyMetrics;
+  readonly log: Logger;
+  readonly policy?: InboundPolicy;
+  readonly replay?: ReplayWindow;
+  readonly handshakeTimeoutMs?: number;
+  readonly maxSessions?: number;
+}
+
+const noop = (): void => {};
+
+export class MeshResponder {
+  readonly replay: ReplayWindow;
+  private readonly handshakeTimeoutMs: number;
+  private readonly maxSessions: number;
+
+  constructor(private readonly o: ResponderOptions) {
+    this.replay = o.replay ?? new ReplayWindow(PROTOCOL.replayWindowNs, LIMITS.maxReplayEntries, LIMITS.maxReplayEntriesPerKey);
+    this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? PROTOCOL.handshakeTimeoutMs;
+    this.maxSessions = o.maxSessions ?? LIMITS.maxSessions;
+  }
+
+  /** Takes an accepted connection on the mesh port. Never throws; every failure is local to it. */
+  async accept(socket: Socket): Promise<void> {
+    const started = process.hrtime.bigint();
+    socket.on('error', noop);
+    socket.setNoDelay(true);
+    const { metrics, log } = this.o;
+    const silent = (result: string, detail?: string): void => {
+      metrics.handshakes.inc({ role: 'responder', result });
+      log.debug({ event: 'handshake', role: 'responder', result, detail, remote: socket.remoteAddress }, 'handshake refused without answer');
+      socket.destroy();
+    };
+
+    let read;
+    try {
+      read = await readHandshakeFrame(socket, this.handshakeTimeoutMs, true);
+    } catch (err) {
+      return silent(err instanceof HandshakeReadError ? err.failure : 'internal');
+    }
+    const handshake = new HandshakeState({
+      protocol: this.o.protocol,
+      initiator: false,
+      staticKeyPair: this.o.identity.keyPair,
+      prologue: this.o.prologue,
+      backend: this.o.backend,
+    });
+    let p1Bytes: Uint8Array;
+    try {
+      p1Bytes = handshake.readMessage(read.message).payload;
+    } catch {
+      handshake.wipe();
+      return silent('decrypt');
+    }
+    const p1 = decodeP1(p1Bytes);
+    if (p1 === null) {
+      handshake.wipe();
+      return silent('malformed', describeP1Error(p1Bytes) ?? undefined);
+    }
+
+    const initiatorKey = encodeKey(handshake.remoteStaticKey!);
+    const peer = this.o.directory.peerByKey(initiatorKey);
+    let status = this.decide(peer, initiatorKey, p1);
+    let target: Socket | null = null;
+    if (status === Status.accepted) {
+      try {
+        target = await connectTcp(this.o.targetHost, p1.targetPort, LIMITS.targetConnectTimeoutMs);
+      } catch {
+        status = Status.targetUnavailable;
+      }
+    }
+
+    const ownGeneration = this.o.directory.peerByKey(this.o.identity.publicKeyB64)?.generation ?? 0n;
+    let transport;
+    try {
+      const written = handshake.writeMessage(encodeP2({ status, generation: ownGeneration, extensions: [] }));
+      transport = written.transport!;
+      socket.write(encodeFrame(written.message));
+    } catch (err) {
+      target?.destroy();
+      return silent('internal', (err as Error).message);
+    }
+    const result = statusName(status);
+    metrics.handshakes.inc({ role: 'responder', result });
+    metrics.handshakeSeconds.observe({ role: 'responder' }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (status !== Status.accepted || socket.destroyed) {
+      transport.wipe();
+      target?.destroy();
+      socket.end();
+      log.info({ event: 'session-end', direction: 'inbound', peer: peer?.agentId ?? null, status: result, targetPort: p1.targetPort, bytesIn: 0, bytesOut: 0, durationMs: 0 }, 'handshake refused');
+      return;
+    }
+
+    const session = new SecureSession(target!, socket, transport, read.decoder, 'inbound', { agentId: peer!.agentId, publicKeyB64: initiatorKey }, p1.targetPort);
+    this.o.sessions.add(session);
+    session.onEnd((end) => {
+      metrics.sessionEnded('inbound', end);
+      log.info({ event: 'session-end', direction: 'inbound', peer: peer!.agentId, targetPort: p1.targetPort, result: end.result, reason: end.reason, bytesIn: end.bytesToApp, bytesOut: end.bytesFromApp, durationMs: end.durationMs }, 'session ended');
+    });
+    // The key may have been revoked while we connected to the target: the table did not hold
+    // this session yet, so the abort would have missed it.
+    if (this.o.directory.peerByKey(initiatorKey)?.generation !== peer!.generation) {
+      session.abort('revoked');
+      return;
+    }
+    session.start();
+  }
+
+  private decide(peer: MeshPeer | undefined, initiatorKey: string, p1: P1): Status {
+    if (peer === undefined) return Status.unknownInitiator;
+    if (peer.generation !== p1.generation) return Status.staleGeneration;
+    const freshness = this.replay.check(initiatorKey, p1.timestampNs);
+    if (freshness === 'replay') return Status.replay;
+    if (freshness === 'overloaded') return Status.overloaded;
+    if (this.o.ownPorts.has(p1.targetPort)) return Status.targetPortNotAllowed;
+    if (this.o.sessions.size >= this.maxSessions) return Status.overloaded;
+    return this.o.policy?.(peer, p1) ?? Status.accepted;
+  }
+}

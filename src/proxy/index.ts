@@ -1,0 +1,12 @@
+/** The sidecar proxy: NMP/1 sessions over TCP, its listeners, and its operational surface. */
+export { Proxy, type ProxyOptions, type BoundPorts, type ListenAddress } from './proxy.js';
+export type { Identity, MeshPeer, PeerDirectory } from './peers.js';
+export type { InboundPolicy } from './inbound/mesh-responder.js';
+export type { InboundMode } from './inbound/inbound-capture.js';
+export type { OriginalDestination, OriginalDestinationOf, OutboundMode, ExplicitRoute } from './outbound/outbound-listeners.js';
+export type { SessionSummary, SessionEnd, AbortReason, Direction } from './session/secure-session.js';
+export { ProxyMetrics } from './telemetry/metrics.js';
+export { createLogger, silentLogger, type Logger } from './telemetry/logger.js';
+export * from './protocol/index.js';
+export { ReplayWindow, type ReplayVerdict } from './session/replay-window.js';
+export { TimestampClock, wallClockNs } from './session/timestamp-clock.js';

@@ -1,0 +1,141 @@
+/**
+ * The initiator side of NMP/1 (PROTOCOL.md section 4): given an application connection and
+ * the peer it is for, dials the peer's mesh port, runs the IK handshake with P1 naming the
+ * target port, and either starts the session or resets the application's connection, so the
+ * application sees a failure as a refused or reset connection, as it would without a mesh.
+ */
+import type { Socket } from 'node:net';
+import { HandshakeState, type CryptoBackend, type Protocol } from '../../noise/index.js';
+import { decodeP2, encodeFrame, encodeP1, LIMITS, PROTOCOL, Status, statusName } from '../protocol/index.js';
+import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
+import { SecureSession } from '../session/secure-session.js';
+import type { SessionTable } from '../session/session-table.js';
+import { resetSocket } from '../session/socket-reset.js';
+import { connectTcp } from '../session/connect.js';
+import { TimestampClock } from '../session/timestamp-clock.js';
+import type { ProxyMetrics } from '../telemetry/metrics.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Identity, MeshPeer, PeerDirectory } from '../peers.js';
+
+export interface InitiatorOptions {
+  readonly identity: Identity;
+  readonly directory: PeerDirectory;
+  readonly protocol: Protocol;
+  readonly prologue: Uint8Array;
+  readonly backend: CryptoBackend;
+  readonly sessions: SessionTable;
+  readonly metrics: ProxyMetrics;
+  readonly log: Logger;
+  readonly handshakeTimeoutMs?: number;
+  readonly clock?: TimestampClock;
+}
+
+/** Where to reach a peer: one of its addresses and its mesh port. */
+export interface MeshRoute {
+  readonly peer: MeshPeer;
+  readonly host: string;
+  readonly meshPort: number;
+  readonly targetPort: number;
+}
+
+const noop = (): void => {};
+
+export class MeshInitiator {
+  /** One clock per static key, shared by every connection (PROTOCOL.md 4.3). */
+  private readonly clock: TimestampClock;
+  private readonly handshakeTimeoutMs: number;
+
+  constructor(private readonly o: InitiatorOptions) {
+    this.clock = o.clock ?? new TimestampClock();
+    this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? PROTOCOL.handshakeTimeoutMs;
+  }
+
+  /** Carries `app` to `route`. Never throws: a failure resets `app`. */
+  async open(app: Socket, route: MeshRoute): Promise<void> {
+    const started = process.hrtime.bigint();
+    const { metrics, log } = this.o;
+    app.on('error', noop);
+    app.pause();
+    let mesh: Socket | null = null;
+    let appGone = false;
+    const onAppGone = (): void => {
+      appGone = true;
+      if (mesh !== null) resetSocket(mesh);
+    };
+    app.once('close', onAppGone);
+    const fail = (result: string, detail?: string): void => {
+      app.off('close', onAppGone);
+      metrics.handshakes.inc({ role: 'initiator', result });
+      log.info({ event: 'session-end', direction: 'outbound', peer: route.peer.agentId, targetPort: route.targetPort, status: result, detail, bytesIn: 0, bytesOut: 0, durationMs: Number(process.hrtime.bigint() - started) / 1e6 }, 'outbound handshake failed');
+      resetSocket(app);
+      if (mesh !== null) resetSocket(mesh);
+    };
+
+    const ownGeneration = this.o.directory.peerByKey(this.o.identity.publicKeyB64)?.generation;
+    if (ownGeneration === undefined) return fail('self-not-registered');
+    try {
+      mesh = await connectTcp(route.host, route.meshPort, LIMITS.peerConnectTimeoutMs);
+    } catch {
+      return fail('connect-failed');
+    }
+    if (appGone) return fail('app-closed');
+
+    const handshake = new HandshakeState({
+      protocol: this.o.protocol,
+      initiator: true,
+      staticKeyPair: this.o.identity.keyPair,
+      remoteStaticKey: route.peer.publicKey,
+      prologue: this.o.prologue,
+      backend: this.o.backend,
+    });
+    const p1 = encodeP1({ timestampNs: this.clock.next(), generation: ownGeneration, targetPort: route.targetPort, extensions: [] });
+    mesh.write(Buffer.concat([PROTOCOL.preamble, encodeFrame(handshake.writeMessage(p1).message)]));
+
+    let read;
+    try {
+      read = await readHandshakeFrame(mesh, this.handshakeTimeoutMs, false);
+    } catch (err) {
+      handshake.wipe();
+      return fail(err instanceof HandshakeReadError ? err.failure : 'internal');
+    }
+    let transport;
+    let p2;
+    try {
+      const result = handshake.readMessage(read.message);
+      transport = result.transport!;
+      p2 = decodeP2(result.payload);
+    } catch {
+      handshake.wipe();
+      return fail('decrypt');
+    }
+    if (p2 === null) {
+      transport.wipe();
+      return fail('malformed');
+    }
+    // The responder must speak for the key generation the registry holds now; an older
+    // generation means a revoked key is still answering (PROTOCOL.md 4.2).
+    const current = this.o.directory.peerByKey(route.peer.publicKeyB64);
+    if (current === undefined || current.generation !== p2.generation) {
+      transport.wipe();
+      return fail('stale-responder');
+    }
+    if (p2.status !== Status.accepted) {
+      transport.wipe();
+      return fail(statusName(p2.status));
+    }
+    if (appGone) {
+      transport.wipe();
+      return fail('app-closed');
+    }
+    app.off('close', onAppGone);
+    metrics.handshakes.inc({ role: 'initiator', result: 'accepted' });
+    metrics.handshakeSeconds.observe({ role: 'initiator' }, Number(process.hrtime.bigint() - started) / 1e9);
+    const session = new SecureSession(app, mesh, transport, read.decoder, 'outbound', { agentId: route.peer.agentId, publicKeyB64: route.peer.publicKeyB64 }, route.targetPort);
+    this.o.sessions.add(session);
+    session.onEnd((end) => {
+      metrics.sessionEnded('outbound', end);
+      log.info({ event: 'session-end', direction: 'outbound', peer: route.peer.agentId, targetPort: route.targetPort, result: end.result, reason: end.reason, bytesIn: end.bytesToApp, bytesOut: end.bytesFromApp, durationMs: end.durationMs }, 'session ended');
+    });
+    session.start();
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * The sidecar: every listener of DESIGN.md's `noisemesh proxy`, sharing one identity, one
+ * registry view, one session table and one set of metrics. Inbound and outbound stay separate
+ * stacks over the shared session layer, as in linkerd2-proxy.
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import { parseProtocolName, type CryptoBackend, type Protocol } from '../noise/index.js';
+import { PROTOCOL, prologue as makePrologue } from './protocol/index.js';
+import { MeshResponder, type InboundPolicy } from './inbound/mesh-responder.js';
+import { handleInboundCaptured, type InboundMode } from './inbound/inbound-capture.js';
+import { MeshInitiator } from './outbound/mesh-initiator.js';
+import {
+  PeerBalancer,
+  handleCaptured,
+  handleExplicit,
+  type ExplicitRoute,
+  type OriginalDestinationOf,
+  type OutboundMode,
+} from './outbound/outbound-listeners.js';
+import { SessionTable } from './session/session-table.js';
+import { ProxyMetrics } from './telemetry/metrics.js';
+import { createAdminServer } from './telemetry/admin-server.js';
+import type { Logger } from './telemetry/logger.js';
+import type { Identity, PeerDirectory } from './peers.js';
+
+export interface ListenAddress {
+  readonly host: string;
+  /** 0 picks a free port (tests); `ports()` tells which. */
+  readonly port: number;
+}
+
+export interface ProxyOptions {
+  readonly trustDomain: string;
+  readonly protocolName?: string;
+  readonly backend: CryptoBackend;
+  readonly identity: Identity;
+  readonly directory: PeerDirectory;
+  readonly log: Logger;
+  readonly outbound: {
+    readonly mode: OutboundMode;
+    readonly capture?: ListenAddress;
+    /** Listeners that need no iptables: `listen` carries to `peer`'s target `port`. */
+    readonly explicit: readonly (ExplicitRoute & { readonly listen: ListenAddress })[];
+  };
+  readonly inbound: {
+    readonly mesh: ListenAddress;
+    readonly targetHost: string;
+    readonly capture?: ListenAddress & { readonly mode: InboundMode };
+  };
+  readonly admin?: ListenAddress;
+  /** Required when either capture listener is configured. */
+  readonly originalDestinationOf?: OriginalDestinationOf;
+  readonly policy?: InboundPolicy;
+  readonly handshakeTimeoutMs?: number;
+}
+
+export interface BoundPorts {
+  readonly mesh: number;
+  readonly outboundCapture: number | null;
+  readonly inboundCapture: number | null;
+  readonly admin: number | null;
+  readonly explicit: readonly number[];
+}
+
+export class Proxy {
+  readonly sessions = new SessionTable();
+  readonly metrics = new ProxyMetrics(this.sessions);
+  readonly protocol: Protocol;
+  private readonly responder: MeshResponder;
+  private readonly initiator: MeshInitiator;
+  private readonly servers: Server[] = [];
+  private adminServer: HttpServer | null = null;
+  private bound: BoundPorts | null = null;
+  private registryReady = false;
+  private draining = false;
+  private readonly sockets = new Set<Socket>();
+  /** Mesh, capture, explicit and admin ports: never a session target (status 4). */
+  private readonly ownPorts = new Set<number>();
+
+  constructor(private readonly o: ProxyOptions) {
+    this.protocol = parseProtocolName(o.protocolName ?? PROTOCOL.protocolName);
+    if ((o.outbound.capture || o.inbound.capture) && o.originalDestinationOf === undefined) {
+      throw new Error('capture listeners need an original-destination lookup');
+    }
+    const shared = {
+      identity: o.identity,
+      directory: o.directory,
+      protocol: this.protocol,
+      prologue: makePrologue(o.trustDomain),
+      backend: o.backend,
+      sessions: this.sessions,
+      metrics: this.metrics,
+      log: o.log,
+      ...(o.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: o.handshakeTimeoutMs }),
+    };
+    this.initiator = new MeshInitiator(shared);
+    this.responder = new MeshResponder({
+      ...shared,
+      targetHost: o.inbound.targetHost,
+      ownPorts: this.ownPorts,
+      ...(o.policy && { policy: o.policy }),
+    });
+  }
+
+  /** Binds every listener; rejects (and closes what it opened) if any cannot bind. */
+  async start(): Promise<BoundPorts> {
+    const { o } = this;
+    try {
+      const mesh = await this.listen(o.inbound.mesh, (s) => void this.responder.accept(s));
+      const ownPorts = this.ownPorts;
+      ownPorts.add(mesh);
+      const ctx = { directory: o.directory, initiator: this.initiator, metrics: this.metrics, log: o.log };
+      let outboundCapture: number | null = null;
+      if (o.outbound.capture) {
+        const lookup = o.originalDestinationOf!;
+        outboundCapture = await this.listen(o.outbound.capture, (s) =>
+          handleCaptured(s, lookup, o.outbound.mode, ctx.directory, ctx.initiator, ctx.metrics, ctx.log),
+        );
+        ownPorts.add(outboundCapture);
+      }
+      let inboundCapture: number | null = null;
+      if (o.inbound.capture) {
+        const { mode } = o.inbound.capture;
+        const lookup = o.originalDestinationOf!;
+        inboundCapture = await this.listen(o.inbound.capture, (s) =>
+          handleInboundCaptured(s, lookup, mode, o.inbound.targetHost, ownPorts, this.metrics, o.log),
+        );
+        ownPorts.add(inboundCapture);
+      }
+      const balancer = new PeerBalancer();
+      const explicit: number[] = [];
+      for (const route of o.outbound.explicit) {
+        explicit.push(await this.listen(route.listen, (s) => handleExplicit(s, route, ctx.directory, ctx.initiator, balancer, ctx.metrics, ctx.log)));
+      }
+      let admin: number | null = null;
+      if (o.admin) {
+        admin = await this.listenAdmin(o.admin);
+        ownPorts.add(admin);
+      }
+      for (const port of explicit) ownPorts.add(port);
+      this.bound = { mesh, outboundCapture, inboundCapture, admin, explicit };
+      o.log.info({ event: 'listening', ...this.bound, agentId: o.identity.agentId }, 'proxy listening');
+      return this.bound;
+    } catch (err) {
+      await this.closeListeners(true);
+      throw err;
+    }
+  }
+
+  ports(): BoundPorts {
+    if (this.bound === null) throw new Error('proxy not started');
+    return this.bound;
+  }
+
+  /** The registry has delivered its first good snapshot (readiness). */
+  setRegistryReady(ready: boolean): void {
+    this.registryReady = ready;
+  }
+
+  /**
+   * A key is no longer valid (removed, revoked, re-keyed or a new generation): abort its
+   * sessions and forget its replay history. `since` is when the registry change was seen.
+   */
+  revokeKey(publicKeyB64: string, since: bigint = process.hrtime.bigint()): number {
+    const aborted = this.sessions.abortKey(publicKeyB64, 'revoked');
+    this.responder.replay.forget(publicKeyB64);
+    this.metrics.revocations.inc();
+    if (aborted > 0) this.metrics.revocationAbortSeconds.observe(Number(process.hrtime.bigint() - since) / 1e9);
+    return aborted;
+  }
+
+  /**
+   * SIGTERM: stop accepting, let open sessions finish for up to `deadlineMs`, then abort
+   * the rest. Resolves when everything is closed.
+   */
+  async shutdown(deadlineMs: number): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    // The admin server stays up while draining, so /readyz can say we are going.
+    const closing = this.closeListeners(false);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), deadlineMs)));
+    const outcome = await Promise.race([this.sessions.whenEmpty().then(() => 'drained' as const), deadline]);
+    clearTimeout(timer);
+    const aborted = outcome === 'deadline' ? this.sessions.abortAll('shutdown') : 0;
+    // Connections still in their handshake belong to no session yet.
+    for (const socket of this.sockets) socket.destroy();
+    this.o.log.info({ event: 'shutdown', outcome, aborted }, 'proxy stopped');
+    await closing;
+    await this.closeListeners(true);
+  }
+
+  private listen(address: ListenAddress, onConnection: (socket: Socket) => void): Promise<number> {
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      onConnection(socket);
+    });
+    this.servers.push(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: address.host, port: address.port, backlog: 1024 }, () => {
+        server.off('error', reject);
+        resolve((server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  private listenAdmin(address: ListenAddress): Promise<number> {
+    const server = createAdminServer({
+      metrics: this.metrics,
+      sessions: () => this.sessions.summaries(),
+      readiness: () => ({ registry: this.registryReady, listeners: this.bound !== null && !this.draining }),
+    });
+    this.adminServer = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: address.host, port: address.port }, () => {
+        server.off('error', reject);
+        resolve((server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  private async closeListeners(includeAdmin: boolean): Promise<void> {
+    const closes = this.servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    if (includeAdmin && this.adminServer) {
+      const admin = this.adminServer;
+      this.adminServer = null;
+      closes.push(new Promise<void>((resolve) => admin.close(() => resolve())));
+      admin.closeAllConnections();
+    }
+    await Promise.all(closes);
+  }
+}

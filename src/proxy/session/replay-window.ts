@@ -1,0 +1,81 @@
+/**
+ * The responder's replay defence, PROTOCOL.md 4.3: per initiator static key, the P1
+ * timestamps accepted within +/- the window. A timestamp outside the window, or seen before,
+ * is a replay; memory is bounded in total and per key, and a full table says `overloaded`
+ * rather than forgetting, which would let a replay through.
+ */
+export type ReplayVerdict = 'fresh' | 'replay' | 'overloaded';
+
+interface KeyHistory {
+  readonly seen: Set<bigint>;
+  /** Insertion order, for expiry. Genuine initiators send increasing timestamps, so this is nearly sorted. */
+  readonly order: bigint[];
+  head: number;
+}
+
+export class ReplayWindow {
+  private readonly byKey = new Map<string, KeyHistory>();
+  private total = 0;
+
+  constructor(
+    private readonly windowNs: bigint,
+    private readonly maxEntries: number,
+    private readonly maxEntriesPerKey: number,
+    private readonly nowNs: () => bigint = () => BigInt(Date.now()) * 1_000_000n,
+  ) {}
+
+  /** Entries held, for metrics and tests. */
+  get size(): number {
+    return this.total;
+  }
+
+  /** Checks a timestamp and, if fresh, records it. */
+  check(key: string, timestampNs: bigint): ReplayVerdict {
+    const now = this.nowNs();
+    const oldest = now - this.windowNs;
+    if (timestampNs < oldest || timestampNs > now + this.windowNs) return 'replay';
+    let history = this.byKey.get(key);
+    if (history !== undefined) {
+      this.expire(key, history, oldest);
+      if (history.seen.has(timestampNs)) return 'replay';
+    }
+    if (this.total >= this.maxEntries) this.expireAll(oldest);
+    if (this.total >= this.maxEntries || (history?.seen.size ?? 0) >= this.maxEntriesPerKey) return 'overloaded';
+    if (history === undefined || !this.byKey.has(key)) {
+      history = { seen: new Set(), order: [], head: 0 };
+      this.byKey.set(key, history);
+    }
+    history.seen.add(timestampNs);
+    history.order.push(timestampNs);
+    this.total++;
+    return 'fresh';
+  }
+
+  /** Forgets a key entirely (it was removed from the registry: nothing of it is valid now). */
+  forget(key: string): void {
+    const history = this.byKey.get(key);
+    if (history === undefined) return;
+    this.total -= history.seen.size;
+    this.byKey.delete(key);
+  }
+
+  private expire(key: string, history: KeyHistory, oldest: bigint): void {
+    const { order, seen } = history;
+    while (history.head < order.length && order[history.head]! < oldest) {
+      seen.delete(order[history.head]!);
+      history.head++;
+      this.total--;
+    }
+    if (history.head === order.length) {
+      this.byKey.delete(key);
+    } else if (history.head > 1024 && history.head * 2 > order.length) {
+      // Compact now and then, so the array does not grow with every handshake ever seen.
+      order.splice(0, history.head);
+      history.head = 0;
+    }
+  }
+
+  private expireAll(oldest: bigint): void {
+    for (const [key, history] of this.byKey) this.expire(key, history, oldest);
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * One NMP/1 session after its handshake: the application's plaintext socket on one side,
+ * the peer's encrypted socket on the other, and the Noise transport between them
+ * (PROTOCOL.md section 5).
+ *
+ * Memory per session is bounded, whatever the peers do: each direction holds at most one
+ * read (64 KiB) in flight, plus one partial frame in the decoder (64 KiB), and stops reading
+ * (pause) while the socket it writes to reports backpressure, so a slow reader pauses a fast
+ * writer instead of growing a buffer. Bound: about 2 x (64 + 64 + 16) KiB = 288 KiB.
+ */
+import type { Socket } from 'node:net';
+import { NoiseError, type CipherState, type Transport } from '../../noise/index.js';
+import { FrameDecoder, FrameError, frameHeader, PROTOCOL } from '../protocol/index.js';
+import { resetSocket } from './socket-reset.js';
+
+export type Direction = 'inbound' | 'outbound';
+
+/** Why a session was aborted; a closed set, used as a metric label. */
+export type AbortReason =
+  | 'truncated'
+  | 'decrypt'
+  | 'frame'
+  | 'data-after-eos'
+  | 'nonce-exhausted'
+  | 'app-reset'
+  | 'peer-reset'
+  | 'revoked'
+  | 'shutdown'
+  | 'internal';
+
+export interface SessionPeer {
+  readonly agentId: string;
+  readonly publicKeyB64: string;
+}
+
+export interface SessionSummary {
+  readonly id: number;
+  readonly direction: Direction;
+  readonly peer: string;
+  readonly targetPort: number;
+  readonly bytesFromApp: number;
+  readonly bytesToApp: number;
+  readonly ageSeconds: number;
+}
+
+export interface SessionEnd {
+  readonly result: 'closed' | 'aborted';
+  readonly reason: AbortReason | null;
+  readonly bytesFromApp: number;
+  readonly bytesToApp: number;
+  readonly durationMs: number;
+}
+
+let nextId = 1;
+const EMPTY = Buffer.alloc(0);
+
+export class SecureSession {
+  readonly id = nextId++;
+  readonly startedAt = Date.now();
+  bytesFromApp = 0;
+  bytesToApp = 0;
+  private readonly sending: CipherState;
+  private readonly receiving: CipherState;
+  private sentEos = false;
+  private receivedEos = false;
+  private appClosed = false;
+  private meshClosed = false;
+  private ended = false;
+  private readonly endListeners: ((end: SessionEnd) => void)[] = [];
+
+  constructor(
+    private readonly app: Socket,
+    private readonly mesh: Socket,
+    private readonly transport: Transport,
+    private readonly decoder: FrameDecoder,
+    readonly direction: Direction,
+    readonly peer: SessionPeer,
+    readonly targetPort: number,
+  ) {
+    if (transport.sending === null || transport.receiving === null) throw new Error('NMP/1 sessions are two-way');
+    this.sending = transport.sending;
+    this.receiving = transport.receiving;
+  }
+
+  /** Starts both pumps; frames already read past the handshake are delivered first. */
+  start(): void {
+    const { app, mesh } = this;
+    app.on('data', (chunk: Buffer) => this.fromApp(chunk));
+    app.on('end', () => this.appEnded());
+    app.on('error', () => this.abort('app-reset'));
+    app.on('close', () => this.socketClosed('app'));
+    mesh.on('data', (chunk: Buffer) => this.fromMesh(chunk));
+    mesh.on('end', () => this.meshEnded());
+    mesh.on('error', () => this.abort('peer-reset'));
+    mesh.on('close', () => this.socketClosed('mesh'));
+    this.fromMesh(EMPTY);
+    app.resume();
+    mesh.resume();
+  }
+
+  onEnd(listener: (end: SessionEnd) => void): void {
+    this.endListeners.push(listener);
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  summary(): SessionSummary {
+    return {
+      id: this.id,
+      direction: this.direction,
+      peer: this.peer.agentId,
+      targetPort: this.targetPort,
+      bytesFromApp: this.bytesFromApp,
+      bytesToApp: this.bytesToApp,
+      ageSeconds: (Date.now() - this.startedAt) / 1000,
+    };
+  }
+
+  /** Resets both connections and wipes the keys. Idempotent. */
+  abort(reason: AbortReason): void {
+    if (this.ended) return;
+    resetSocket(this.app);
+    resetSocket(this.mesh);
+    this.finish('aborted', reason);
+  }
+
+  private fromApp(chunk: Buffer): void {
+    if (this.ended) return;
+    this.bytesFromApp += chunk.length;
+    const max = PROTOCOL.maxTransportPlaintext;
+    let flushed = true;
+    this.mesh.cork();
+    try {
+      for (let offset = 0; offset < chunk.length; offset += max) {
+        flushed = this.sendMessage(chunk.subarray(offset, Math.min(offset + max, chunk.length)));
+      }
+    } catch (err) {
+      this.abort(err instanceof NoiseError && err.code === 'NOISE_NONCE_EXHAUSTED' ? 'nonce-exhausted' : 'internal');
+      return;
+    } finally {
+      this.mesh.uncork();
+    }
+    if (!flushed) this.pauseUntilDrained(this.app, this.mesh);
+  }
+
+  /** Encrypts one message, writes its frame, and rekeys on the PROTOCOL.md 5 schedule. */
+  private sendMessage(plaintext: Buffer): boolean {
+    const ciphertext = this.sending.encryptWithAd(EMPTY, plaintext);
+    if (this.sending.nonceLow16 === 0) this.sending.rekey();
+    this.mesh.write(frameHeader(ciphertext.length));
+    return this.mesh.write(ciphertext);
+  }
+
+  private appEnded(): void {
+    if (this.ended || this.sentEos) return;
+    this.sentEos = true;
+    try {
+      this.mesh.cork();
+      this.sendMessage(EMPTY);
+      this.mesh.uncork();
+    } catch {
+      this.abort('nonce-exhausted');
+      return;
+    }
+    this.mesh.end();
+  }
+
+  private fromMesh(chunk: Buffer): void {
+    if (this.ended) return;
+    let flushed = true;
+    try {
+      this.decoder.push(chunk, (message) => {
+        if (this.receivedEos) {
+          this.abort('data-after-eos');
+          return false;
+        }
+        const plaintext = this.receiving.decryptWithAd(EMPTY, message);
+        if (this.receiving.nonceLow16 === 0) this.receiving.rekey();
+        if (plaintext.length === 0) {
+          this.receivedEos = true;
+          this.app.end();
+          return true;
+        }
+        this.bytesToApp += plaintext.length;
+        flushed = this.app.write(plaintext) && flushed;
+        return true;
+      });
+    } catch (err) {
+      this.abort(abortReasonFor(err));
+      return;
+    }
+    if (!flushed && !this.ended) this.pauseUntilDrained(this.mesh, this.app);
+  }
+
+  private meshEnded(): void {
+    if (this.ended) return;
+    // TCP EOF before END-OF-STREAM, or in the middle of a frame, is a truncation attack
+    // or a crash; either way the application must not see a clean end.
+    if (!this.receivedEos || this.decoder.hasPartialFrame()) this.abort('truncated');
+  }
+
+  private pauseUntilDrained(reader: Socket, writer: Socket): void {
+    reader.pause();
+    writer.once('drain', () => {
+      if (!this.ended) reader.resume();
+    });
+  }
+
+  private socketClosed(which: 'app' | 'mesh'): void {
+    if (which === 'app') this.appClosed = true;
+    else this.meshClosed = true;
+    if (this.ended) return;
+    if (this.sentEos && this.receivedEos) {
+      if (this.appClosed && this.meshClosed) this.finish('closed', null);
+      return;
+    }
+    // One side went away without the END-OF-STREAM exchange finishing: nothing more can
+    // be delivered faithfully, so the other side must see a reset, not a FIN.
+    this.abort(which === 'app' ? 'app-reset' : 'peer-reset');
+  }
+
+  private finish(result: SessionEnd['result'], reason: AbortReason | null): void {
+    this.ended = true;
+    this.transport.wipe();
+    const end: SessionEnd = {
+      result,
+      reason,
+      bytesFromApp: this.bytesFromApp,
+      bytesToApp: this.bytesToApp,
+      durationMs: Date.now() - this.startedAt,
+    };
+    for (const listener of this.endListeners) listener(end);
+  }
+}
+
+function abortReasonFor(err: unknown): AbortReason {
+  if (err instanceof FrameError) return 'frame';
+  if (err instanceof NoiseError) {
+    if (err.code === 'NOISE_NONCE_EXHAUSTED') return 'nonce-exhausted';
+    return 'decrypt';
+  }
+  return 'internal';
+}

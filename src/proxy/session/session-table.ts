@@ -1,0 +1,60 @@
+/**
+ * Every live session, by the peer's static key, so that a registry change can abort all
+ * sessions of a revoked key at once (PROTOCOL.md section 6).
+ */
+import type { AbortReason, SecureSession, SessionSummary } from './secure-session.js';
+
+export class SessionTable {
+  private readonly byKey = new Map<string, Set<SecureSession>>();
+  private count = 0;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  get size(): number {
+    return this.count;
+  }
+
+  add(session: SecureSession): void {
+    const key = session.peer.publicKeyB64;
+    let set = this.byKey.get(key);
+    if (set === undefined) this.byKey.set(key, (set = new Set()));
+    set.add(session);
+    this.count++;
+    session.onEnd(() => this.remove(session));
+  }
+
+  /** Aborts every session with `publicKeyB64`; returns how many there were. */
+  abortKey(publicKeyB64: string, reason: AbortReason): number {
+    const set = this.byKey.get(publicKeyB64);
+    if (set === undefined) return 0;
+    const sessions = [...set];
+    for (const session of sessions) session.abort(reason);
+    return sessions.length;
+  }
+
+  abortAll(reason: AbortReason): number {
+    let n = 0;
+    for (const key of [...this.byKey.keys()]) n += this.abortKey(key, reason);
+    return n;
+  }
+
+  summaries(): SessionSummary[] {
+    const out: SessionSummary[] = [];
+    for (const set of this.byKey.values()) for (const s of set) out.push(s.summary());
+    return out;
+  }
+
+  /** Resolves once no session is left (for draining at shutdown). */
+  whenEmpty(): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private remove(session: SecureSession): void {
+    const key = session.peer.publicKeyB64;
+    const set = this.byKey.get(key);
+    if (set === undefined || !set.delete(session)) return;
+    if (set.size === 0) this.byKey.delete(key);
+    this.count--;
+    if (this.count === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+}

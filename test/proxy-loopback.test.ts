@@ -421,3 +421,43 @@ test('/debug/sessions-style summaries name peers and bytes, never keys', async (
     await app.close();
   }
 });
+
+test('backpressure: a reader that stops pauses the writer; each proxy holds at most 288 KiB per session', async () => {
+  let serverSide: Socket | undefined;
+  const app = await tcpServer((socket) => {
+    serverSide = socket; // never read from, until the end of the test
+  });
+  const mesh = await twoProxies(app.port);
+  try {
+    const client = await dial(mesh.entryPort);
+    const limit = 256 * MiB;
+    const chunk = randomBytes(64 * 1024);
+    let written = 0;
+    // Write until the socket has refused more for a whole second: the writer is paused.
+    for (let round = 0; round < 10_000 && written < limit; round++) {
+      if (client.write(chunk)) {
+        written += chunk.length;
+        continue;
+      }
+      written += chunk.length;
+      const drained = await Promise.race([once(client, 'drain').then(() => true), new Promise((r) => setTimeout(r, 1000, false))]);
+      if (!drained) break;
+    }
+    assert.ok(written < limit, `the writer should have been paused long before ${limit} bytes`);
+    for (const proxy of [mesh.client, mesh.server]) {
+      const [session] = proxy.sessions.summaries();
+      assert.ok(session, 'a live session');
+      assert.ok(session.bufferedBytes <= 288 * 1024, `${session.direction} session buffers ${session.bufferedBytes} bytes`);
+    }
+    // Once the reader reads again, every byte arrives.
+    const got = readAll(serverSide!);
+    serverSide!.resume();
+    client.end();
+    const { data, ending } = await got;
+    assert.equal(data.length, written);
+    assert.equal(ending, 'end');
+  } finally {
+    await mesh.close();
+    await app.close();
+  }
+});

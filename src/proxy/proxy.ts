@@ -34,6 +34,8 @@ export interface ProxyOptions {
   readonly trustDomain: string;
   readonly protocolName?: string;
   readonly backend: CryptoBackend;
+  /** Required by, and only by, `Noise_IKpsk2_...` suites. */
+  readonly psk?: Uint8Array;
   readonly identity: Identity;
   readonly directory: PeerDirectory;
   readonly log: Logger;
@@ -89,6 +91,7 @@ export class Proxy {
       protocol: this.protocol,
       prologue: makePrologue(o.trustDomain),
       backend: o.backend,
+      ...(o.psk && { psk: o.psk }),
       sessions: this.sessions,
       metrics: this.metrics,
       log: o.log,

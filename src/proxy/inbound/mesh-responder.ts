@@ -28,6 +28,8 @@ export interface ResponderOptions {
   readonly protocol: Protocol;
   readonly prologue: Uint8Array;
   readonly backend: CryptoBackend;
+  /** The mesh-wide pre-shared key, for `Noise_IKpsk2_...` suites. */
+  readonly psk?: Uint8Array;
   readonly targetHost: string;
   /** The proxy's own listening ports: never a target (status 4), so nothing loops. */
   readonly ownPorts: ReadonlySet<number>;
@@ -77,6 +79,7 @@ export class MeshResponder {
       staticKeyPair: this.o.identity.keyPair,
       prologue: this.o.prologue,
       backend: this.o.backend,
+      ...(this.o.psk && { psks: [this.o.psk] }),
     });
     let p1Bytes: Uint8Array;
     try {

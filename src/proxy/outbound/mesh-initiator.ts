@@ -23,6 +23,8 @@ export interface InitiatorOptions {
   readonly protocol: Protocol;
   readonly prologue: Uint8Array;
   readonly backend: CryptoBackend;
+  /** The mesh-wide pre-shared key, for `Noise_IKpsk2_...` suites. */
+  readonly psk?: Uint8Array;
   readonly sessions: SessionTable;
   readonly metrics: ProxyMetrics;
   readonly log: Logger;
@@ -87,6 +89,7 @@ export class MeshInitiator {
       remoteStaticKey: route.peer.publicKey,
       prologue: this.o.prologue,
       backend: this.o.backend,
+      ...(this.o.psk && { psks: [this.o.psk] }),
     });
     const p1 = encodeP1({ timestampNs: this.clock.next(), generation: ownGeneration, targetPort: route.targetPort, extensions: [] });
     mesh.write(Buffer.concat([PROTOCOL.preamble, encodeFrame(handshake.writeMessage(p1).message)]));

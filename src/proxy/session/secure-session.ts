@@ -40,6 +40,8 @@ export interface SessionSummary {
   readonly targetPort: number;
   readonly bytesFromApp: number;
   readonly bytesToApp: number;
+  /** Bytes this session holds in user space now: both write queues and the frame decoder. */
+  readonly bufferedBytes: number;
   readonly ageSeconds: number;
 }
 
@@ -114,6 +116,7 @@ export class SecureSession {
       targetPort: this.targetPort,
       bytesFromApp: this.bytesFromApp,
       bytesToApp: this.bytesToApp,
+      bufferedBytes: this.app.writableLength + this.mesh.writableLength + this.decoder.bufferedBytes,
       ageSeconds: (Date.now() - this.startedAt) / 1000,
     };
   }

@@ -15,10 +15,20 @@ export interface MeshPeer {
   readonly meshPort?: number | undefined;
 }
 
+export type AddressLookup =
+  | { readonly kind: 'peer'; readonly peer: MeshPeer }
+  | { readonly kind: 'refuse'; readonly reason: string }
+  | { readonly kind: 'none' };
+
 export interface PeerDirectory {
   /** A peer whose key is valid now: present and not revoked. */
   peerByKey(publicKeyB64: string): MeshPeer | undefined;
-  peerByAddress(address: string): MeshPeer | undefined;
+  /**
+   * What a destination address belongs to. `refuse` covers addresses that are meshed but
+   * unusable (a revoked peer, two entries claiming one address): they must never fall back
+   * to plaintext.
+   */
+  resolveAddress(address: string): AddressLookup;
   peersByAgentId(agentId: string): readonly MeshPeer[];
 }
 

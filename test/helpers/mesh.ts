@@ -22,6 +22,7 @@ import {
   prologue,
   silentLogger,
   type Identity,
+  type AddressLookup,
   type MeshPeer,
   type PeerDirectory,
   type ProxyOptions,
@@ -40,9 +41,9 @@ export class TestDirectory implements PeerDirectory {
   peerByKey(key: string): MeshPeer | undefined {
     return this.peers.get(key);
   }
-  peerByAddress(address: string): MeshPeer | undefined {
-    for (const p of this.peers.values()) if (p.addresses.includes(address)) return p;
-    return undefined;
+  resolveAddress(address: string): AddressLookup {
+    for (const peer of this.peers.values()) if (peer.addresses.includes(address)) return { kind: 'peer', peer };
+    return { kind: 'none' };
   }
   peersByAgentId(agentId: string): MeshPeer[] {
     return [...this.peers.values()].filter((p) => p.agentId === agentId);

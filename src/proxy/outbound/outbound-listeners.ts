@@ -85,8 +85,15 @@ export function handleCaptured(
     resetSocket(app);
     return;
   }
-  const peer = directory.peerByAddress(destination.address);
-  if (peer !== undefined) {
+  const resolved = directory.resolveAddress(destination.address);
+  if (resolved.kind === 'refuse') {
+    metrics.passthrough.inc({ direction: 'outbound', result: 'refused' });
+    log.warn({ event: 'outbound-refused', port: destination.port, reason: resolved.reason }, 'meshed destination unusable');
+    resetSocket(app);
+    return;
+  }
+  if (resolved.kind === 'peer') {
+    const { peer } = resolved;
     void initiator.open(app, {
       peer,
       host: destination.address,

@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { buildSnapshot, formatProblem, parseRegistryYaml, type RegistryProblem } from '../../registry-sync/index.js';
+import type { Command } from '../command.js';
+import { UsageError } from '../usage-error.js';
+
+const USAGE = 'registry validate FILE...';
+
+/**
+ * Checks registry files as the proxy would load them: each file on its own, with the checks
+ * across entries (conflicts, supersession) applied within it. Every problem is printed with
+ * its file, line, document, path and fix; any problem, warnings included, exits 1.
+ */
+export const registry: Command = {
+  summary: `check ClearanceRegistry files: ${USAGE}`,
+  async run(args) {
+    const [sub, ...files] = args;
+    if (sub !== 'validate') throw new UsageError(sub === undefined ? `usage: noisemesh ${USAGE}` : `unknown subcommand '${sub}'; usage: noisemesh ${USAGE}`);
+    if (files.length === 0) throw new UsageError(`name at least one file; usage: noisemesh ${USAGE}`);
+    let documents = 0;
+    let peers = 0;
+    let errors = 0;
+    let warnings = 0;
+    for (const file of files) {
+      let problems: readonly RegistryProblem[];
+      let text: string | undefined;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
+        process.stdout.write(`${file}: cannot be read (${code})\n`);
+        errors++;
+        continue;
+      }
+      const parsed = parseRegistryYaml(text, file);
+      if (parsed.ok) {
+        const snapshot = buildSnapshot(parsed.objects, { origin: `file ${file}` }, parsed.problems);
+        problems = snapshot.problems;
+        documents += parsed.documents;
+        peers += snapshot.entries.length;
+      } else {
+        problems = parsed.problems;
+      }
+      for (const p of problems) {
+        process.stdout.write(`${formatProblem(p)}\n`);
+        if (p.severity === 'error') errors++;
+        else warnings++;
+      }
+    }
+    const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+    process.stdout.write(
+      `${plural(files.length, 'file')}, ${plural(documents, 'document')}, ${plural(peers, 'peer')} loaded; ${plural(errors, 'error')}, ${plural(warnings, 'warning')}\n`,
+    );
+    return errors + warnings > 0 ? 1 : 0;
+  },
+};

@@ -1,0 +1,297 @@
+/**
+ * A registry read from one YAML file, reloaded when it changes.
+ *
+ * Editors and Kubernetes replace files rather than write them: an editor renames a new file
+ * over the old one, and a ConfigMap volume swaps its `..data` symlink to a new timestamped
+ * directory. A watch on the file itself would follow the old inode and go silent, so the
+ * directory is watched (and, when the path is a symlink, the directory of its current target
+ * as well), and every event leads to a fresh open and stat. fs.watch is not reliable on every
+ * filesystem (NFS, some overlay mounts), so a slow poll backs it up.
+ *
+ * A check opens the file, compares (device, inode, size, mtime, ctime) with the last read and
+ * stops there when nothing moved; otherwise it reads, hashes and parses only content that
+ * changed. A stat equal to the last one is trusted only once the last read happened well after
+ * the file's mtime: a write within the same timestamp tick as the previous one would
+ * otherwise go unseen (git's "racy" files).
+ */
+import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { open, realpath } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Emitter, type Listener } from './emitter.js';
+import { RegistrySourceError, type RegistryProblem } from './problems.js';
+import { buildSnapshot } from './snapshot.js';
+import type { RegistrySource, RegistrySourceEvents, SourceStats } from './source.js';
+import { parseRegistryYaml } from './yaml.js';
+
+export interface FileSourceOptions {
+  /** Quiet time after a watch event before the check, coalescing an editor's burst. Default 50 ms. */
+  readonly debounceMs?: number;
+  /** Longest a check waits behind a continuous burst of events. Default 200 ms. */
+  readonly maxDelayMs?: number;
+  /** Interval of the fallback poll. Default 2000 ms. */
+  readonly pollIntervalMs?: number;
+  /** Larger files are refused. Default 16 MiB. */
+  readonly maxBytes?: number;
+  /** False: poll only, for filesystems where fs.watch misreports. Default true. */
+  readonly watch?: boolean;
+}
+
+/** How recent an mtime must be, relative to our read, to distrust an unchanged stat. */
+const RACY_WINDOW_NS = 2_000_000_000n;
+
+function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+export class FileRegistrySource implements RegistrySource {
+  readonly origin: string;
+  readonly #file: string;
+  readonly #absolute: string;
+  readonly #debounceMs: number;
+  readonly #maxDelayMs: number;
+  readonly #pollIntervalMs: number;
+  readonly #maxBytes: number;
+  readonly #watch: boolean;
+  readonly #events = new Emitter<RegistrySourceEvents>();
+  readonly #watchers = new Map<string, FSWatcher>();
+
+  #running = false;
+  #debounce: NodeJS.Timeout | undefined;
+  #burstStartedAt = 0;
+  #poll: NodeJS.Timeout | undefined;
+  #inflight: Promise<void> | undefined;
+  #again = false;
+  #targetDir: string | undefined;
+
+  /** Stat of the last read, content hash of the last content processed (good or not). */
+  #stamp: string | undefined;
+  #racy = true;
+  #hash: string | undefined;
+  /** True while the content last processed is content that failed to parse. */
+  #failedOnContent = false;
+  #lastFailure: string | undefined;
+
+  #reloads = 0;
+  #errors = 0;
+  #healthy = false;
+  #lastReloadAt: number | undefined;
+  #lastErrorAt: number | undefined;
+
+  constructor(file: string, options: FileSourceOptions = {}) {
+    this.#file = file;
+    this.#absolute = resolve(file);
+    this.origin = `file ${file}`;
+    this.#debounceMs = options.debounceMs ?? 50;
+    this.#maxDelayMs = Math.max(options.maxDelayMs ?? 200, this.#debounceMs);
+    this.#pollIntervalMs = options.pollIntervalMs ?? 2000;
+    this.#maxBytes = options.maxBytes ?? 16 * 1024 * 1024;
+    this.#watch = options.watch ?? true;
+  }
+
+  on<K extends keyof RegistrySourceEvents>(event: K, listener: Listener<RegistrySourceEvents[K]>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  stats(): SourceStats {
+    return {
+      reloads: this.#reloads,
+      errors: this.#errors,
+      healthy: this.#healthy,
+      lastReloadAt: this.#lastReloadAt,
+      lastErrorAt: this.#lastErrorAt,
+    };
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#syncWatchers();
+    this.#poll = setInterval(() => void this.#check(), this.#pollIntervalMs);
+    void this.#check();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    if (this.#poll !== undefined) clearInterval(this.#poll);
+    this.#debounce = undefined;
+    this.#poll = undefined;
+    for (const w of this.#watchers.values()) w.close();
+    this.#watchers.clear();
+    // Its file handle is closed when it settles; its result is dropped (#running is false).
+    await this.#inflight;
+  }
+
+  /** Watches the file's directory, and its symlink target's directory when that differs. */
+  #syncWatchers(): void {
+    if (!this.#running || !this.#watch) return;
+    const wanted = new Set([dirname(this.#absolute)]);
+    if (this.#targetDir !== undefined) wanted.add(this.#targetDir);
+    for (const [dir, w] of this.#watchers) {
+      if (!wanted.has(dir)) {
+        w.close();
+        this.#watchers.delete(dir);
+      }
+    }
+    for (const dir of wanted) {
+      if (this.#watchers.has(dir)) continue;
+      try {
+        const w = watch(dir, { persistent: true }, () => this.#schedule());
+        // A watched directory that disappears (an old ConfigMap generation) ends its watcher;
+        // the next check sets up the ones still wanted, and the poll covers the gap.
+        w.on('error', () => {
+          w.close();
+          if (this.#watchers.get(dir) === w) this.#watchers.delete(dir);
+        });
+        this.#watchers.set(dir, w);
+      } catch {
+        // Directory missing or not watchable: the poll carries on, and retries this on each check.
+      }
+    }
+  }
+
+  #schedule(): void {
+    if (!this.#running) return;
+    const now = Date.now();
+    if (this.#debounce === undefined) this.#burstStartedAt = now;
+    else clearTimeout(this.#debounce);
+    const delay = Math.max(0, Math.min(this.#debounceMs, this.#burstStartedAt + this.#maxDelayMs - now));
+    this.#debounce = setTimeout(() => {
+      this.#debounce = undefined;
+      void this.#check();
+    }, delay);
+  }
+
+  /** One check at a time; events during a check lead to one more check after it. */
+  #check(): Promise<void> {
+    if (!this.#running) return Promise.resolve();
+    if (this.#inflight !== undefined) {
+      this.#again = true;
+      return this.#inflight;
+    }
+    this.#inflight = this.#load().finally(() => {
+      this.#inflight = undefined;
+      if (this.#running) {
+        this.#syncWatchers();
+        if (this.#again) {
+          this.#again = false;
+          this.#schedule();
+        }
+      }
+    });
+    return this.#inflight;
+  }
+
+  async #load(): Promise<void> {
+    let bytes: Buffer;
+    let stamp: string;
+    let mtimeNs: bigint;
+    try {
+      const handle = await open(this.#absolute, 'r');
+      try {
+        const st = await handle.stat({ bigint: true });
+        if (!st.isFile()) return this.#fail(this.#readProblem('is not a regular file: point registry.file at the YAML file itself'));
+        stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+        mtimeNs = st.mtimeNs;
+        if (stamp === this.#stamp && !this.#racy) return this.#unchanged();
+        if (st.size > BigInt(this.#maxBytes)) {
+          return this.#fail(this.#readProblem(`is larger than ${this.#maxBytes} bytes: split the registry or raise the limit`));
+        }
+        bytes = await handle.readFile();
+      } finally {
+        await handle.close();
+      }
+      try {
+        this.#targetDir = dirname(await realpath(this.#absolute));
+      } catch {
+        this.#targetDir = undefined;
+      }
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why =
+        code === 'ENOENT' ? 'does not exist (yet): create it, or fix registry.file'
+        : code === 'EACCES' || code === 'EPERM' ? 'cannot be read: permission denied; make it readable by the proxy user'
+        : code === 'EISDIR' ? 'is a directory: point registry.file at the YAML file itself'
+        : `cannot be read (${code ?? 'unknown error'})`;
+      return this.#fail(this.#readProblem(why));
+    }
+    if (!this.#running) return;
+    this.#stamp = stamp;
+    this.#racy = nowNs() - mtimeNs < RACY_WINDOW_NS;
+
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    if (hash === this.#hash) return this.#unchanged();
+    this.#hash = hash;
+
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      this.#failedOnContent = true;
+      return this.#fail({ ...this.#readProblem('is not UTF-8 text: save it as UTF-8'), code: 'REGISTRY_SYNTAX' });
+    }
+    const parsed = parseRegistryYaml(text, this.#file);
+    if (!parsed.ok) {
+      this.#failedOnContent = true;
+      return this.#fail(...parsed.problems);
+    }
+    this.#failedOnContent = false;
+    const snapshot = buildSnapshot(parsed.objects, { origin: this.origin }, parsed.problems);
+    this.#reloads++;
+    this.#lastReloadAt = Date.now();
+    this.#succeed();
+    this.#deliver('snapshot', snapshot);
+  }
+
+  /**
+   * The content is the one already processed. If that content loaded, the source is healthy
+   * again (a file that vanished for a moment came back); if it failed, that was reported.
+   */
+  #unchanged(): void {
+    if (!this.#failedOnContent) this.#succeed();
+  }
+
+  #succeed(): void {
+    this.#healthy = true;
+    this.#lastFailure = undefined;
+  }
+
+  #readProblem(why: string): RegistryProblem {
+    return {
+      code: 'REGISTRY_READ',
+      severity: 'error',
+      file: this.#file,
+      line: undefined,
+      document: 'file',
+      path: '',
+      message: `${why}; the previous registry is kept`,
+    };
+  }
+
+  #fail(...problems: RegistryProblem[]): void {
+    if (!this.#running) return;
+    this.#healthy = false;
+    const error = new RegistrySourceError(problems);
+    // Polling a missing file would repeat one failure every interval: report changes only.
+    if (error.message === this.#lastFailure) return;
+    this.#lastFailure = error.message;
+    this.#errors++;
+    this.#lastErrorAt = Date.now();
+    this.#deliver('error', error);
+  }
+
+  /**
+   * A listener that throws is a bug in the program (a session table that failed to abort):
+   * it surfaces as an uncaught exception, not as a rejected check that nobody awaits.
+   */
+  #deliver<K extends keyof RegistrySourceEvents>(event: K, ...args: RegistrySourceEvents[K]): void {
+    try {
+      this.#events.emit(event, ...args);
+    } catch (error) {
+      process.nextTick(() => {
+        throw error;
+      });
+    }
+  }
+}

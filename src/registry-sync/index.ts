@@ -1,0 +1,53 @@
+/**
+ * registry-sync: ClearanceRegistry sources (a YAML file now, the Kubernetes API next) -> one
+ * in-memory index + change events. Knows nothing of sockets. See README.md for the rules
+ * (required fields, defaults, the namespace rule, conflicts, revocation).
+ */
+export {
+  API_GROUP,
+  API_VERSION,
+  KIND,
+  LIST_KIND,
+  CLEARANCES,
+  AUTHN_STRENGTHS,
+  AGENT_TYPES,
+  PUBLIC_KEY_LEN,
+  MAX_GENERATION,
+  clearanceRank,
+  authnStrengthRank,
+  type Clearance,
+  type AuthnStrength,
+  type AgentType,
+  type Attestation,
+  type EntrySource,
+  type RegistryEntry,
+} from './model.js';
+export {
+  formatProblem,
+  formatPath,
+  RegistrySourceError,
+  type RegistryProblem,
+  type RegistryProblemCode,
+  type Severity,
+  type PathSegment,
+} from './problems.js';
+export { normalizeAddress } from './address.js';
+export {
+  validateClearanceRegistry,
+  type ValidatedObject,
+  type ValidationContext,
+  type ValidationResult,
+} from './validate.js';
+export { parseRegistryYaml, type ParsedRegistryFile } from './yaml.js';
+export { buildSnapshot, type RegistrySnapshot, type AddressResolution, type BuildOptions } from './snapshot.js';
+export {
+  RegistryIndex,
+  type RevocationReason,
+  type ChangeSummary,
+  type KeyVerdict,
+  type RegistryIndexEvents,
+} from './registry-index.js';
+export type { RegistrySource, RegistrySourceEvents, SourceStats } from './source.js';
+export { FileRegistrySource, type FileSourceOptions } from './file-source.js';
+export { Registry, type RegistryEvents, type RegistryStats } from './registry.js';
+export type { Listener } from './emitter.js';

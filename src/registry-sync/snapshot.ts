@@ -1,0 +1,219 @@
+/**
+ * The checks across entries, which no single peer can pass or fail on its own, and the
+ * snapshot they produce: everything one source says at one moment.
+ *
+ * Every conflict is resolved towards refusing: when two entries claim one public key or one
+ * installation, nobody can tell which is genuine, so every claimant is refused and reported.
+ * That lets a namespace's writer deny service to a key it copied from another namespace, but
+ * never lets it be taken for that key's owner; an admission check on writes (the registrar)
+ * is the place to stop the copy itself.
+ */
+import type { RegistryEntry } from './model.js';
+import type { RegistryProblem, RegistryProblemCode, Severity } from './problems.js';
+import type { ValidatedObject } from './validate.js';
+
+export interface RegistrySnapshot {
+  /** What the snapshot was read from, e.g. `file /etc/noisemesh/registry.yaml`. */
+  readonly origin: string;
+  /**
+   * The entries the index serves, revoked ones included (written `revoked: true`, or
+   * superseded by a later generation); entries refused by a check are not here.
+   */
+  readonly entries: readonly RegistryEntry[];
+  /** Every problem found, errors and warnings; the entries above are what survived them. */
+  readonly problems: readonly RegistryProblem[];
+  /** ClearanceRegistry objects loaded (documents refused as a whole are not counted). */
+  readonly objects: number;
+}
+
+/** What an address resolves to. An entry found may be revoked: the caller must refuse it. */
+export type AddressResolution =
+  | { readonly kind: 'peer'; readonly entry: RegistryEntry }
+  | { readonly kind: 'conflict'; readonly claimants: readonly RegistryEntry[] }
+  | { readonly kind: 'none' };
+
+export const NO_ADDRESS: AddressResolution = Object.freeze({ kind: 'none' });
+
+/** `payments/payments spec.peers[2] (payments/api)`: where another claimant lives. */
+function where(e: RegistryEntry): string {
+  const file = e.source.file === undefined ? '' : `${e.source.file}${e.source.line === undefined ? '' : `:${e.source.line}`} `;
+  return `${file}${e.source.namespace}/${e.source.name} ${e.source.path} (${e.agentId})`;
+}
+
+function problemAt(e: RegistryEntry, code: RegistryProblemCode, severity: Severity, field: string, message: string): RegistryProblem {
+  return {
+    code,
+    severity,
+    file: e.source.file,
+    line: e.source.line,
+    document: `${e.source.namespace}/${e.source.name}`,
+    path: field === '' ? e.source.path : `${e.source.path}.${field}`,
+    message,
+  };
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group === undefined) groups.set(k, [item]);
+    else group.push(item);
+  }
+  return groups;
+}
+
+function others(all: readonly RegistryEntry[], self: RegistryEntry): string {
+  return all
+    .filter((e) => e !== self)
+    .map(where)
+    .join(', ');
+}
+
+/**
+ * Resolves every address to its claimant. Live (unrevoked) claimants own an address; two or
+ * more live ones make it a conflict, which the proxy must refuse rather than pass in
+ * plaintext. An address claimed only by revoked entries resolves to one of them, so that
+ * traffic to a revoked pod is refused, not taken for unmeshed.
+ */
+export function resolveAddresses(entries: readonly RegistryEntry[]): Map<string, AddressResolution> {
+  const live = new Map<string, RegistryEntry[]>();
+  const dead = new Map<string, RegistryEntry>();
+  for (const e of entries) {
+    for (const a of e.addresses) {
+      if (e.revoked) {
+        if (!dead.has(a)) dead.set(a, e);
+        continue;
+      }
+      const claimants = live.get(a);
+      if (claimants === undefined) live.set(a, [e]);
+      else claimants.push(e);
+    }
+  }
+  const table = new Map<string, AddressResolution>();
+  for (const [a, claimants] of live) {
+    table.set(
+      a,
+      Object.freeze(claimants.length === 1 ? { kind: 'peer', entry: claimants[0]! } : { kind: 'conflict', claimants: Object.freeze(claimants) }),
+    );
+  }
+  for (const [a, e] of dead) {
+    if (!table.has(a)) table.set(a, Object.freeze({ kind: 'peer', entry: e }));
+  }
+  return table;
+}
+
+export interface BuildOptions {
+  readonly origin: string;
+}
+
+/**
+ * Applies the checks across entries to validated objects, in an order that never revives a
+ * key: supersession by installation first (so refusing a conflicting current key cannot make
+ * an older generation current again), then public-key conflicts, then address conflicts.
+ */
+export function buildSnapshot(
+  objects: readonly ValidatedObject[],
+  options: BuildOptions,
+  earlierProblems: readonly RegistryProblem[] = [],
+): RegistrySnapshot {
+  const problems: RegistryProblem[] = [...earlierProblems];
+
+  // One object name, one object: a file that holds two versions of it is ambiguous.
+  const kept: ValidatedObject[] = [];
+  for (const group of groupBy(objects, (o) => o.label).values()) {
+    if (group.length === 1) {
+      kept.push(group[0]!);
+      continue;
+    }
+    for (const o of group) {
+      problems.push({
+        code: 'REGISTRY_CONFLICT',
+        severity: 'error',
+        file: o.file,
+        line: undefined,
+        document: o.label,
+        path: '',
+        message: `the object ${o.label} appears ${group.length} times: keep one document per object; none of them is loaded`,
+      });
+    }
+  }
+
+  // Supersession: the highest generation of an installation is its current key.
+  const refused = new Set<RegistryEntry>();
+  const replaced = new Map<RegistryEntry, RegistryEntry>();
+  const all = kept.flatMap((o) => o.entries);
+  for (const group of groupBy(all, (e) => e.installationId).values()) {
+    if (group.length === 1) continue;
+    if (new Set(group.map((e) => e.agentId)).size > 1) {
+      for (const e of group) {
+        refused.add(e);
+        problems.push(
+          problemAt(e, 'REGISTRY_CONFLICT', 'error', 'installationId',
+            `is also claimed by ${others(group, e)} under another agentId: an installation is one pod of one workload; every claimant is refused until one is corrected`),
+        );
+      }
+      continue;
+    }
+    let top = 0n;
+    for (const e of group) if (e.generation > top) top = e.generation;
+    const current = group.filter((e) => e.generation === top);
+    if (current.length > 1) {
+      for (const e of current) {
+        refused.add(e);
+        problems.push(
+          problemAt(e, 'REGISTRY_CONFLICT', 'error', 'generation',
+            `generation ${top} of this installation is also claimed by ${others(current, e)}: give the current key the highest generation; every claimant is refused`),
+        );
+      }
+    }
+    for (const e of group) {
+      if (e.generation === top) continue;
+      replaced.set(e, Object.freeze({ ...e, revoked: true, superseded: true }));
+      problems.push(
+        problemAt(e, 'REGISTRY_SUPERSEDED', 'warning', 'generation',
+          `generation ${e.generation} is superseded by generation ${top} of the same installation: this key is refused; remove the entry`),
+      );
+    }
+  }
+  const afterInstallations = all.filter((e) => !refused.has(e)).map((e) => replaced.get(e) ?? e);
+
+  // One public key, one entry; the generations of one installation reusing a key collapse to the latest.
+  const entries: RegistryEntry[] = [];
+  const keep = new Set<RegistryEntry>();
+  for (const group of groupBy(afterInstallations, (e) => e.publicKeyB64).values()) {
+    if (group.length === 1) {
+      keep.add(group[0]!);
+      continue;
+    }
+    if (new Set(group.map((e) => e.installationId)).size === 1) {
+      keep.add(group.reduce((a, b) => (b.generation > a.generation ? b : a)));
+      continue;
+    }
+    for (const e of group) {
+      problems.push(
+        problemAt(e, 'REGISTRY_CONFLICT', 'error', 'publicKey',
+          `is also claimed by ${others(group, e)}: a key identifies one peer; every claimant is refused until the copies are removed`),
+      );
+    }
+  }
+  for (const e of afterInstallations) if (keep.has(e)) entries.push(e);
+
+  // Addresses: conflicts are reported here and refused by the index, the entries stay valid.
+  for (const [address, resolution] of resolveAddresses(entries)) {
+    if (resolution.kind !== 'conflict') continue;
+    for (const e of resolution.claimants) {
+      problems.push(
+        problemAt(e, 'REGISTRY_CONFLICT', 'error', 'addresses',
+          `address ${address} is also claimed by ${others(resolution.claimants, e)}: connections to it are refused until one claimant drops it`),
+      );
+    }
+  }
+
+  return Object.freeze({
+    origin: options.origin,
+    entries: Object.freeze(entries),
+    problems: Object.freeze(problems),
+    objects: kept.length,
+  });
+}

@@ -1,0 +1,233 @@
+// `noisemesh proxy` as a real process, the way a pod runs it: admin endpoints, log lines
+// (and the absence of keys in them), SIGTERM draining, and configuration refused with the
+// path and the fix.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { encodeKey, nativeBackend, type KeyPair } from '../src/noise/index.js';
+import { dial, readAll } from './helpers/mesh.js';
+import { repoRoot } from './helpers/paths.js';
+
+const CLI = join(repoRoot, 'dist/src/cli/main.js');
+
+interface Pod {
+  readonly name: string;
+  readonly keyPair: KeyPair;
+  readonly meshPort: number;
+  readonly adminPort: number;
+  child?: ChildProcess;
+  log: string;
+}
+
+let dir: string;
+let http: Server;
+let httpPort: number;
+let entryPort: number;
+const pods: Pod[] = [];
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => resolve(s));
+  })));
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+function registry(revoked: string[] = []): string {
+  return stringify({
+    apiVersion: 'noisemesh.io/v1alpha1',
+    kind: 'ClearanceRegistry',
+    metadata: { name: 'shop', namespace: 'shop' },
+    spec: {
+      peers: pods.map((pod, i) => ({
+        agentId: `shop/${pod.name}`,
+        installationId: `11111111-2222-4333-8444-00000000000${i}`,
+        publicKey: encodeKey(pod.keyPair.publicKey),
+        generation: 1,
+        addresses: ['127.0.0.1'],
+        meshPort: pod.meshPort,
+        revoked: revoked.includes(pod.name),
+      })),
+    },
+  });
+}
+
+function startProxy(pod: Pod, extra: Record<string, unknown> = {}): Promise<void> {
+  const config = {
+    identity: { agentId: `shop/${pod.name}`, privateKeyFile: join(dir, `${pod.name}.key`) },
+    registry: { file: join(dir, 'registry.yaml') },
+    inbound: { bind: '127.0.0.1', meshPort: pod.meshPort },
+    admin: { bind: '127.0.0.1', port: pod.adminPort },
+    log: { level: 'debug' },
+    shutdown: { drainSeconds: 1.5 },
+    ...extra,
+  };
+  writeFileSync(join(dir, `${pod.name}.yaml`), stringify(config));
+  const child = spawn(process.execPath, [CLI, 'proxy', '--config', join(dir, `${pod.name}.yaml`)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  pod.child = child;
+  pod.log = '';
+  child.stdout!.on('data', (c: Buffer) => (pod.log += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (pod.log += c.toString()));
+  return waitFor(async () => (await get(pod.adminPort, '/readyz')).status === 200, `proxy ${pod.name} ready`);
+}
+
+async function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  try {
+    const res = await request(`http://127.0.0.1:${port}${path}`);
+    return { status: res.statusCode, body: await res.body.text() };
+  } catch {
+    return { status: 0, body: '' };
+  }
+}
+
+async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((r) => child.once('exit', (code) => r(code)));
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'noisemesh-process-'));
+  const [webMesh, webAdmin, apiMesh, apiAdmin, entry] = await freePorts(5);
+  entryPort = entry!;
+  pods.push(
+    { name: 'web', keyPair: nativeBackend.dh('25519').generateKeyPair(), meshPort: webMesh!, adminPort: webAdmin!, log: '' },
+    { name: 'api', keyPair: nativeBackend.dh('25519').generateKeyPair(), meshPort: apiMesh!, adminPort: apiAdmin!, log: '' },
+  );
+  for (const pod of pods) writeFileSync(join(dir, `${pod.name}.key`), encodeKey(pod.keyPair.privateKey), { mode: 0o600 });
+  writeFileSync(join(dir, 'registry.yaml'), registry());
+  http = createHttpServer((req, res) => res.end(`ok ${req.url}`));
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  httpPort = (http.address() as AddressInfo).port;
+  await startProxy(pods[1]!);
+  await startProxy(pods[0]!, { outbound: { explicit: [{ listen: `127.0.0.1:${entryPort}`, peer: 'shop/api', port: httpPort }] } });
+});
+
+after(async () => {
+  for (const pod of pods) pod.child?.kill('SIGKILL');
+  http?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('admin endpoints: /healthz, /readyz, /metrics and /debug/sessions', async () => {
+  const [web] = pods;
+  assert.deepEqual(await get(web!.adminPort, '/healthz'), { status: 200, body: 'ok\n' });
+  const ready = await get(web!.adminPort, '/readyz');
+  assert.equal(ready.status, 200);
+  assert.deepEqual(JSON.parse(ready.body), { ready: true, checks: { registry: true, listeners: true } });
+
+  const socket = await dial(entryPort);
+  socket.write('GET /live HTTP/1.1\r\nhost: x\r\n\r\n');
+  await new Promise((r) => socket.once('data', r));
+  const sessions = JSON.parse((await get(web!.adminPort, '/debug/sessions')).body) as { sessions: Record<string, unknown>[] };
+  assert.equal(sessions.sessions.length, 1);
+  assert.equal(sessions.sessions[0]!.peer, 'shop/api');
+  assert.equal(sessions.sessions[0]!.direction, 'outbound');
+  assert.equal(sessions.sessions[0]!.targetPort, httpPort);
+  socket.destroy();
+
+  const metrics = (await get(web!.adminPort, '/metrics')).body;
+  for (const name of ['noisemesh_handshakes_total', 'noisemesh_handshake_duration_seconds_bucket', 'noisemesh_sessions_active', 'noisemesh_session_bytes_total', 'noisemesh_session_aborts_total', 'noisemesh_registry_peers', 'noisemesh_registry_reloads_total']) {
+    assert.match(metrics, new RegExp(`^# TYPE ${name.replace(/_bucket$/, '')} `, 'm'), name);
+  }
+  assert.match(metrics, /noisemesh_registry_peers 2/);
+  assert.equal((await get(web!.adminPort, '/nope')).status, 404);
+});
+
+test('log lines for sessions, reloads and revocations carry no key material', async () => {
+  const res = await request(`http://127.0.0.1:${entryPort}/logged`, { reset: true });
+  assert.equal(await res.body.text(), 'ok /logged');
+  const [web, api] = pods as [Pod, Pod];
+  writeFileSync(join(dir, 'registry.yaml'), registry(['web']));
+  await waitFor(() => api.log.includes('"event":"revocation"'), 'the revocation log line');
+  writeFileSync(join(dir, 'registry.yaml'), registry());
+  for (const pod of [web, api]) {
+    await waitFor(() => (pod.log.match(/"event":"registry-reload"/g) ?? []).length >= 3, `${pod.name}: the reload log lines`);
+  }
+
+  const lines = (web.log + api.log).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const end = lines.find((l) => l.event === 'session-end' && l.direction === 'outbound' && l.result === 'closed');
+  assert.ok(end, 'a session-end line');
+  assert.equal(end.peer, 'shop/api');
+  assert.equal(typeof end.bytesIn, 'number');
+  assert.equal(typeof end.durationMs, 'number');
+  const revocation = lines.find((l) => l.event === 'revocation');
+  assert.equal(revocation?.peer, 'shop/web');
+  assert.equal(revocation?.reason, 'revoked');
+
+  const everything = web.log + api.log;
+  for (const pod of pods) {
+    for (const key of [pod.keyPair.publicKey, pod.keyPair.privateKey]) {
+      for (const text of [encodeKey(key), Buffer.from(key).toString('hex'), Buffer.from(key).toString('base64url')]) {
+        assert.equal(everything.includes(text), false, `a key of ${pod.name} appears in the logs`);
+      }
+    }
+  }
+});
+
+test('SIGTERM drains: new connections are refused, open sessions get the deadline, then a reset', async () => {
+  const [web] = pods as [Pod, Pod];
+  await waitFor(async () => (await get(web.adminPort, '/readyz')).status === 200, 'web ready again');
+  const socket = await dial(entryPort);
+  socket.write('GET /hold HTTP/1.1\r\nhost: x\r\n\r\n');
+  await new Promise((r) => socket.once('data', r));
+  const ending = readAll(socket);
+  const stoppedAt = Date.now();
+  web.child!.kill('SIGTERM');
+  await waitFor(async () => (await get(web.adminPort, '/readyz')).status === 503, 'not ready while draining');
+  await assert.rejects(dial(entryPort), 'the listener is closed');
+  // Still carried during the drain:
+  socket.write('GET /during-drain HTTP/1.1\r\nhost: x\r\n\r\n');
+  const { ending: how } = await ending;
+  assert.equal(how, 'reset', 'aborted at the deadline');
+  assert.ok(Date.now() - stoppedAt >= 1400, 'not before the 1.5 s deadline');
+  assert.equal(await exited(web.child!), 0);
+  assert.match(web.log, /"event":"shutdown","outcome":"deadline","aborted":1/);
+});
+
+test('a broken configuration is refused at start with every path and its fix', () => {
+  const file = join(dir, 'broken.yaml');
+  writeFileSync(file, stringify({
+    identity: { privateKeyFile: join(dir, 'web.key') },
+    registry: { file: join(dir, 'registry.yaml') },
+    outbond: { mode: 'strict' },
+    inbound: { meshPort: 70000, capture: { mode: 'sometimes' } },
+    admin: { port: 15443 },
+  }));
+  const r = spawnSync(process.execPath, [CLI, 'proxy', '--config', file], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /identity.agentId: required: write <namespace>\/<workload>/);
+  assert.match(r.stderr, /outbond: unknown key: did you mean 'outbound'\?/);
+  assert.match(r.stderr, /inbound.meshPort: must be a TCP port, an integer 1..65535; got 70000/);
+  assert.match(r.stderr, /inbound.capture.mode: must be one of permissive, strict; got "sometimes"/);
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
+});
+
+test('a bad key file is named, with the fix, and its content is never echoed', () => {
+  const keyFile = join(dir, 'bad.key');
+  writeFileSync(keyFile, 'c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n');
+  const file = join(dir, 'badkey.yaml');
+  writeFileSync(file, stringify({ identity: { agentId: 'shop/x', privateKeyFile: keyFile }, registry: { file: join(dir, 'registry.yaml') }, admin: false }));
+  const r = spawnSync(process.execPath, [CLI, 'proxy', '--config', file], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /identity.privateKeyFile must decode to 32 bytes, got 20/);
+  assert.match(r.stderr, /noisemesh keygen --out/);
+  assert.equal(r.stderr.includes('c2VjcmV0'), false);
+});

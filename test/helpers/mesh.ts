@@ -41,7 +41,14 @@ export class TestDirectory implements PeerDirectory {
   peerByKey(key: string): MeshPeer | undefined {
     return this.peers.get(key);
   }
+  /** Addresses that belong to a meshed peer that may not be used (revoked, conflicting). */
+  readonly refused = new Map<string, string>();
+  refuseAddress(address: string, reason: string): void {
+    this.refused.set(address, reason);
+  }
   resolveAddress(address: string): AddressLookup {
+    const reason = this.refused.get(address);
+    if (reason !== undefined) return { kind: 'refuse', reason };
     for (const peer of this.peers.values()) if (peer.addresses.includes(address)) return { kind: 'peer', peer };
     return { kind: 'none' };
   }

@@ -110,9 +110,7 @@ export class Proxy {
   async start(): Promise<BoundPorts> {
     const { o } = this;
     try {
-      const mesh = await this.listen(o.inbound.mesh, (s) => void this.responder.accept(s));
       const ownPorts = this.ownPorts;
-      ownPorts.add(mesh);
       const ctx = { directory: o.directory, initiator: this.initiator, metrics: this.metrics, log: o.log };
       let outboundCapture: number | null = null;
       if (o.outbound.capture) {
@@ -142,6 +140,8 @@ export class Proxy {
         ownPorts.add(admin);
       }
       for (const port of explicit) ownPorts.add(port);
+      // Last, so that every port of ours is known before the first message 1 is judged.
+      const mesh = await this.listenMesh(o.inbound.mesh);
       this.bound = { mesh, outboundCapture, inboundCapture, admin, explicit };
       o.log.info({ event: 'listening', ...this.bound, agentId: o.identity.agentId }, 'proxy listening');
       return this.bound;
@@ -192,6 +192,14 @@ export class Proxy {
     this.o.log.info({ event: 'shutdown', outcome, aborted }, 'proxy stopped');
     await closing;
     await this.closeListeners(true);
+  }
+
+  /** Reserves the mesh port in `ownPorts` before it can accept anything. */
+  private async listenMesh(address: ListenAddress): Promise<number> {
+    if (address.port !== 0) this.ownPorts.add(address.port);
+    const port = await this.listen(address, (s) => void this.responder.accept(s));
+    this.ownPorts.add(port);
+    return port;
   }
 
   private listen(address: ListenAddress, onConnection: (socket: Socket) => void): Promise<number> {

@@ -8,37 +8,24 @@
  * status code; the detail goes to our log only.
  */
 import type { Socket } from 'node:net';
-import { HandshakeState, encodeKey, type CryptoBackend, type Protocol } from '../../noise/index.js';
+import { HandshakeState, encodeKey } from '../../noise/index.js';
 import { decodeP1, describeP1Error, encodeFrame, encodeP2, LIMITS, PROTOCOL, Status, statusName, type P1 } from '../protocol/index.js';
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
 import { ReplayWindow } from '../session/replay-window.js';
 import { SecureSession } from '../session/secure-session.js';
-import type { SessionTable } from '../session/session-table.js';
 import { connectTcp } from '../session/connect.js';
-import type { ProxyMetrics } from '../telemetry/metrics.js';
-import type { Logger } from '../telemetry/logger.js';
-import type { Identity, MeshPeer, PeerDirectory } from '../peers.js';
+import type { MeshPeer } from '../peers.js';
+import type { MeshContext } from '../mesh-context.js';
 
 /** A policy hook: may refuse an authenticated initiator (status 6) or a port (status 4). */
 export type InboundPolicy = (peer: MeshPeer, p1: P1) => typeof Status.accepted | typeof Status.targetPortNotAllowed | typeof Status.deniedByPolicy;
 
-export interface ResponderOptions {
-  readonly identity: Identity;
-  readonly directory: PeerDirectory;
-  readonly protocol: Protocol;
-  readonly prologue: Uint8Array;
-  readonly backend: CryptoBackend;
-  /** The mesh-wide pre-shared key, for `Noise_IKpsk2_...` suites. */
-  readonly psk?: Uint8Array;
+export interface ResponderOptions extends MeshContext {
   readonly targetHost: string;
   /** The proxy's own listening ports: never a target (status 4), so nothing loops. */
   readonly ownPorts: ReadonlySet<number>;
-  readonly sessions: SessionTable;
-  readonly metrics: ProxyMetrics;
-  readonly log: Logger;
   readonly policy?: InboundPolicy;
   readonly replay?: ReplayWindow;
-  readonly handshakeTimeoutMs?: number;
   readonly maxSessions?: number;
 }
 

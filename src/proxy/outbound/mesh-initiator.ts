@@ -5,30 +5,17 @@
  * application sees a failure as a refused or reset connection, as it would without a mesh.
  */
 import type { Socket } from 'node:net';
-import { HandshakeState, type CryptoBackend, type Protocol } from '../../noise/index.js';
+import { HandshakeState } from '../../noise/index.js';
 import { decodeP2, encodeFrame, encodeP1, LIMITS, PROTOCOL, Status, statusName } from '../protocol/index.js';
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
 import { SecureSession } from '../session/secure-session.js';
-import type { SessionTable } from '../session/session-table.js';
 import { resetSocket } from '../session/socket-reset.js';
 import { connectTcp } from '../session/connect.js';
 import { TimestampClock } from '../session/timestamp-clock.js';
-import type { ProxyMetrics } from '../telemetry/metrics.js';
-import type { Logger } from '../telemetry/logger.js';
-import type { Identity, MeshPeer, PeerDirectory } from '../peers.js';
+import type { MeshPeer } from '../peers.js';
+import type { MeshContext } from '../mesh-context.js';
 
-export interface InitiatorOptions {
-  readonly identity: Identity;
-  readonly directory: PeerDirectory;
-  readonly protocol: Protocol;
-  readonly prologue: Uint8Array;
-  readonly backend: CryptoBackend;
-  /** The mesh-wide pre-shared key, for `Noise_IKpsk2_...` suites. */
-  readonly psk?: Uint8Array;
-  readonly sessions: SessionTable;
-  readonly metrics: ProxyMetrics;
-  readonly log: Logger;
-  readonly handshakeTimeoutMs?: number;
+export interface InitiatorOptions extends MeshContext {
   readonly clock?: TimestampClock;
 }
 

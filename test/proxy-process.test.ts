@@ -182,6 +182,32 @@ test('log lines for sessions, reloads and revocations carry no key material', as
   }
 });
 
+test('a registry reload that does not touch a peer leaves its sessions alone', async () => {
+  const [web, api] = pods as [Pod, Pod];
+  const socket = await dial(entryPort);
+  const replies: Buffer[] = [];
+  socket.on('data', (c: Buffer) => replies.push(c));
+  socket.write('GET /before HTTP/1.1\r\nhost: x\r\n\r\n');
+  await waitFor(() => Buffer.concat(replies).includes('ok /before'), 'the first reply');
+  const reloads = (pod: Pod): number => (pod.log.match(/"event":"registry-reload"/g) ?? []).length;
+  const before = [reloads(web), reloads(api)];
+  // A new, unrelated peer appears; web and api are untouched.
+  const other = nativeBackend.dh('25519').generateKeyPair();
+  writeFileSync(join(dir, 'registry.yaml'), registry() + stringify({
+    apiVersion: 'noisemesh.io/v1alpha1',
+    kind: 'ClearanceRegistry',
+    metadata: { name: 'other', namespace: 'other' },
+    spec: { peers: [{ agentId: 'other/x', installationId: '99999999-2222-4333-8444-000000000000', publicKey: encodeKey(other.publicKey), generation: 1 }] },
+  }).replace(/^/, '---\n'));
+  await waitFor(() => reloads(web) > before[0]! && reloads(api) > before[1]!, 'both proxies reloaded');
+  socket.write('GET /after HTTP/1.1\r\nhost: x\r\n\r\n');
+  await waitFor(() => Buffer.concat(replies).includes('ok /after'), 'a reply on the same connection after the reload');
+  assert.equal(socket.destroyed, false);
+  socket.destroy();
+  writeFileSync(join(dir, 'registry.yaml'), registry());
+  await waitFor(() => reloads(web) > before[0]! + 1 && reloads(api) > before[1]! + 1, 'back to two peers');
+});
+
 test('SIGTERM drains: new connections are refused, open sessions get the deadline, then a reset', async () => {
   const [web] = pods as [Pod, Pod];
   await waitFor(async () => (await get(web.adminPort, '/readyz')).status === 200, 'web ready again');

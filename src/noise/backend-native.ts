@@ -9,6 +9,7 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
+  hash as oneShotHash,
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
@@ -16,45 +17,94 @@ import { BadKeyError, DecryptError } from './errors.js';
 import { TAG_LEN } from './constants.js';
 import { aesGcmNonce, chachaPolyNonce } from './nonce-layout.js';
 import { memo } from './memo.js';
+import { hmac, type HashWithHmac } from './hkdf.js';
 import type {
   CipherFunction,
   CipherName,
   CryptoBackend,
   DhFunction,
   DhName,
-  HashFunction,
   HashName,
   KeyPair,
 } from './primitives.js';
 
-/** DER headers that turn raw RFC 7748 keys into the PKCS#8 / SPKI objects OpenSSL takes. */
-const DER = {
+/**
+ * How raw RFC 7748 keys enter OpenSSL, and why not the obvious ways (figures from this
+ * repository's bench/README.md machine):
+ *
+ * - Public keys go in as JWK, which node turns into one EVP_PKEY_new_raw_public_key call
+ *   (~5 µs). The same key as SPKI DER runs OpenSSL 3's generic decoder (~65 µs, more than
+ *   the DH it is for).
+ * - Private keys go in as JWK too (~20 µs, including OpenSSL deriving the public key, the
+ *   scalar multiplication key generation needs anyway) and the public half
+ *   comes back out as JWK (~1 µs). As PKCS#8 DER the import alone costs ~300 µs. A private
+ *   JWK must name `x`, the very key we want derived; node reads only `d` and derives `x`
+ *   itself, so we pass an empty `x`, and check once per curve, with RFC 7748's test key,
+ *   that this node still behaves so. If not, DER: slow, but right.
+ * - Not `generateKeyPairSync` followed by `export({ format: 'jwk' })`, though it is as fast:
+ *   on node 20 it deadlocks now and then. The export holds the key's mutex while it
+ *   allocates a string; that allocation can run a GC that destroys the finished key
+ *   generation job, whose destructor takes the same mutex (bench/README.md, "deadlock").
+ *   Imported keys have no such job.
+ */
+const CURVES = {
   '25519': {
-    pkcs8: Buffer.from('302e020100300506032b656e04220420', 'hex'),
-    spki: Buffer.from('302a300506032b656e032100', 'hex'),
+    crv: 'X25519',
     len: 32,
+    pkcs8: Buffer.from('302e020100300506032b656e04220420', 'hex'),
+    // RFC 7748 section 6.1, Alice.
+    check: {
+      d: '77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a',
+      x: '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a',
+    },
   },
   '448': {
-    pkcs8: Buffer.from('3046020100300506032b656f043a0438', 'hex'),
-    spki: Buffer.from('3042300506032b656f033900', 'hex'),
+    crv: 'X448',
     len: 56,
+    pkcs8: Buffer.from('3046020100300506032b656f043a0438', 'hex'),
+    // RFC 7748 section 6.2, Alice.
+    check: {
+      d: '9a8f4925d1519f5775cf46b04b5800d4ee9ee8bae8bc5565d498c28dd9c9baf574a9419744897391006382a6f127ab1d9ac2d8c0a598726b',
+      x: '9b08f7cc31b7e3e67d22d5aea121074a273bd2b83de09c63faa73d2c22c5d9bbc836647241d953d40c5b12da88120d53177f80e532c41fa0',
+    },
   },
 } as const;
 
+type Curve = (typeof CURVES)[DhName];
+
+interface PrivateKeyState {
+  readonly object: KeyObject;
+  /** DH calls made with this key so far. */
+  uses: number;
+  /** Public keys this key has met: null after one DH, the shared secret after two. */
+  met: WeakMap<Uint8Array, Uint8Array | null> | null;
+}
+
+/**
+ * A party's ephemeral key takes part in at most two DH per handshake, ee and one of es/se
+ * (spec 7.3 allows each DH token once), so a key used more often than this is static.
+ * Getting this wrong would only change what dh() remembers, never what it returns.
+ */
+const EPHEMERAL_DH_USES = 2;
+
 class NativeDh implements DhFunction {
   readonly dhLen: number;
-  private readonly der: (typeof DER)[DhName];
+  private readonly curve: Curve;
+  /** Whether importPrivate may use JWK; settled by the first import (see CURVES). */
+  private jwkPrivateImport: boolean | undefined;
   /**
-   * Parsing a key into an OpenSSL object costs about as much as the DH itself, so a static
-   * key's object is kept for as long as its bytes live. Keyed by the byte array: a wiped
-   * key pair is unreachable and its entry goes with it.
+   * A key's OpenSSL object, kept for as long as its bytes live: building one costs as much
+   * as using it. Keyed by the byte array, so a key pair that is dropped takes its entry
+   * with it; and so a key is taken to be immutable: a new key comes in a new array (our
+   * callers wipe a key only when done with it). A wiped key's object lingers until the
+   * collector runs; JavaScript has no way to wipe it sooner (see CipherState.wipe).
    */
-  private readonly privateObjects = new WeakMap<Uint8Array, KeyObject>();
+  private readonly privateKeys = new WeakMap<Uint8Array, PrivateKeyState>();
   private readonly publicObjects = new WeakMap<Uint8Array, KeyObject>();
 
   constructor(readonly name: DhName) {
-    this.der = DER[name];
-    this.dhLen = this.der.len;
+    this.curve = CURVES[name];
+    this.dhLen = this.curve.len;
   }
 
   generateKeyPair(): KeyPair {
@@ -63,41 +113,62 @@ class NativeDh implements DhFunction {
 
   keyPairFromPrivate(privateKey: Uint8Array): KeyPair {
     this.checkLength(privateKey, 'private');
-    const object = this.privateObject(privateKey);
-    const spki = createPublicKey(object).export({ type: 'spki', format: 'der' });
-    return { privateKey, publicKey: new Uint8Array(spki.subarray(this.der.spki.length)) };
+    const publicJwk = createPublicKey(this.privateKey(privateKey).object).export({ format: 'jwk' });
+    return { privateKey, publicKey: fromBase64Url(publicJwk.x) };
   }
 
+  /**
+   * DH(key_pair, public_key), remembering the result for a pair of keys that meet again:
+   * in practice our static key and a peer's, the `ss` of IK, which is the same for every
+   * handshake between two proxies. wireguard-go precomputes it per peer for the same
+   * reason; here it saves one X25519 of the ten in each IK handshake pair. Only key pairs
+   * past EPHEMERAL_DH_USES take part, and a pair's result is kept only when the same two
+   * key arrays meet a second time, so ephemeral secrets are never retained. The result
+   * lives as long as both arrays do, as the key objects above.
+   */
   dh(keyPair: KeyPair, publicKey: Uint8Array): Uint8Array {
     this.checkLength(publicKey, 'public');
+    const key = this.privateKey(keyPair.privateKey);
+    const met = key.uses++ < EPHEMERAL_DH_USES ? null : (key.met ??= new WeakMap());
+    const known = met?.get(publicKey);
+    if (known) return new Uint8Array(known);
+    let shared: Uint8Array;
     try {
-      return diffieHellman({
-        privateKey: this.privateObject(keyPair.privateKey),
-        publicKey: this.publicObject(publicKey),
-      });
+      shared = diffieHellman({ privateKey: key.object, publicKey: this.publicObject(publicKey) });
     } catch (err) {
       // OpenSSL refuses to return the all-zero output of a low-order point; the spec
       // prefers that output over an error (12.1, 12.2), and so does the noble backend.
-      if ((err as { code?: string }).code === 'ERR_OSSL_FAILED_DURING_DERIVATION') {
-        return new Uint8Array(this.dhLen);
-      }
-      throw err;
+      if ((err as { code?: string }).code !== 'ERR_OSSL_FAILED_DURING_DERIVATION') throw err;
+      shared = new Uint8Array(this.dhLen);
     }
+    // First meeting: note it (null). Second: keep a copy, since callers wipe what we return.
+    met?.set(publicKey, known === null ? new Uint8Array(shared) : null);
+    return shared;
   }
 
-  private privateObject(raw: Uint8Array): KeyObject {
-    let object = this.privateObjects.get(raw);
-    if (object === undefined) {
-      object = createPrivateKey({ key: Buffer.concat([this.der.pkcs8, raw]), format: 'der', type: 'pkcs8' });
-      this.privateObjects.set(raw, object);
+  private privateKey(raw: Uint8Array): PrivateKeyState {
+    let key = this.privateKeys.get(raw);
+    if (key === undefined) {
+      key = { object: this.importPrivate(raw), uses: 0, met: null };
+      this.privateKeys.set(raw, key);
     }
-    return object;
+    return key;
+  }
+
+  /**
+   * Either way the key passes through memory we cannot wipe (a base64 string, a Buffer the
+   * collector frees), like the KeyObject it becomes.
+   */
+  private importPrivate(raw: Uint8Array): KeyObject {
+    this.jwkPrivateImport ??= jwkPrivateImportDerivesPublicKey(this.curve);
+    if (this.jwkPrivateImport) return importPrivateJwk(this.curve, toBase64Url(raw));
+    return createPrivateKey({ key: Buffer.concat([this.curve.pkcs8, raw]), format: 'der', type: 'pkcs8' });
   }
 
   private publicObject(raw: Uint8Array): KeyObject {
     let object = this.publicObjects.get(raw);
     if (object === undefined) {
-      object = createPublicKey({ key: Buffer.concat([this.der.spki, raw]), format: 'der', type: 'spki' });
+      object = createPublicKey({ key: { kty: 'OKP', crv: this.curve.crv, x: toBase64Url(raw) }, format: 'jwk' });
       this.publicObjects.set(raw, object);
     }
     return object;
@@ -110,8 +181,51 @@ class NativeDh implements DhFunction {
   }
 }
 
+/** A private JWK with an empty `x`: see CURVES for why that is allowed and checked. */
+function importPrivateJwk(curve: Curve, d: string): KeyObject {
+  return createPrivateKey({ key: { kty: 'OKP', crv: curve.crv, d, x: '' }, format: 'jwk' });
+}
+
+function jwkPrivateImportDerivesPublicKey(curve: Curve): boolean {
+  try {
+    const object = importPrivateJwk(curve, Buffer.from(curve.check.d, 'hex').toString('base64url'));
+    return createPublicKey(object).export({ format: 'jwk' }).x === Buffer.from(curve.check.x, 'hex').toString('base64url');
+  } catch {
+    return false;
+  }
+}
+
+function toBase64Url(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+}
+
+/** A fresh, unpooled copy: a key must not share its ArrayBuffer with unrelated bytes. */
+function fromBase64Url(text: string | undefined): Uint8Array {
+  if (text === undefined) throw new Error('OpenSSL exported a JWK without its key');
+  return new Uint8Array(Buffer.from(text, 'base64url'));
+}
+
 const EMPTY = new Uint8Array(0);
 
+/**
+ * A plain Uint8Array over part of `bytes`. Cheaper than `subarray` when `bytes` is a
+ * Buffer, whose subarray builds another Buffer through its species constructor.
+ */
+function view(bytes: Uint8Array, offset: number, length: number): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset + offset, length);
+}
+
+const AEAD_OPTIONS = { authTagLength: TAG_LEN } as const;
+
+/**
+ * ENCRYPT and DECRYPT on node:crypto, a fresh OpenSSL context per message (each message has
+ * its own nonce, and node cannot re-key a context). That setup costs ~2.5 µs a call, which
+ * is why @chainsafe/libp2p-noise sends messages under ~1200 bytes to a WebAssembly cipher.
+ * We measured the same trade-off against noble's pure-JS ChaCha20-Poly1305 and found no
+ * crossover: node:crypto is faster at every size from 0 bytes up (1.5x at 0 and 32 bytes,
+ * the handshake's own calls, 3.5x at 1400; bench/README.md), so this backend does not pick
+ * by size. Re-measure with `npm run bench -- noise` when node or noble changes.
+ */
 class NativeAead implements CipherFunction {
   private readonly algorithm: 'chacha20-poly1305' | 'aes-256-gcm';
   private readonly nonce: (hi: number, lo: number) => Uint8Array;
@@ -122,12 +236,14 @@ class NativeAead implements CipherFunction {
   }
 
   encrypt(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    const cipher = createCipheriv(this.algorithm as 'chacha20-poly1305', k, this.nonce(nHi, nLo), {
-      authTagLength: TAG_LEN,
-    });
-    if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
+    // The cast only picks the GCM typings, whose setAAD does not insist on plaintextLength
+    // (node needs it for CCM alone); both algorithms are AEADs with a 16-byte tag.
+    const cipher = createCipheriv(this.algorithm as 'aes-256-gcm', k, this.nonce(nHi, nLo), AEAD_OPTIONS);
+    if (ad.length > 0) cipher.setAAD(ad);
     const body = plaintext.length > 0 ? cipher.update(plaintext) : EMPTY;
     cipher.final();
+    // node returns the body and the tag apart; the one copy that joins them is ~5% of a
+    // 64 KiB seal-and-open (bench/README.md) and has no way around it in node's API.
     const out = Buffer.allocUnsafe(body.length + TAG_LEN);
     out.set(body, 0);
     out.set(cipher.getAuthTag(), body.length);
@@ -137,12 +253,10 @@ class NativeAead implements CipherFunction {
   decrypt(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
     if (ciphertext.length < TAG_LEN) throw new DecryptError();
     const bodyLen = ciphertext.length - TAG_LEN;
-    const decipher = createDecipheriv(this.algorithm as 'chacha20-poly1305', k, this.nonce(nHi, nLo), {
-      authTagLength: TAG_LEN,
-    });
-    decipher.setAuthTag(ciphertext.subarray(bodyLen));
-    if (ad.length > 0) decipher.setAAD(ad, { plaintextLength: bodyLen });
-    const body = bodyLen > 0 ? decipher.update(ciphertext.subarray(0, bodyLen)) : EMPTY;
+    const decipher = createDecipheriv(this.algorithm as 'aes-256-gcm', k, this.nonce(nHi, nLo), AEAD_OPTIONS);
+    decipher.setAuthTag(view(ciphertext, bodyLen, TAG_LEN));
+    if (ad.length > 0) decipher.setAAD(ad);
+    const body = bodyLen > 0 ? decipher.update(view(ciphertext, 0, bodyLen)) : EMPTY;
     try {
       decipher.final();
     } catch {
@@ -159,7 +273,17 @@ const HASHES = {
   BLAKE2b: { algorithm: 'blake2b512', hashLen: 64, blockLen: 128 },
 } as const;
 
-class NativeHash implements HashFunction {
+/**
+ * Inputs up to this many bytes are gathered into one scratch buffer and hashed by one
+ * `crypto.hash` call, which skips the Hash object `createHash` builds (a third of the cost
+ * at handshake sizes). Everything a handshake hashes fits; bigger inputs stream.
+ */
+const ONE_SHOT_MAX = 1024;
+const scratch = Buffer.allocUnsafeSlow(ONE_SHOT_MAX);
+const IPAD = 0x36;
+const OPAD = 0x5c;
+
+class NativeHash implements HashWithHmac {
   readonly hashLen: number;
   readonly blockLen: number;
   private readonly algorithm: string;
@@ -169,12 +293,57 @@ class NativeHash implements HashFunction {
   }
 
   hash(...parts: Uint8Array[]): Uint8Array {
-    const h = createHash(this.algorithm);
-    for (const part of parts) h.update(part);
-    return h.digest();
+    let length = 0;
+    for (const part of parts) length += part.length;
+    if (length > ONE_SHOT_MAX) {
+      const h = createHash(this.algorithm);
+      for (const part of parts) h.update(part);
+      return h.digest();
+    }
+    let offset = 0;
+    for (const part of parts) {
+      scratch.set(part, offset);
+      offset += part.length;
+    }
+    const digest = oneShotHash(this.algorithm, scratch.subarray(0, length), 'buffer');
+    // hmac() in hkdf.ts hashes key-derived blocks through here; none may outlive the call.
+    scratch.fill(0, 0, length);
+    return digest;
+  }
+
+  /**
+   * HMAC-HASH(key, data) of RFC 2104, the same function as hkdf.ts's hmac() over this
+   * hash, but with the pads XORed straight into the scratch buffer: two crypto.hash calls
+   * and no allocation besides the result. An IK handshake pair runs thirty HMACs; against
+   * hmac() this saves about a tenth of their cost, ~2% of the handshake. `createHmac` would
+   * be slower than either (2.1 µs against 1.5 µs for BLAKE2s): it builds a context per call.
+   */
+  hmac(key: Uint8Array, ...data: Uint8Array[]): Uint8Array {
+    const { blockLen, hashLen, algorithm } = this;
+    let length = blockLen;
+    for (const part of data) length += part.length;
+    if (length > ONE_SHOT_MAX || key.length > blockLen) return hmac(this, key, ...data);
+    xorPad(key, IPAD, blockLen);
+    let offset = blockLen;
+    for (const part of data) {
+      scratch.set(part, offset);
+      offset += part.length;
+    }
+    const inner = oneShotHash(algorithm, scratch.subarray(0, length), 'buffer');
+    xorPad(key, OPAD, blockLen);
+    scratch.set(inner, blockLen);
+    const result = oneShotHash(algorithm, scratch.subarray(0, blockLen + hashLen), 'buffer');
+    scratch.fill(0, 0, Math.max(length, blockLen + hashLen));
+    inner.fill(0);
+    return result;
   }
 }
 
+/** scratch[0, blockLen) = key zero-padded to blockLen, XOR pad. */
+function xorPad(key: Uint8Array, pad: number, blockLen: number): void {
+  for (let i = 0; i < key.length; i++) scratch[i] = key[i]! ^ pad;
+  scratch.fill(pad, key.length, blockLen);
+}
 
 export const nativeBackend: CryptoBackend = {
   name: 'native',

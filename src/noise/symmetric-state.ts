@@ -5,6 +5,29 @@ import { CipherState, type CipherSnapshot } from './cipher-state.js';
 import { hkdf } from './hkdf.js';
 import type { CipherSuite } from './protocol.js';
 
+/**
+ * h before anything is mixed in depends only on the protocol name and the hash, so it is
+ * computed once per pair (a proxy runs one protocol) rather than once per handshake.
+ */
+const initialHashes = new WeakMap<CipherSuite['hash'], Map<string, Uint8Array>>();
+
+function initialHash(suite: CipherSuite, protocolName: string): Uint8Array {
+  let byName = initialHashes.get(suite.hash);
+  if (byName === undefined) initialHashes.set(suite.hash, (byName = new Map()));
+  let h = byName.get(protocolName);
+  if (h === undefined) {
+    const name = new TextEncoder().encode(protocolName);
+    if (name.length <= suite.hash.hashLen) {
+      h = new Uint8Array(suite.hash.hashLen);
+      h.set(name);
+    } else {
+      h = copyOf(suite.hash.hash(name));
+    }
+    byName.set(protocolName, h);
+  }
+  return h;
+}
+
 export class SymmetricState {
   private ck: Uint8Array;
   private h: Uint8Array;
@@ -12,14 +35,7 @@ export class SymmetricState {
 
   /** InitializeSymmetric(protocol_name). */
   constructor(private readonly suite: CipherSuite, protocolName: string) {
-    const name = new TextEncoder().encode(protocolName);
-    const hashLen = suite.hash.hashLen;
-    if (name.length <= hashLen) {
-      this.h = new Uint8Array(hashLen);
-      this.h.set(name);
-    } else {
-      this.h = suite.hash.hash(name);
-    }
+    this.h = copyOf(initialHash(suite, protocolName));
     this.ck = copyOf(this.h);
     this.cipherState = new CipherState(suite.cipher);
   }

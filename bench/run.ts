@@ -1,0 +1,33 @@
+/**
+ * Benchmark dispatcher: `npm run bench` runs every module below, `npm run bench -- noise`
+ * only the named ones. A new benchmark (the proxy's, say) is one more entry in MODULES.
+ */
+import type { BenchModule } from './lib/module.js';
+import { describeLoad, describeMachine } from './lib/machine.js';
+
+const MODULES: Readonly<Record<string, () => Promise<BenchModule>>> = {
+  noise: async () => (await import('./noise.js')).noiseBench,
+  proxy: async () => (await import('./proxy.js')).proxyBench,
+};
+
+async function main(args: readonly string[]): Promise<void> {
+  const names = args.filter((a) => !a.startsWith('-'));
+  const options = args.filter((a) => a.startsWith('-'));
+  for (const name of names) {
+    if (!(name in MODULES)) {
+      throw new Error(`unknown benchmark '${name}': choose from ${Object.keys(MODULES).join(', ')} (or none for all)`);
+    }
+  }
+  console.log(describeMachine());
+  for (const name of names.length > 0 ? names : Object.keys(MODULES)) {
+    const bench = await MODULES[name]!();
+    console.log(`\n# ${bench.name}: ${bench.description}\n`);
+    await bench.run(options);
+    console.log(`(${bench.name} done; ${describeLoad()})`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});

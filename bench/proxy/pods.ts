@@ -10,6 +10,7 @@ import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PodNetwork, type ExecResult, type Pod } from '../../test/helpers/netns.js';
 import { repoRoot } from '../../test/helpers/paths.js';
+import { isExecutable } from '../../test/helpers/executable.js';
 
 export { PodNetwork, type Pod };
 
@@ -93,14 +94,6 @@ export function requireBenchTools(): void {
   }
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function isReadable(path: string): boolean {
   try {

@@ -1,8 +1,9 @@
 // Builds the small Go programs that tests hold noisemesh against (test/interop/*), offline:
 // GOPATH mode over Debian's packaged Go sources, no module proxy, a private build cache.
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { isExecutable } from './executable.js';
 
 /** What a machine needs for the Go-based tests; CI installs it in .ci/run. */
 export const GO_PACKAGES_HINT =
@@ -11,14 +12,6 @@ export const GO_PACKAGES_HINT =
 /** Where Debian's golang-*-dev packages put their sources. */
 const DEBIAN_GOPATH = '/usr/share/gocode';
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The `go` binary: $GO if set, else the first `go` on PATH, else Debian's versioned install

@@ -8,8 +8,8 @@
 // 10.251.<k>.<i+1>/24 and fd00:251:<k>::<i+1>/64. All traffic stays inside namespaces the
 // network created; nothing is routed anywhere else (there is no default route).
 import { spawn as spawnChild, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { isExecutable } from './executable.js';
 
 export interface Pod {
   /** `a`, `b`, ... for messages. */
@@ -57,14 +57,6 @@ export function requireTools(tools: readonly string[]): void {
   }
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function ip(args: readonly string[]): void {
   const result = spawnSync('ip', args, { encoding: 'utf8', timeout: EXEC_TIMEOUT_MS });

@@ -461,3 +461,24 @@ test('backpressure: a reader that stops pauses the writer; each proxy holds at m
     await app.close();
   }
 });
+
+test('an initiator whose message 2 never comes resets the application at the handshake timeout', async () => {
+  const app = await tcpServer(() => assert.fail('target must not be reached'));
+  // A "responder" that takes message 1 and says nothing.
+  const mute = await tcpServer((socket) => socket.resume());
+  const mesh = await twoProxies(app.port, { handshakeTimeoutMs: 300, via: async () => mute.port });
+  try {
+    const started = Date.now();
+    const client = await dial(mesh.entryPort);
+    const { ending, data } = await readAll(client, 10_000);
+    assert.equal(ending, 'reset');
+    assert.equal(data.length, 0);
+    assert.ok(Date.now() - started >= 250, 'reset by the timeout, not at once');
+    const m = await mesh.client.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total');
+    assert.match(m, /role="initiator",result="timeout"} 1/);
+  } finally {
+    await mesh.close();
+    await mute.close();
+    await app.close();
+  }
+});

@@ -65,6 +65,8 @@ export interface BoundPorts {
   readonly explicit: readonly number[];
 }
 
+const ignore = (): void => {};
+
 export class Proxy {
   readonly sessions = new SessionTable();
   readonly metrics = new ProxyMetrics(this.sessions);
@@ -204,6 +206,9 @@ export class Proxy {
 
   private listen(address: ListenAddress, onConnection: (socket: Socket) => void): Promise<number> {
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
+      // Every accepted socket has an error listener from its first moment to its last: a
+      // reset from a peer must end that connection, never the process. Handlers add their own.
+      socket.on('error', ignore);
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
       onConnection(socket);

@@ -11,8 +11,6 @@ import type { Logger } from '../telemetry/logger.js';
 
 export type InboundMode = 'permissive' | 'strict';
 
-const noop = (): void => {};
-
 export function handleInboundCaptured(
   app: Socket,
   originalDestinationOf: OriginalDestinationOf,
@@ -22,7 +20,6 @@ export function handleInboundCaptured(
   metrics: ProxyMetrics,
   log: Logger,
 ): void {
-  app.on('error', noop);
   let port: number;
   try {
     port = originalDestinationOf(app).port;

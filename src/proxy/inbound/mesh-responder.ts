@@ -13,6 +13,7 @@ import { decodeP1, describeP1Error, encodeFrame, encodeP2, LIMITS, PROTOCOL, Sta
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
 import { ReplayWindow } from '../session/replay-window.js';
 import { SecureSession } from '../session/secure-session.js';
+import { registerSession } from '../session/register-session.js';
 import { connectTcp } from '../session/connect.js';
 import type { MeshPeer } from '../peers.js';
 import type { MeshContext } from '../mesh-context.js';
@@ -29,8 +30,6 @@ export interface ResponderOptions extends MeshContext {
   readonly maxSessions?: number;
 }
 
-const noop = (): void => {};
-
 export class MeshResponder {
   readonly replay: ReplayWindow;
   private readonly handshakeTimeoutMs: number;
@@ -45,7 +44,6 @@ export class MeshResponder {
   /** Takes an accepted connection on the mesh port. Never throws; every failure is local to it. */
   async accept(socket: Socket): Promise<void> {
     const started = process.hrtime.bigint();
-    socket.on('error', noop);
     socket.setNoDelay(true);
     const { metrics, log } = this.o;
     const silent = (result: string, detail?: string): void => {
@@ -114,12 +112,10 @@ export class MeshResponder {
       return;
     }
 
-    const session = new SecureSession(target!, socket, transport, read.decoder, 'inbound', { agentId: peer!.agentId, publicKeyB64: initiatorKey }, p1.targetPort);
-    this.o.sessions.add(session);
-    session.onEnd((end) => {
-      metrics.sessionEnded('inbound', end);
-      log.info({ event: 'session-end', direction: 'inbound', peer: peer!.agentId, targetPort: p1.targetPort, result: end.result, reason: end.reason, bytesIn: end.bytesToApp, bytesOut: end.bytesFromApp, durationMs: end.durationMs }, 'session ended');
-    });
+    const session = registerSession(
+      this.o,
+      new SecureSession(target!, socket, transport, read.decoder, 'inbound', { agentId: peer!.agentId, publicKeyB64: initiatorKey }, p1.targetPort),
+    );
     // The key may have been revoked while we connected to the target: the table did not hold
     // this session yet, so the abort would have missed it.
     if (this.o.directory.peerByKey(initiatorKey)?.generation !== peer!.generation) {

@@ -9,6 +9,7 @@ import { HandshakeState } from '../../noise/index.js';
 import { decodeP2, encodeFrame, encodeP1, LIMITS, PROTOCOL, Status, statusName } from '../protocol/index.js';
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
 import { SecureSession } from '../session/secure-session.js';
+import { registerSession } from '../session/register-session.js';
 import { resetSocket } from '../session/socket-reset.js';
 import { connectTcp } from '../session/connect.js';
 import { TimestampClock } from '../session/timestamp-clock.js';
@@ -27,8 +28,6 @@ export interface MeshRoute {
   readonly targetPort: number;
 }
 
-const noop = (): void => {};
-
 export class MeshInitiator {
   /** One clock per static key, shared by every connection (PROTOCOL.md 4.3). */
   private readonly clock: TimestampClock;
@@ -43,7 +42,6 @@ export class MeshInitiator {
   async open(app: Socket, route: MeshRoute): Promise<void> {
     const started = process.hrtime.bigint();
     const { metrics, log } = this.o;
-    app.on('error', noop);
     app.pause();
     let mesh: Socket | null = null;
     let appGone = false;
@@ -120,12 +118,9 @@ export class MeshInitiator {
     app.off('close', onAppGone);
     metrics.handshakes.inc({ role: 'initiator', result: 'accepted' });
     metrics.handshakeSeconds.observe({ role: 'initiator' }, Number(process.hrtime.bigint() - started) / 1e9);
-    const session = new SecureSession(app, mesh, transport, read.decoder, 'outbound', { agentId: route.peer.agentId, publicKeyB64: route.peer.publicKeyB64 }, route.targetPort);
-    this.o.sessions.add(session);
-    session.onEnd((end) => {
-      metrics.sessionEnded('outbound', end);
-      log.info({ event: 'session-end', direction: 'outbound', peer: route.peer.agentId, targetPort: route.targetPort, result: end.result, reason: end.reason, bytesIn: end.bytesToApp, bytesOut: end.bytesFromApp, durationMs: end.durationMs }, 'session ended');
-    });
-    session.start();
+    registerSession(
+      this.o,
+      new SecureSession(app, mesh, transport, read.decoder, 'outbound', { agentId: route.peer.agentId, publicKeyB64: route.peer.publicKeyB64 }, route.targetPort),
+    ).start();
   }
 }

@@ -29,8 +29,6 @@ export interface ExplicitRoute {
   readonly port: number;
 }
 
-const noop = (): void => {};
-
 /** Spreads connections over a peer's pods: agentId -> entries, round robin. */
 export class PeerBalancer {
   private next = 0;
@@ -50,7 +48,6 @@ export function handleExplicit(
   metrics: ProxyMetrics,
   log: Logger,
 ): void {
-  app.on('error', noop);
   const peer = balancer.pick(directory.peersByAgentId(route.peer));
   if (peer === undefined) {
     metrics.handshakes.inc({ role: 'initiator', result: 'no-peer' });
@@ -75,7 +72,6 @@ export function handleCaptured(
   metrics: ProxyMetrics,
   log: Logger,
 ): void {
-  app.on('error', noop);
   let destination: OriginalDestination;
   try {
     destination = originalDestinationOf(app);
@@ -113,7 +109,6 @@ export function handleCaptured(
 
 /** Plaintext to where the connection was going. The proxy's UID keeps it out of capture. */
 export async function passThrough(app: Socket, host: string, port: number, direction: 'inbound' | 'outbound', metrics: ProxyMetrics): Promise<void> {
-  app.on('error', noop);
   app.pause();
   try {
     const upstream = await connectTcp(host, port, LIMITS.peerConnectTimeoutMs);

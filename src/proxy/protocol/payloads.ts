@@ -86,32 +86,33 @@ export function encodeP1(p1: P1): Buffer {
 
 export type P1Problem = 'too-long' | 'too-short' | 'version' | 'target-port' | 'extensions';
 
-/** Why a P1 is malformed, or null if it is well formed. */
-export function describeP1Error(data: Uint8Array): P1Problem | null {
+/** Parses P1 once: the fields, or the first reason it is malformed (PROTOCOL.md 4.2). */
+function parseP1(data: Uint8Array): P1 | P1Problem {
   if (data.length > PROTOCOL.maxP1Length) return 'too-long';
   if (data.length < PROTOCOL.p1FixedLength) return 'too-short';
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   if (view.getUint8(0) !== PROTOCOL.version) return 'version';
-  if (view.getUint16(17) === 0) return 'target-port';
+  const targetPort = view.getUint16(17);
+  if (targetPort === 0) return 'target-port';
   // PROTOCOL.md 4.2 lists what makes a P1 malformed, and bytes after the declared extensions
   // are not on that list: they are ignored, like unknown extensions, so that a later minor
   // revision can append without breaking version 1 responders.
   const extLength = view.getUint16(19);
   if (PROTOCOL.p1FixedLength + extLength > data.length) return 'extensions';
-  if (readExtensions(data, PROTOCOL.p1FixedLength, extLength) === null) return 'extensions';
-  return null;
+  const extensions = readExtensions(data, PROTOCOL.p1FixedLength, extLength);
+  if (extensions === null) return 'extensions';
+  return { timestampNs: view.getBigUint64(1), generation: view.getBigUint64(9), targetPort, extensions };
+}
+
+/** Why a P1 is malformed, or null if it is well formed. */
+export function describeP1Error(data: Uint8Array): P1Problem | null {
+  const parsed = parseP1(data);
+  return typeof parsed === 'string' ? parsed : null;
 }
 
 export function decodeP1(data: Uint8Array): P1 | null {
-  if (describeP1Error(data) !== null) return null;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const extLength = view.getUint16(19);
-  return {
-    timestampNs: view.getBigUint64(1),
-    generation: view.getBigUint64(9),
-    targetPort: view.getUint16(17),
-    extensions: readExtensions(data, PROTOCOL.p1FixedLength, extLength)!,
-  };
+  const parsed = parseP1(data);
+  return typeof parsed === 'string' ? null : parsed;
 }
 
 export function encodeP2(p2: P2): Buffer {

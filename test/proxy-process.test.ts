@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -256,4 +256,35 @@ test('a bad key file is named, with the fix, and its content is never echoed', (
   assert.match(r.stderr, /identity.privateKeyFile must decode to 32 bytes, got 20/);
   assert.match(r.stderr, /noisemesh keygen --out/);
   assert.equal(r.stderr.includes('c2VjcmV0'), false);
+});
+
+test('with capture configured and no addon, the proxy refuses to start and says why and how to fix it', async () => {
+  // An installation whose addon was never built: the compiled tree and its dependencies, but
+  // no build/ directory (the addon is looked up relative to the compiled code).
+  const install = join(dir, 'no-addon');
+  mkdirSync(install);
+  cpSync(join(repoRoot, 'dist'), join(install, 'dist'), { recursive: true });
+  cpSync(join(repoRoot, 'package.json'), join(install, 'package.json'));
+  symlinkSync(join(repoRoot, 'node_modules'), join(install, 'node_modules'));
+  const [meshPort, capturePort] = await freePorts(2);
+  const file = join(dir, 'capture.yaml');
+  writeFileSync(file, stringify({
+    identity: { agentId: 'shop/web', privateKeyFile: join(dir, 'web.key') },
+    registry: { file: join(dir, 'registry.yaml') },
+    outbound: { mode: 'strict', capture: { bind: '127.0.0.1', port: capturePort } },
+    inbound: { bind: '127.0.0.1', meshPort },
+    admin: false,
+  }));
+  const r = spawnSync(process.execPath, [join(install, 'dist/src/cli/main.js'), 'proxy', '--config', file], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /capture is configured but the original-destination addon is unavailable/);
+  assert.match(r.stderr, /original_dst\.node is missing: it is built from native\/original_dst\.c at install/);
+  assert.match(r.stderr, /run `npm ci`/);
+  assert.match(r.stderr, /explicit listeners do not/);
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
+  // It stopped before binding anything: the mesh port is still free.
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer().once('error', reject);
+    probe.listen(meshPort, '127.0.0.1', () => probe.close(() => resolve()));
+  });
 });

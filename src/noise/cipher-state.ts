@@ -62,6 +62,28 @@ export class CipherState {
     return ciphertext;
   }
 
+  /**
+   * EncryptWithAd with the ciphertext written into `out` at `offset`, for a caller that puts
+   * it behind a header of its own: one buffer and one socket write per message. `out` needs
+   * room for the plaintext and the tag. Returns the ciphertext's length.
+   */
+  encryptWithAdInto(ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number {
+    const k = this.k;
+    const max = k === null ? MAX_MESSAGE_LEN : MAX_PLAINTEXT_LEN;
+    if (plaintext.length > max) throw new MessageTooLongError(plaintext.length, max);
+    const length = plaintext.length + (k === null ? 0 : TAG_LEN);
+    if (offset < 0 || offset + length > out.length) throw new RangeError(`a ciphertext of ${length} bytes does not fit at offset ${offset} of ${out.length}`);
+    if (k === null) {
+      out.set(plaintext, offset);
+      return length;
+    }
+    this.checkNonce();
+    if (this.cipher.encryptInto !== undefined) this.cipher.encryptInto(k, this.nHi, this.nLo, ad, plaintext, out, offset);
+    else out.set(this.cipher.encrypt(k, this.nHi, this.nLo, ad, plaintext), offset);
+    this.incrementNonce();
+    return length;
+  }
+
   /** DecryptWithAd: on DecryptError n is left as it was (spec 5.1), so nothing is consumed. */
   decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
     if (ciphertext.length > MAX_MESSAGE_LEN) throw new MessageTooLongError(ciphertext.length, MAX_MESSAGE_LEN);

@@ -33,6 +33,11 @@ export interface CipherFunction {
    * number cannot hold it exactly; each cipher lays them out as its spec section says.
    */
   encrypt(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /**
+   * ENCRYPT written into `out` at `offset` (plaintext length + 16 bytes); returns the bytes
+   * written. Optional: a cipher that has it spares a transport the copy into its frame.
+   */
+  encryptInto?(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number;
   /** DECRYPT(k, n, ad, ciphertext); throws DecryptError when authentication fails. */
   decrypt(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
 }

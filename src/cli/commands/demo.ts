@@ -29,7 +29,6 @@ interface DemoPod {
 }
 
 export const demo: Command = {
-  summary: 'run a local demo mesh on loopback: demo [--serve] [--requests N]',
   async run(args) {
     const { values } = parseArgs({ args, options: { serve: { type: 'boolean', default: false }, requests: { type: 'string', default: '5' } } });
     const requests = Math.max(1, Math.min(1000, Number(values.requests) || 5));

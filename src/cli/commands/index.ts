@@ -1,16 +1,15 @@
-import type { Command } from '../command.js';
-import { demo } from './demo.js';
-import { initIptables } from './init-iptables.js';
-import { keygen } from './keygen.js';
-import { proxy } from './proxy.js';
-import { registry } from './registry.js';
-import { vectors } from './vectors.js';
+/**
+ * The commands `noisemesh` knows. A command's module is imported only when that command runs:
+ * a proxy never loads the demo's HTTP client or the vector runner, so its heap, which every
+ * full garbage collection walks, holds only what the proxy uses.
+ */
+import type { CommandEntry } from '../command.js';
 
-export const commands: Readonly<Record<string, Command>> = {
-  demo,
-  'init-iptables': initIptables,
-  keygen,
-  proxy,
-  registry,
-  vectors,
+export const commands: Readonly<Record<string, CommandEntry>> = {
+  demo: { summary: 'run a local demo mesh on loopback: demo [--serve] [--requests N]', load: async () => (await import('./demo.js')).demo },
+  'init-iptables': { summary: 'install the pod\'s iptables redirection (init container): init-iptables [--dry-run] [--cleanup] [--help]', load: async () => (await import('./init-iptables.js')).initIptables },
+  keygen: { summary: 'make an X25519 key: keygen [--out FILE]; prints the public key', load: async () => (await import('./keygen.js')).keygen },
+  proxy: { summary: 'run the sidecar proxy: proxy --config FILE', load: async () => (await import('./proxy.js')).proxy },
+  registry: { summary: 'check ClearanceRegistry files: registry validate FILE...', load: async () => (await import('./registry.js')).registry },
+  vectors: { summary: 'run Noise test vectors (cacophony JSON): vectors [--backend native|noble] FILE...', load: async () => (await import('./vectors.js')).vectors },
 };

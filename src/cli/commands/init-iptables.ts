@@ -51,7 +51,6 @@ const FLAG_OF: Readonly<Record<string, string>> = {
 const FAMILY_NAME: Readonly<Record<IpFamily, string>> = { 4: 'IPv4', 6: 'IPv6' };
 
 export const initIptables: Command = {
-  summary: 'install the pod\'s iptables redirection (init container): init-iptables [--dry-run] [--cleanup] [--help]',
   async run(args) {
     let values;
     try {

@@ -4,7 +4,6 @@ import { encodeKey, nativeBackend } from '../../noise/index.js';
 import type { Command } from '../command.js';
 
 export const keygen: Command = {
-  summary: 'make an X25519 key: keygen [--out FILE]; prints the public key',
   async run(args) {
     const { values } = parseArgs({ args, options: { out: { type: 'string' } } });
     const keyPair = nativeBackend.dh('25519').generateKeyPair();

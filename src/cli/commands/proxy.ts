@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { backendByName, decodeKey, encodeKey, BadKeyError, type KeyPair } from '../../noise/index.js';
-import { Proxy, createLogger, type Identity, type OriginalDestinationOf } from '../../proxy/index.js';
+import { Proxy, createLogger, tuneHeapForProxy, type Identity, type OriginalDestinationOf } from '../../proxy/index.js';
 import { addonOriginalDestinationLookup, CaptureError } from '../../proxy/capture/index.js';
 import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
 import { ConfigError } from '../config/config-reader.js';
@@ -15,7 +15,6 @@ import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
 export const proxy: Command = {
-  summary: 'run the sidecar proxy: proxy --config FILE',
   async run(args) {
     const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
     if (values.config === undefined) throw new UsageError('--config FILE is required (the YAML of DESIGN.md, Configuration)');
@@ -26,6 +25,7 @@ export const proxy: Command = {
       if (err instanceof ConfigError) throw new UsageError(`configuration refused:\n${err.message}`);
       throw err;
     }
+    tuneHeapForProxy();
     const log = createLogger({ level: config.logLevel });
     const backend = backendByName(config.crypto);
     const identity = loadIdentity(config, backend.dh('25519').keyPairFromPrivate.bind(backend.dh('25519')), () => backend.dh('25519').generateKeyPair());

@@ -11,7 +11,6 @@ const USAGE = 'registry validate FILE...';
  * its file, line, document, path and fix; any problem, warnings included, exits 1.
  */
 export const registry: Command = {
-  summary: `check ClearanceRegistry files: ${USAGE}`,
   async run(args) {
     const [sub, ...files] = args;
     if (sub !== 'validate') throw new UsageError(sub === undefined ? `usage: noisemesh ${USAGE}` : `unknown subcommand '${sub}'; usage: noisemesh ${USAGE}`);

@@ -5,7 +5,6 @@ import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
 export const vectors: Command = {
-  summary: 'run Noise test vectors (cacophony JSON): vectors [--backend native|noble] FILE...',
   async run(args) {
     const { values, positionals } = parseArgs({
       args,

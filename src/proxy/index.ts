@@ -10,3 +10,4 @@ export { createLogger, silentLogger, type Logger } from './telemetry/logger.js';
 export * from './protocol/index.js';
 export { ReplayWindow, type ReplayVerdict } from './session/replay-window.js';
 export { TimestampClock, wallClockNs } from './session/timestamp-clock.js';
+export { tuneHeapForProxy } from './runtime/index.js';

@@ -1,0 +1,2 @@
+/** How the proxy process sets up the runtime it runs in. */
+export { tuneHeapForProxy, PROXY_V8_FLAGS } from './heap-tuning.js';

@@ -274,3 +274,24 @@ test('repeated handshakes between the same static keys agree with the reference 
     }
   }
 });
+
+test('encryptWithAdInto writes what encryptWithAd returns, at the offset, on every backend and cipher', () => {
+  for (const backend of Object.values(backends)) {
+    for (const cipher of ['ChaChaPoly', 'AESGCM'] as const) {
+      const into = new CipherState(backend.cipher(cipher), bytes(32, 9));
+      const plain = new CipherState(backend.cipher(cipher), bytes(32, 9));
+      const ad = bytes(5, 1);
+      for (const size of [0, 1, 64, 4096, 65519]) {
+        const m = bytes(size, size & 0xff);
+        const out = Buffer.alloc(2 + size + 16 + 3, 0xee);
+        assert.equal(into.encryptWithAdInto(ad, m, out, 2), size + 16);
+        sameBytes(out.subarray(2, 2 + size + 16), plain.encryptWithAd(ad, m), `${backend.name} ${cipher} ${size}`);
+        assert.deepEqual([out[0], out[1], out[out.length - 1]], [0xee, 0xee, 0xee], 'nothing outside the ciphertext is touched');
+      }
+      // A buffer too small is refused before the nonce is used: the next message still matches.
+      assert.throws(() => into.encryptWithAdInto(ad, bytes(10), Buffer.alloc(25), 0), RangeError);
+      assert.throws(() => into.encryptWithAdInto(ad, bytes(65520), Buffer.alloc(70_000), 0), MessageTooLongError);
+      assert.equal(into.getNonce(), plain.getNonce());
+    }
+  }
+});

@@ -3,8 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  FrameBuffers,
   FrameDecoder,
   FrameError,
+  RECYCLED_FRAME_MIN,
   PROTOCOL,
   ReplayWindow,
   TimestampClock,
@@ -31,6 +33,39 @@ test('frames survive every split of the byte stream, including one byte at a tim
     assert.deepEqual(got, messages, `step ${step}`);
     assert.equal(decoder.hasPartialFrame(), false);
   }
+});
+
+test('a recycling decoder assembles large split frames in reused buffers, and small ones apart', () => {
+  const buffers = new FrameBuffers(PROTOCOL.frameHeaderLength + PROTOCOL.maxFrameLength, 2);
+  const large = [Buffer.alloc(65535, 1), Buffer.alloc(RECYCLED_FRAME_MIN, 2), Buffer.alloc(40_000, 3)];
+  const small = Buffer.alloc(RECYCLED_FRAME_MIN - 1, 4);
+  const messages = [...large, small, Buffer.alloc(50_000, 5)];
+  const wire = frames(messages);
+  const decoder = new FrameDecoder();
+  decoder.recycleInto(buffers);
+  const got: Buffer[] = [];
+  const backings = new Set<ArrayBuffer>();
+  for (let i = 0; i < wire.length; i += 1000) {
+    decoder.push(wire.subarray(i, i + 1000), (m) => {
+      got.push(Buffer.from(m));
+      if (m.length >= RECYCLED_FRAME_MIN) backings.add(m.buffer as ArrayBuffer);
+      else assert.equal(m.buffer.byteLength < RECYCLED_FRAME_MIN * 2, true, 'a small frame is not in a recycled buffer');
+    });
+  }
+  // Every frame intact, though each large one was assembled in the buffer the one before used.
+  assert.deepEqual(got, messages);
+  assert.equal(backings.size, 1, 'one buffer served every large frame');
+  assert.equal(buffers.idle, 1, 'and it is back in the pool');
+});
+
+test('frame buffers keep at most their limit, and only buffers of their size', () => {
+  const buffers = new FrameBuffers(1024, 2);
+  const taken = [buffers.take(), buffers.take(), buffers.take()];
+  assert.ok(taken.every((b) => b.length === 1024));
+  for (const b of taken) buffers.give(b);
+  buffers.give(Buffer.alloc(10));
+  assert.equal(buffers.idle, 2);
+  assert.equal(buffers.take(), taken[1]);
 });
 
 test('a stopped handler keeps the rest of the read for later', () => {

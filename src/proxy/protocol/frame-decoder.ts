@@ -5,6 +5,7 @@
  * frame (65,537 bytes) is ever held: that is the decoder's share of a session's memory.
  */
 import { PROTOCOL } from './constants.js';
+import { RECYCLED_FRAME_MIN, type FrameBuffers } from './frame-buffers.js';
 
 export class FrameError extends Error {
   readonly code = 'NMP_FRAME';
@@ -20,6 +21,19 @@ export class FrameDecoder {
   // A frame under assembly across reads: its buffer and how much of it is filled.
   private partial: Buffer | null = null;
   private partialFilled = 0;
+  // The recycled buffer under `partial`, when it has one.
+  private partialBacking: Buffer | null = null;
+  private recycled: FrameBuffers | null = null;
+
+  /**
+   * From now on, large frames split across reads are assembled in `buffers` and handed back
+   * as soon as the frame handler returns. Only for a handler that is done with each frame
+   * when it returns (the session pump decrypts it there); never for the handshake reader,
+   * which passes its frame on.
+   */
+  recycleInto(buffers: FrameBuffers): void {
+    this.recycled = buffers;
+  }
 
   /** Bytes held that the handler has not been given yet. */
   get bufferedBytes(): number {
@@ -44,9 +58,13 @@ export class FrameDecoder {
       data = data.subarray(take);
       if (this.partialFilled < this.partial.length) return;
       const frame = this.partial;
+      const backing = this.partialBacking;
       this.partial = null;
+      this.partialBacking = null;
       this.partialFilled = 0;
-      if (onFrame(frame) === false) {
+      const more = onFrame(frame);
+      if (backing !== null) this.recycled?.give(backing);
+      if (more === false) {
         this.pending = data;
         return;
       }
@@ -73,7 +91,12 @@ export class FrameDecoder {
       const start = offset + PROTOCOL.frameHeaderLength;
       const end = start + length;
       if (end > data.length) {
-        this.partial = Buffer.allocUnsafe(length);
+        if (this.recycled !== null && length >= RECYCLED_FRAME_MIN) {
+          this.partialBacking = this.recycled.take();
+          this.partial = this.partialBacking.subarray(0, length);
+        } else {
+          this.partial = Buffer.allocUnsafe(length);
+        }
         this.partialFilled = data.copy(this.partial, 0, start);
         return;
       }

@@ -1,5 +1,6 @@
 export { PROTOCOL, LIMITS, Status, Extension, statusName } from './constants.js';
 export { FrameDecoder, FrameError, frameHeader, encodeFrame, type FrameHandler } from './frame-decoder.js';
+export { FrameBuffers, RECYCLED_FRAME_MIN } from './frame-buffers.js';
 export {
   encodeP1, decodeP1, describeP1Error, encodeP2, decodeP2, prologue,
   type P1, type P2, type P1Problem, type ExtensionField,

@@ -10,7 +10,7 @@
  */
 import type { Socket } from 'node:net';
 import { NoiseError, TAG_LEN, type CipherState, type Transport } from '../../noise/index.js';
-import { FrameDecoder, FrameError, PROTOCOL } from '../protocol/index.js';
+import { FrameBuffers, FrameDecoder, FrameError, PROTOCOL, RECYCLED_FRAME_MIN } from '../protocol/index.js';
 import { resetSocket } from './socket-reset.js';
 
 export type Direction = 'inbound' | 'outbound';
@@ -56,6 +56,8 @@ export interface SessionEnd {
 let nextId = 1;
 const EMPTY = Buffer.alloc(0);
 const HEADER = PROTOCOL.frameHeaderLength;
+/** Every session's large frames, both ways; 16 kept: 1 MiB at most waits for reuse. */
+const largeFrames = new FrameBuffers(HEADER + PROTOCOL.maxFrameLength, 16);
 
 export class SecureSession {
   readonly id = nextId++;
@@ -85,6 +87,7 @@ export class SecureSession {
     // OpenSSL key object made from it) go with the Transport, ~0.5 KiB of an idle session.
     this.sending = transport.sending;
     this.receiving = transport.receiving;
+    decoder.recycleInto(largeFrames);
   }
 
   /** Starts both pumps; frames already read past the handshake are delivered first. */
@@ -159,11 +162,14 @@ export class SecureSession {
    * separate header would cost a writev and an allocation of its own.
    */
   private sendMessage(plaintext: Buffer): boolean {
-    const frame = Buffer.allocUnsafe(HEADER + plaintext.length + TAG_LEN);
+    const size = HEADER + plaintext.length + TAG_LEN;
+    const recycled = size >= RECYCLED_FRAME_MIN ? largeFrames.take() : null;
+    const frame = recycled === null ? Buffer.allocUnsafe(size) : recycled.subarray(0, size);
     const length = this.sending.encryptWithAdInto(EMPTY, plaintext, frame, HEADER);
     frame.writeUInt16BE(length, 0);
     if (this.sending.nonceLow16 === 0) this.sending.rekey();
-    return this.mesh.write(frame);
+    // The socket owns a recycled buffer until it has written it (or failed to).
+    return recycled === null ? this.mesh.write(frame) : this.mesh.write(frame, () => largeFrames.give(recycled));
   }
 
   private appEnded(): void {

@@ -295,3 +295,19 @@ test('encryptWithAdInto writes what encryptWithAd returns, at the offset, on eve
     }
   }
 });
+
+test('a decrypted plaintext does not share memory with its ciphertext, on every backend and cipher', () => {
+  for (const backend of Object.values(backends)) {
+    for (const cipher of ['ChaChaPoly', 'AESGCM'] as const) {
+      const sender = new CipherState(backend.cipher(cipher), bytes(32, 5));
+      const receiver = new CipherState(backend.cipher(cipher), bytes(32, 5));
+      for (const size of [1, 4096, 65519]) {
+        const m = bytes(size, 0x5a);
+        const ciphertext = sender.encryptWithAd(new Uint8Array(0), m);
+        const plaintext = receiver.decryptWithAd(new Uint8Array(0), ciphertext);
+        ciphertext.fill(0);
+        sameBytes(plaintext, m, `${backend.name} ${cipher} ${size}: the proxy reuses frame buffers after decrypting`);
+      }
+    }
+  }
+});

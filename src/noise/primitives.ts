@@ -38,7 +38,11 @@ export interface CipherFunction {
    * written. Optional: a cipher that has it spares a transport the copy into its frame.
    */
   encryptInto?(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number;
-  /** DECRYPT(k, n, ad, ciphertext); throws DecryptError when authentication fails. */
+  /**
+   * DECRYPT(k, n, ad, ciphertext); throws DecryptError when authentication fails. The
+   * plaintext never shares memory with `ciphertext`: a caller may reuse the ciphertext's
+   * buffer as soon as this returns (the proxy recycles its large frames).
+   */
   decrypt(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
 }
 

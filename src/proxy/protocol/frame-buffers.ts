@@ -1,10 +1,9 @@
 /**
  * Recycled buffers for large frames.
  *
- * V8 counts external memory allocated since the last full collection against the old
- * generation's limit, and a proxy's live heap (~9 MB) makes that limit small: at 2 Gbit/s a
- * new 64 KiB buffer per frame started a mark-compact about every 100 ms in each proxy, which
- * cost bulk throughput a quarter (bench/README.md, proxy). Large frames therefore come from a
+ * Under bulk traffic a new 64 KiB buffer for every frame is external memory that V8 weighs
+ * when it decides on a full collection; with a proxy's small heap it ran ~20 a second in each
+ * proxy at 2 Gbit/s (bench/README.md, proxy). Large frames therefore come from a
  * free list, and go back to it when the socket has written them or the session has decrypted
  * them. Small frames do not: node's own pool serves those under 4 KiB, and a 64 KiB buffer
  * held by a 100-byte frame would multiply what an idle session with a queued write pins.

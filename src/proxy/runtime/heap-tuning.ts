@@ -1,8 +1,8 @@
 /**
- * V8 heap settings for a long-lived proxy process, applied once at start. All three trade a little
- * memory for an event loop that a full collection does not stall: a 5-12 ms stall at 1000
- * requests/s lands on ten requests in a row, and the proxy benchmark's p99 round trip was
- * made of little else (bench/README.md, proxy).
+ * V8 heap settings for a long-lived proxy process, applied once at start. All three trade a
+ * little memory for an event loop that full collections do not keep stalling: a 5-14 ms
+ * stall at 1000 requests/s lands on ten requests in a row, and before these settings the
+ * proxy benchmark's p99 round trip was made of little else (bench/README.md, proxy).
  *
  * - The young generation stays at its initial size. After a burst of bulk traffic V8 grows it
  *   towards 16 MB per semi-space and keeps it; once it is larger than the old generation's

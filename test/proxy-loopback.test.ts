@@ -482,3 +482,19 @@ test('an initiator whose message 2 never comes resets the application at the han
     await app.close();
   }
 });
+
+test('a connected socket keeps only the no-op error guard: no timer or promise outlives the connect', async () => {
+  const { connectTcp } = await import('../src/proxy/session/connect.js');
+  const server = await tcpServer((s) => s.on('error', () => {}));
+  try {
+    const socket = await connectTcp('127.0.0.1', server.port, 5_000);
+    // The guard that keeps socket errors from reaching the process, and nothing else: a
+    // listener left from connecting would hold its timer and promise for the session's life.
+    assert.equal(socket.listenerCount('error'), 1);
+    assert.equal(socket.listenerCount('connect'), 0);
+    socket.destroy();
+    await assert.rejects(connectTcp('127.0.0.1', 1, 5_000), /ECONNREFUSED/);
+  } finally {
+    await server.close();
+  }
+});

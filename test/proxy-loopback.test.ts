@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { Status } from '../src/proxy/index.js';
+import { connectTcp } from '../src/proxy/session/connect.js';
 import { encodeKey, nativeBackend } from '../src/noise/index.js';
 import { dial, makeIdentity, rawHandshake, readAll, tcpServer, twoProxies, peerOf } from './helpers/mesh.js';
 
@@ -484,7 +485,6 @@ test('an initiator whose message 2 never comes resets the application at the han
 });
 
 test('a connected socket keeps only the no-op error guard: no timer or promise outlives the connect', async () => {
-  const { connectTcp } = await import('../src/proxy/session/connect.js');
   const server = await tcpServer((s) => s.on('error', () => {}));
   try {
     const socket = await connectTcp('127.0.0.1', server.port, 5_000);

@@ -1,6 +1,4 @@
-import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { addonPath, loadAddon, REBUILD_HINT } from '../../native/index.js';
 import { AddonUnavailableError } from './errors.js';
 import type { SocketAddress } from './socket-address.js';
 
@@ -14,9 +12,7 @@ export interface OriginalDestinationAddon {
   originalDestination(fd: number): SocketAddress;
 }
 
-/** This file runs as dist/src/proxy/capture/addon.js; node-gyp builds into build/Release at the root. */
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
-export const ORIGINAL_DST_ADDON_PATH = resolve(REPO_ROOT, 'build', 'Release', 'original_dst.node');
+export const ORIGINAL_DST_ADDON_PATH = addonPath('original_dst');
 
 const loaded = new Map<string, OriginalDestinationAddon>();
 
@@ -27,22 +23,13 @@ const loaded = new Map<string, OriginalDestinationAddon>();
 export function loadOriginalDestinationAddon(path: string = ORIGINAL_DST_ADDON_PATH): OriginalDestinationAddon {
   const cached = loaded.get(path);
   if (cached !== undefined) return cached;
-  const rebuild = `run \`npm ci\` (its install step runs node-gyp rebuild; needs python3, make and a C compiler) or \`npx node-gyp rebuild\` in ${REPO_ROOT}`;
-  let addon: unknown;
-  try {
-    addon = createRequire(import.meta.url)(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const message =
-      code === 'MODULE_NOT_FOUND'
-        ? `the original-destination addon ${path} is missing: it is built from native/original_dst.c at install; ${rebuild}`
-        : `the original-destination addon ${path} could not be loaded (${(err as Error).message}); ` +
-          `it may be built for another platform or architecture: ${rebuild}`;
-    throw new AddonUnavailableError(`${message}. Transparent capture needs it; explicit listeners do not.`, { cause: err });
+  const result = loadAddon<OriginalDestinationAddon>(path, ['originalDestination']);
+  if (!result.ok) {
+    const what = result.missing
+      ? `the original-destination addon ${result.reason}: it is built from native/original_dst.c at install`
+      : `the original-destination addon ${result.reason}`;
+    throw new AddonUnavailableError(`${what}; ${REBUILD_HINT}. Transparent capture needs it; explicit listeners do not.`, { cause: result.cause });
   }
-  if (typeof (addon as Partial<OriginalDestinationAddon>).originalDestination !== 'function') {
-    throw new AddonUnavailableError(`${path} does not export originalDestination(fd): it is not this project's addon; ${rebuild}`);
-  }
-  loaded.set(path, addon as OriginalDestinationAddon);
-  return addon as OriginalDestinationAddon;
+  loaded.set(path, result.addon);
+  return result.addon;
 }

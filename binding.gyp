@@ -8,6 +8,12 @@
       "sources": ["native/original_dst.c"],
       "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
       "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
+    },
+    {
+      "target_name": "aead_context",
+      "sources": ["native/aead_context.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
+      "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
     }
   ]
 }

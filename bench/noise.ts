@@ -8,9 +8,10 @@ import { createCipheriv, createDecipheriv, diffieHellman, generateKeyPairSync, r
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import {
   HandshakeState,
-  backends,
+  defaultAeadEngine,
+  nativeBackendWith,
+  nobleBackend,
   parseProtocolName,
-  type BackendName,
   type CipherName,
   type CryptoBackend,
   type KeyPair,
@@ -22,7 +23,15 @@ import { pairedRatio } from './lib/stats.js';
 import { formatPercent, formatRate, formatRatio, formatTable } from './lib/table.js';
 import { measureGroup, type Case, type Measured, type TimingOptions } from './lib/timing.js';
 
-const BACKENDS: readonly BackendName[] = ['native', 'noble'];
+/**
+ * The native backend on each AEAD engine (src/noise/aead-openssl.ts), and noble. `native`
+ * is what the proxy runs; the node:crypto engine is its fallback when the addon is absent.
+ */
+const BACKENDS: readonly { readonly label: string; readonly backend: CryptoBackend }[] = [
+  { label: 'native', backend: nativeBackendWith('context') },
+  { label: 'native/node:crypto', backend: nativeBackendWith('node-crypto') },
+  { label: 'noble', backend: nobleBackend },
+];
 const CIPHERS: readonly CipherName[] = ['ChaChaPoly', 'AESGCM'];
 /** 64 KiB stands for the largest transport message: 65535 minus the 16-byte tag. */
 const TRANSPORT_SIZES = [64, 1400, 16384, 65519] as const;
@@ -79,14 +88,13 @@ function ikHandshake(
   return [read.transport, written.transport];
 }
 
-function handshakeCase(backendName: BackendName): Case {
-  const backend = backends[backendName];
+function handshakeCase({ label, backend }: (typeof BACKENDS)[number]): Case {
   const protocol = protocolFor('ChaChaPoly');
   const dh = backend.dh('25519');
   const initiatorStatic = dh.generateKeyPair();
   const responderStatic = dh.generateKeyPair();
   return {
-    name: `${backendName} IK`,
+    name: `${label} IK`,
     unitsPerOp: 1,
     run(ops) {
       for (let i = 0; i < ops; i++) ikHandshake(protocol, backend, initiatorStatic, responderStatic);
@@ -127,14 +135,13 @@ function dhFloorCase(): Case {
 }
 
 /** One transport message sealed by the initiator and opened by the responder. */
-function transportCase(backendName: BackendName, cipher: CipherName, size: number): Case {
-  const backend = backends[backendName];
+function transportCase({ label, backend }: (typeof BACKENDS)[number], cipher: CipherName, size: number): Case {
   const dh = backend.dh('25519');
   const [sender, receiver] = ikHandshake(protocolFor(cipher), backend, dh.generateKeyPair(), dh.generateKeyPair());
   const plaintext = new Uint8Array(randomBytes(size));
-  if (!equalBytes(receiver.decrypt(sender.encrypt(plaintext)), plaintext)) throw new Error(`${backendName} ${cipher} round trip`);
+  if (!equalBytes(receiver.decrypt(sender.encrypt(plaintext)), plaintext)) throw new Error(`${label} ${cipher} round trip`);
   return {
-    name: `${backendName} ${cipher}`,
+    name: `${label} ${cipher}`,
     unitsPerOp: size,
     run(ops) {
       for (let i = 0; i < ops; i++) {
@@ -294,6 +301,9 @@ export const noiseBench: BenchModule = {
   description: 'IK handshakes/s, transport MB/s against raw node:crypto AEAD, noble-vs-node ChaCha crossover',
   /** `--only=transport` (or handshake, crossover; comma-separated) runs part of it. */
   run(args) {
+    if (defaultAeadEngine.fallbackReason !== undefined) {
+      console.log(`**The AEAD context addon is not built** (${defaultAeadEngine.fallbackReason}): \`native\` cannot be measured.\n`);
+    }
     const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
     for (const name of only ?? []) {
       if (!(name in SECTIONS)) throw new Error(`unknown noise section '${name}': choose from ${Object.keys(SECTIONS).join(', ')}`);

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -62,7 +62,7 @@ function registry(revoked: string[] = []): string {
   });
 }
 
-function startProxy(pod: Pod, extra: Record<string, unknown> = {}): Promise<void> {
+function startProxy(pod: Pod, extra: Record<string, unknown> = {}, cli = CLI): Promise<void> {
   const config = {
     identity: { agentId: `shop/${pod.name}`, privateKeyFile: join(dir, `${pod.name}.key`) },
     registry: { file: join(dir, 'registry.yaml') },
@@ -73,7 +73,7 @@ function startProxy(pod: Pod, extra: Record<string, unknown> = {}): Promise<void
     ...extra,
   };
   writeFileSync(join(dir, `${pod.name}.yaml`), stringify(config));
-  const child = spawn(process.execPath, [CLI, 'proxy', '--config', join(dir, `${pod.name}.yaml`)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'proxy', '--config', join(dir, `${pod.name}.yaml`)], { stdio: ['ignore', 'pipe', 'pipe'] });
   pod.child = child;
   pod.log = '';
   child.stdout!.on('data', (c: Buffer) => (pod.log += c.toString()));
@@ -97,6 +97,20 @@ async function waitFor(check: () => Promise<boolean> | boolean, what: string, ti
     await sleep(50);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * An installation whose addons were never built: the compiled tree and its dependencies, but
+ * no build/ directory (addons are looked up relative to the compiled code). Made once.
+ */
+function installWithoutAddons(): string {
+  const install = join(dir, 'no-addon');
+  if (existsSync(install)) return install;
+  mkdirSync(install);
+  cpSync(join(repoRoot, 'dist'), join(install, 'dist'), { recursive: true });
+  cpSync(join(repoRoot, 'package.json'), join(install, 'package.json'));
+  symlinkSync(join(repoRoot, 'node_modules'), join(install, 'node_modules'));
+  return install;
 }
 
 function exited(child: ChildProcess): Promise<number | null> {
@@ -208,6 +222,28 @@ test('a registry reload that does not touch a peer leaves its sessions alone', a
   await waitFor(() => reloads(web) > before[0]! + 1 && reloads(api) > before[1]! + 1, 'back to two peers');
 });
 
+test('without the AEAD addon a proxy still works, on node:crypto, and warns with the fix', async () => {
+  const api = pods[1]!;
+  api.child!.kill('SIGKILL');
+  await exited(api.child!);
+  await startProxy(api, {}, join(installWithoutAddons(), 'dist/src/cli/main.js'));
+  try {
+    // web seals with its AEAD contexts, api opens with node:crypto, and back: same bytes.
+    const socket = await dial(entryPort);
+    const path = `/fallback?${'x'.repeat(8000)}`; // echoed back: 8 KB each way
+    socket.end(`GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
+    assert.ok((await readAll(socket)).data.toString().endsWith(`ok ${path}`));
+    assert.match(api.log, /"aead":"node-crypto"/);
+    assert.match(api.log, /the AEAD context addon is unavailable \(.*aead_context\.node is missing\)/);
+    assert.match(api.log, /run `npm ci`/);
+    assert.doesNotMatch(pods[0]!.log, /AEAD context addon is unavailable/, 'a proxy with the addon does not warn');
+  } finally {
+    api.child!.kill('SIGKILL');
+    await exited(api.child!);
+    await startProxy(api);
+  }
+});
+
 test('SIGTERM drains: new connections are refused, open sessions get the deadline, then a reset', async () => {
   const [web] = pods as [Pod, Pod];
   await waitFor(async () => (await get(web.adminPort, '/readyz')).status === 200, 'web ready again');
@@ -259,13 +295,7 @@ test('a bad key file is named, with the fix, and its content is never echoed', (
 });
 
 test('with capture configured and no addon, the proxy refuses to start and says why and how to fix it', async () => {
-  // An installation whose addon was never built: the compiled tree and its dependencies, but
-  // no build/ directory (the addon is looked up relative to the compiled code).
-  const install = join(dir, 'no-addon');
-  mkdirSync(install);
-  cpSync(join(repoRoot, 'dist'), join(install, 'dist'), { recursive: true });
-  cpSync(join(repoRoot, 'package.json'), join(install, 'package.json'));
-  symlinkSync(join(repoRoot, 'node_modules'), join(install, 'node_modules'));
+  const install = installWithoutAddons();
   const [meshPort, capturePort] = await freePorts(2);
   const file = join(dir, 'capture.yaml');
   writeFileSync(file, stringify({

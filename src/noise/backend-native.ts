@@ -1,10 +1,9 @@
 /**
- * The `native` backend: node:crypto (OpenSSL) for every primitive. The default, because
- * OpenSSL's assembly beats pure JS everywhere we measured (bench/README.md).
+ * The `native` backend: OpenSSL for every primitive, through node:crypto, and for the AEAD
+ * through our own addon when it is built (aead-openssl.ts). The default, because OpenSSL's
+ * assembly beats pure JS everywhere we measured (bench/README.md).
  */
 import {
-  createCipheriv,
-  createDecipheriv,
   createHash,
   createPrivateKey,
   createPublicKey,
@@ -13,13 +12,11 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
-import { BadKeyError, DecryptError } from './errors.js';
-import { TAG_LEN } from './constants.js';
-import { aesGcmNonce, chachaPolyNonce } from './nonce-layout.js';
+import { BadKeyError } from './errors.js';
+import { aead, defaultAeadEngine, type AeadEngine } from './aead-openssl.js';
 import { memo } from './memo.js';
 import { hmac, type HashWithHmac } from './hkdf.js';
 import type {
-  CipherFunction,
   CipherName,
   CryptoBackend,
   DhFunction,
@@ -205,72 +202,6 @@ function fromBase64Url(text: string | undefined): Uint8Array {
   return new Uint8Array(Buffer.from(text, 'base64url'));
 }
 
-const EMPTY = new Uint8Array(0);
-
-/**
- * A plain Uint8Array over part of `bytes`. Cheaper than `subarray` when `bytes` is a
- * Buffer, whose subarray builds another Buffer through its species constructor.
- */
-function view(bytes: Uint8Array, offset: number, length: number): Uint8Array {
-  return new Uint8Array(bytes.buffer, bytes.byteOffset + offset, length);
-}
-
-const AEAD_OPTIONS = { authTagLength: TAG_LEN } as const;
-
-/**
- * ENCRYPT and DECRYPT on node:crypto, a fresh OpenSSL context per message (each message has
- * its own nonce, and node cannot re-key a context). That setup costs ~2.5 µs a call, which
- * is why @chainsafe/libp2p-noise sends messages under ~1200 bytes to a WebAssembly cipher.
- * We measured the same trade-off against noble's pure-JS ChaCha20-Poly1305 and found no
- * crossover: node:crypto is faster at every size from 0 bytes up (1.5x at 0 and 32 bytes,
- * the handshake's own calls, 3.5x at 1400; bench/README.md), so this backend does not pick
- * by size. Re-measure with `npm run bench -- noise` when node or noble changes.
- */
-class NativeAead implements CipherFunction {
-  private readonly algorithm: 'chacha20-poly1305' | 'aes-256-gcm';
-  private readonly nonce: (hi: number, lo: number) => Uint8Array;
-
-  constructor(readonly name: CipherName) {
-    this.algorithm = name === 'ChaChaPoly' ? 'chacha20-poly1305' : 'aes-256-gcm';
-    this.nonce = name === 'ChaChaPoly' ? chachaPolyNonce : aesGcmNonce;
-  }
-
-  encrypt(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    const out = Buffer.allocUnsafe(plaintext.length + TAG_LEN);
-    this.encryptInto(k, nHi, nLo, ad, plaintext, out, 0);
-    return out;
-  }
-
-  encryptInto(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number {
-    // The cast only picks the GCM typings, whose setAAD does not insist on plaintextLength
-    // (node needs it for CCM alone); both algorithms are AEADs with a 16-byte tag.
-    const cipher = createCipheriv(this.algorithm as 'aes-256-gcm', k, this.nonce(nHi, nLo), AEAD_OPTIONS);
-    if (ad.length > 0) cipher.setAAD(ad);
-    // node returns the body and the tag apart, each in a buffer of its own; the one copy
-    // that puts them side by side in `out` is ~5% of a 64 KiB seal-and-open
-    // (bench/README.md), and node's API has no way around it.
-    if (plaintext.length > 0) out.set(cipher.update(plaintext), offset);
-    cipher.final();
-    out.set(cipher.getAuthTag(), offset + plaintext.length);
-    return plaintext.length + TAG_LEN;
-  }
-
-  decrypt(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
-    if (ciphertext.length < TAG_LEN) throw new DecryptError();
-    const bodyLen = ciphertext.length - TAG_LEN;
-    const decipher = createDecipheriv(this.algorithm as 'aes-256-gcm', k, this.nonce(nHi, nLo), AEAD_OPTIONS);
-    decipher.setAuthTag(view(ciphertext, bodyLen, TAG_LEN));
-    if (ad.length > 0) decipher.setAAD(ad);
-    const body = bodyLen > 0 ? decipher.update(view(ciphertext, 0, bodyLen)) : EMPTY;
-    try {
-      decipher.final();
-    } catch {
-      throw new DecryptError();
-    }
-    return body;
-  }
-}
-
 const HASHES = {
   SHA256: { algorithm: 'sha256', hashLen: 32, blockLen: 64 },
   SHA512: { algorithm: 'sha512', hashLen: 64, blockLen: 128 },
@@ -350,10 +281,18 @@ function xorPad(key: Uint8Array, pad: number, blockLen: number): void {
   scratch.fill(pad, key.length, blockLen);
 }
 
-export const nativeBackend: CryptoBackend = {
-  name: 'native',
-  dh: memo((name: DhName) => new NativeDh(name)),
-  cipher: memo((name: CipherName) => new NativeAead(name)),
-  hash: memo((name: HashName) => new NativeHash(name)),
-  randomBytes: (length) => randomBytes(length),
-};
+/**
+ * The native backend with its AEAD on `engine` (aead-openssl.ts); DH and hashes are the
+ * same either way. Tests run the vectors on both engines.
+ */
+export function nativeBackendWith(engine: AeadEngine): CryptoBackend {
+  return {
+    name: 'native',
+    dh: memo((name: DhName) => new NativeDh(name)),
+    cipher: memo((name: CipherName) => aead(name, engine)),
+    hash: memo((name: HashName) => new NativeHash(name)),
+    randomBytes: (length) => randomBytes(length),
+  };
+}
+
+export const nativeBackend: CryptoBackend = nativeBackendWith(defaultAeadEngine.engine);

@@ -23,7 +23,7 @@ export class CipherState {
     if (key !== null && key.length !== CIPHER_KEY_LEN) {
       throw new BadKeyError(`cipher key must be ${CIPHER_KEY_LEN} bytes, got ${key.length}`);
     }
-    this.k?.fill(0);
+    this.discardKey();
     this.k = key;
     this.nHi = 0;
     this.nLo = 0;
@@ -99,17 +99,20 @@ export class CipherState {
   rekey(): void {
     const k = this.k;
     if (k === null) return;
-    const next = copyOf(this.cipher.encrypt(k, NONCE_HALF_MAX, NONCE_HALF_MAX, EMPTY, ZEROS_32), 0, CIPHER_KEY_LEN);
-    k.fill(0);
+    const block = this.cipher.encrypt(k, NONCE_HALF_MAX, NONCE_HALF_MAX, EMPTY, ZEROS_32);
+    const next = copyOf(block, 0, CIPHER_KEY_LEN);
+    block.fill(0);
+    this.discardKey();
     this.k = next;
   }
 
   /**
-   * Zeroes the key. JavaScript cannot promise more: copies made by the engine or by
-   * OpenSSL's context objects are outside our reach, and are freed, not wiped.
+   * Zeroes the key, and the cipher's own copies (CipherFunction.forget). JavaScript cannot
+   * promise more: copies the engine made, and node:crypto's per-message OpenSSL contexts,
+   * are outside our reach, and are freed, not wiped.
    */
   wipe(): void {
-    this.k?.fill(0);
+    this.discardKey();
     this.k = null;
   }
 
@@ -119,10 +122,18 @@ export class CipherState {
   }
 
   restore(s: CipherSnapshot): void {
-    this.k?.fill(0);
+    this.discardKey();
     this.k = s.k;
     this.nHi = s.nHi;
     this.nLo = s.nLo;
+  }
+
+  /** Zeroes k, and first has the cipher drop its own copies, which it finds by k's bytes. */
+  private discardKey(): void {
+    const k = this.k;
+    if (k === null) return;
+    this.cipher.forget?.(k);
+    k.fill(0);
   }
 
   private checkNonce(): void {

@@ -10,7 +10,8 @@ export { parseProtocolName, cipherSuite, type Protocol, type CipherSuite } from 
 export { handshakePattern, basePatternNames, type HandshakePattern, type MessagePattern, type Token, type Role } from './patterns.js';
 export { hmac, hkdf } from './hkdf.js';
 export { backends, backendByName } from './backend.js';
-export { nativeBackend } from './backend-native.js';
+export { nativeBackend, nativeBackendWith } from './backend-native.js';
+export { defaultAeadEngine, type AeadEngine } from './aead-openssl.js';
 export { nobleBackend } from './backend-noble.js';
 export { decodeKey, encodeKey } from './keys.js';
 export { runVector, vectorName, type CacophonyVector, type VectorOutcome } from './test-vectors.js';

@@ -44,6 +44,12 @@ export interface CipherFunction {
    * buffer as soon as this returns (the proxy recycles its large frames).
    */
   decrypt(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
+  /**
+   * `k` is about to be zeroed and never used again: drop every copy of it the cipher keeps
+   * outside `k` itself (an OpenSSL context, say). Optional: a cipher that keeps none has
+   * nothing to do.
+   */
+  forget?(k: Uint8Array): void;
 }
 
 export interface HashFunction {

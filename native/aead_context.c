@@ -21,13 +21,17 @@
  * `cipher` is 0 for ChaChaPoly (nonce: 4 zero bytes, then n little-endian) and 1 for AESGCM
  * (4 zero bytes, then n big-endian): Noise spec section 12.
  *
- * Misuse (wrong types or lengths, out too small) throws TypeError or RangeError; the
- * TypeScript wrapper checks first, so these guard memory safety, not the API.
+ * Misuse (wrong types or lengths, out too small, a number that is not a u32) throws
+ * TypeError or RangeError; the TypeScript wrapper checks first, so these guard memory
+ * safety, not the API. `out` must not overlap the input, and the input must not be shared
+ * memory another thread writes: ChaCha20-Poly1305 reads the ciphertext twice, once for the
+ * tag and once to decrypt.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <limits.h>
 #include <stdint.h>
@@ -49,12 +53,12 @@ typedef struct {
 
 /* Per Node-API environment (main thread or worker): contexts are not thread-safe. */
 typedef struct {
+  /* Fetched once: an EVP_chacha20_poly1305()-style cipher is fetched again at every init. */
+  EVP_CIPHER *ciphers[CIPHERS];
   slot slots[CIPHERS][2];
 } contexts;
 
-static const EVP_CIPHER *evp_cipher(int cipher) {
-  return cipher == 0 ? EVP_chacha20_poly1305() : EVP_aes_256_gcm();
-}
+static const char *const CIPHER_NAMES[CIPHERS] = {"ChaCha20-Poly1305", "AES-256-GCM"};
 
 static void nonce_bytes(int cipher, uint32_t hi, uint32_t lo, unsigned char nonce[NONCE_LEN]) {
   memset(nonce, 0, 4);
@@ -67,14 +71,16 @@ static void nonce_bytes(int cipher, uint32_t hi, uint32_t lo, unsigned char nonc
   }
 }
 
+/*
+ * Drops the context and our copy of its key. Freeing, not re-keying with zeros: a re-keyed
+ * ChaCha20 context would still hold the last keystream block and Poly1305 state, while
+ * the provider's free wipes all of it (OPENSSL_clear_free). prepare() makes a new one.
+ */
 static void wipe_slot(slot *s) {
-  static const unsigned char zero_key[KEY_LEN] = {0};
-  if (s->keyed) {
-    /* Replace the key schedule inside OpenSSL too, not only our copy. */
-    EVP_CipherInit_ex(s->ctx, NULL, NULL, zero_key, NULL, -1);
-    OPENSSL_cleanse(s->key, KEY_LEN);
-    s->keyed = 0;
-  }
+  EVP_CIPHER_CTX_free(s->ctx);
+  s->ctx = NULL;
+  OPENSSL_cleanse(s->key, KEY_LEN);
+  s->keyed = 0;
 }
 
 static void free_contexts(napi_env env, void *data, void *hint) {
@@ -82,11 +88,8 @@ static void free_contexts(napi_env env, void *data, void *hint) {
   (void)hint;
   contexts *all = data;
   for (int c = 0; c < CIPHERS; c++) {
-    for (int d = 0; d < 2; d++) {
-      slot *s = &all->slots[c][d];
-      OPENSSL_cleanse(s->key, KEY_LEN);
-      EVP_CIPHER_CTX_free(s->ctx); /* frees the provider context with OPENSSL_clear_free */
-    }
+    for (int d = 0; d < 2; d++) wipe_slot(&all->slots[c][d]);
+    EVP_CIPHER_free(all->ciphers[c]);
   }
   OPENSSL_cleanse(all, sizeof *all);
   free(all);
@@ -100,11 +103,14 @@ static EVP_CIPHER_CTX *prepare(contexts *all, int cipher, enum direction dir, co
                                const unsigned char nonce[NONCE_LEN]) {
   slot *s = &all->slots[cipher][dir];
   int enc = dir == SEAL ? 1 : 0;
+  if (all->ciphers[cipher] == NULL) {
+    all->ciphers[cipher] = EVP_CIPHER_fetch(NULL, CIPHER_NAMES[cipher], NULL);
+    if (all->ciphers[cipher] == NULL) return NULL;
+  }
   if (s->ctx == NULL) {
     s->ctx = EVP_CIPHER_CTX_new();
-    if (s->ctx == NULL || EVP_CipherInit_ex(s->ctx, evp_cipher(cipher), NULL, NULL, NULL, enc) != 1) {
-      EVP_CIPHER_CTX_free(s->ctx);
-      s->ctx = NULL;
+    if (s->ctx == NULL || EVP_CipherInit_ex(s->ctx, all->ciphers[cipher], NULL, NULL, NULL, enc) != 1) {
+      wipe_slot(s);
       return NULL;
     }
   }
@@ -138,12 +144,27 @@ static int get_bytes(napi_env env, napi_value value, const char *name, unsigned 
   return 1;
 }
 
+/* Exactly a u32: napi_get_value_uint32 would wrap 2^32 to 0 and -1 to 2^32-1, turning a
+ * caller's bug into a reused nonce. */
 static int get_u32(napi_env env, napi_value value, const char *name, uint32_t *out) {
-  if (napi_get_value_uint32(env, value, out) != napi_ok) {
+  double number = 0;
+  if (napi_get_value_double(env, value, &number) != napi_ok) {
     napi_throw_type_error(env, NULL, name);
     return 0;
   }
+  if (!(number >= 0 && number <= 4294967295.0) || number != (double)(uint32_t)number) {
+    napi_throw_range_error(env, NULL, name);
+    return 0;
+  }
+  *out = (uint32_t)number;
   return 1;
+}
+
+/* Throws Error(message), leaving OpenSSL's error queue empty for node's own users of it. */
+static napi_value throw_openssl(napi_env env, const char *message) {
+  ERR_clear_error();
+  napi_throw_error(env, NULL, message);
+  return NULL;
 }
 
 typedef struct {
@@ -220,8 +241,8 @@ static napi_value aead_seal(napi_env env, napi_callback_info info) {
       (c.in_len > 0 && EVP_EncryptUpdate(ctx, out, &n, c.in, (int)c.in_len) != 1) ||
       EVP_EncryptFinal_ex(ctx, out + c.in_len, &n) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, out + c.in_len) != 1) {
-    napi_throw_error(env, NULL, "aead_context: OpenSSL failed to encrypt");
-    return NULL;
+    OPENSSL_cleanse(out, c.in_len + TAG_LEN);
+    return throw_openssl(env, "aead_context: OpenSSL failed to encrypt");
   }
   return undefined_value(env);
 }
@@ -241,11 +262,14 @@ static napi_value aead_open(napi_env env, napi_callback_info info) {
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, c.in + body) != 1 ||
       (c.ad_len > 0 && EVP_DecryptUpdate(ctx, NULL, &n, c.ad, (int)c.ad_len) != 1) ||
       (body > 0 && EVP_DecryptUpdate(ctx, c.out, &n, c.in, (int)body) != 1)) {
-    napi_throw_error(env, NULL, "aead_context: OpenSSL failed to decrypt");
-    return NULL;
+    OPENSSL_cleanse(c.out, body);
+    return throw_openssl(env, "aead_context: OpenSSL failed to decrypt");
   }
   int verified = EVP_DecryptFinal_ex(ctx, c.out + body, &n) == 1;
-  if (!verified) OPENSSL_cleanse(c.out, body);
+  if (!verified) {
+    OPENSSL_cleanse(c.out, body);
+    ERR_clear_error();
+  }
   napi_value result;
   napi_get_boolean(env, verified, &result);
   return result;
@@ -258,7 +282,11 @@ static napi_value aead_forget(napi_env env, napi_callback_info info) {
   unsigned char *key = NULL;
   size_t key_len = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&all) != napi_ok) return NULL;
-  if (argc < 1 || !get_bytes(env, argv[0], "aead_context: key must be a Uint8Array", &key, &key_len)) return NULL;
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "aead_context: forget(key) needs the key");
+    return NULL;
+  }
+  if (!get_bytes(env, argv[0], "aead_context: key must be a Uint8Array", &key, &key_len)) return NULL;
   if (key_len != KEY_LEN) return undefined_value(env);
   for (int cipher = 0; cipher < CIPHERS; cipher++) {
     for (int dir = 0; dir < 2; dir++) {

@@ -101,7 +101,12 @@ test('misuse of the addon throws TypeError or RangeError and touches nothing', (
     ['out too small', () => addon.seal(0, k, 0, 0, empty, new Uint8Array(17), out, 0), RangeError],
     ['offset past room', () => addon.seal(0, k, 0, 0, empty, empty, out, 17), RangeError],
     ['offset past end', () => addon.seal(0, k, 0, 0, empty, empty, out, 33), RangeError],
+    ['nonce past a u32', () => addon.seal(0, k, 2 ** 32, 0, empty, empty, out, 0), RangeError],
+    ['negative nonce', () => addon.seal(0, k, 0, -1, empty, empty, out, 0), RangeError],
+    ['fractional nonce', () => addon.seal(0, k, 0, 1.5, empty, empty, out, 0), RangeError],
+    ['offset past a u32', () => addon.seal(0, k, 0, 0, empty, empty, out, 2 ** 32), RangeError],
     ['too few arguments', () => (addon.seal as (...a: unknown[]) => void)(0, k), TypeError],
+    ['forget without a key', () => (addon.forget as () => void)(), TypeError],
     ['ciphertext shorter than a tag', () => addon.open(0, k, 0, 0, empty, new Uint8Array(15), out), RangeError],
     ['plaintext out too small', () => addon.open(0, k, 0, 0, empty, new Uint8Array(16 + 33), out), RangeError],
   ];

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchModule } from './lib/module.js';
 import { summarize } from './lib/stats.js';
+import { cpuTicks, stealShare, ticksBetween, type CpuTicks } from './lib/machine.js';
 import {
   CONNECT_CONCURRENCY,
   IDLE_SESSIONS,
@@ -84,6 +85,8 @@ interface PathUnderTest {
 interface Collected {
   readonly throughput: number[];
   readonly latency: Map<number, number[][]>;
+  /** CPU ticks of the machine during each latency round, by message size. */
+  readonly latencyTicks: Map<number, (CpuTicks | null)[]>;
   readonly connect: number[];
   failed: number;
 }
@@ -91,7 +94,9 @@ interface Collected {
 async function measureRound(net: PodNetwork, a: Pod, path: PathUnderTest, d: Durations, into: Collected): Promise<void> {
   into.throughput.push(await throughput(net, a, path.endpoint('iperf'), d.throughputSeconds));
   for (const bytes of LATENCY_SIZES) {
+    const before = cpuTicks();
     into.latency.get(bytes)!.push(await latencyRound(net, a, path.endpoint('echo'), bytes, d.latencySeconds));
+    into.latencyTicks.get(bytes)!.push(ticksBetween(before, cpuTicks()));
   }
   const c = await connectRate(net, a, path.endpoint('once'), d);
   into.connect.push(c.perSecond);
@@ -153,7 +158,10 @@ async function run(args: readonly string[]): Promise<void> {
       noisemesh('aesgcm'),
     ];
     const collected = new Map<PathKey, Collected>(
-      paths.map((p) => [p.key, { throughput: [], latency: new Map(LATENCY_SIZES.map((s) => [s, []])), connect: [], failed: 0 }]),
+      paths.map((p) => [
+        p.key,
+        { throughput: [], latency: new Map(LATENCY_SIZES.map((s) => [s, []])), latencyTicks: new Map(LATENCY_SIZES.map((s) => [s, []])), connect: [], failed: 0 },
+      ]),
     );
     for (let round = 0; round < d.rounds; round++) {
       // The two suites alternate which goes first, so each round restarts the proxies once.
@@ -224,7 +232,10 @@ async function run(args: readonly string[]): Promise<void> {
         key: path.key,
         name: path.name,
         throughput: summarize(c.throughput),
-        latency: LATENCY_SIZES.map((bytes) => summarizeLatency(bytes, c.latency.get(bytes)!)),
+        latency: LATENCY_SIZES.map((bytes) => ({
+          ...summarizeLatency(bytes, c.latency.get(bytes)!),
+          stealShare: stealShare(c.latencyTicks.get(bytes)!),
+        })),
         connect: summarize(c.connect),
         failed: c.failed,
         ...(idle.has(path.key) && { idle: idle.get(path.key)! }),
@@ -242,7 +253,8 @@ async function run(args: readonly string[]): Promise<void> {
   console.log(`Pods A and B: network namespaces on a veth bridge; ${d.rounds} interleaved round(s); ${minutes} min.`);
   console.log(`Throughput: iperf3 -t ${d.throughputSeconds} -O 1 per round; the median of the rounds, and their range.`);
   console.log(
-    `Latency: open loop, ${LATENCY_RATE} requests/s on one connection, ${d.latencySeconds} s per round (the first ${LATENCY_WARMUP_MS / 1000} s not counted); round trips of all rounds pooled.`,
+    `Latency: open loop, ${LATENCY_RATE} requests/s on one connection, ${d.latencySeconds} s per round (the first ${LATENCY_WARMUP_MS / 1000} s not counted); round trips of all rounds pooled;` +
+      ` host steal: the share of the machine's CPU time the hypervisor took while they ran (/proc/stat).`,
   );
   console.log(`New connections: ${CONNECT_CONCURRENCY} concurrent clients, ${d.connectMs / 1000} s per round after ${d.connectWarmupMs / 1000} s warm-up; the median of the rounds.\n`);
   console.log('## Throughput (iperf3, one TCP stream A -> B) and new connections per second\n');

@@ -44,6 +44,8 @@ export interface Latency {
   readonly p99: number;
   readonly p999: number;
   readonly max: number;
+  /** Share of the machine's CPU time the hypervisor took during the rounds (null: unknown). */
+  readonly stealShare?: number | null;
 }
 
 /**

@@ -83,11 +83,12 @@ export function latencyTable(results: readonly PathResult[], sizes: readonly num
         signedUs(l.p999 - base.p999),
         us(l.max),
         String(l.samples),
+        l.stealShare == null ? '-' : `${(l.stealShare * 100).toFixed(1)}%`,
       ]);
     }
   }
   return formatTable(
-    ['path', 'bytes', 'p50 µs', 'p99 µs', 'p99.9 µs', 'p50 x plain', 'p99 x plain', 'p99.9 x plain', 'added p50', 'added p99', 'added p99.9', 'max µs', 'samples'],
+    ['path', 'bytes', 'p50 µs', 'p99 µs', 'p99.9 µs', 'p50 x plain', 'p99 x plain', 'p99.9 x plain', 'added p50', 'added p99', 'added p99.9', 'max µs', 'samples', 'host steal'],
     rows,
   );
 }

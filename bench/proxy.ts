@@ -66,6 +66,7 @@ import { removeStaleControlSockets, startWireguard } from './proxy/wireguard.js'
 
 const FULL: Durations = { rounds: 3, throughputSeconds: 2, latencySeconds: 4, connectWarmupMs: 500, connectMs: 2000 };
 const QUICK: Durations = { rounds: 1, throughputSeconds: 2, latencySeconds: 2, connectWarmupMs: 500, connectMs: 1500 };
+const WARM_UP = { throughputSeconds: 1, latencySeconds: 2 } as const;
 
 function log(line: string): void {
   process.stderr.write(`[proxy bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -76,9 +77,24 @@ interface PathUnderTest {
   readonly key: PathKey;
   readonly name: string;
   endpoint(service: Service): Endpoint;
-  /** Before its turn (install capture rules, switch suite); after it (remove them). */
-  enter(): Promise<void>;
+  /**
+   * Before its turn (install capture rules, switch suite); after it (remove them). Resolves
+   * true when it had to start its daemons afresh, which are then warmed up before measuring.
+   */
+  enter(): Promise<boolean>;
   leave(): Promise<void>;
+}
+
+/**
+ * Traffic that is not counted: a daemon's first seconds are not its steady state (V8 is
+ * still compiling a Node proxy's hot paths: in the first 3.5 s after a bulk run, a freshly
+ * started noisemesh pair had 2-5x the round trips over 2 ms it had later in the same
+ * process). Every path gets this before the first round, and noisemesh again after each
+ * restart, so every path is measured warm.
+ */
+async function warmUp(net: PodNetwork, a: Pod, path: PathUnderTest): Promise<void> {
+  await throughput(net, a, path.endpoint('iperf'), WARM_UP.throughputSeconds);
+  for (const bytes of LATENCY_SIZES) await latencyRound(net, a, path.endpoint('echo'), bytes, WARM_UP.latencySeconds);
 }
 
 /** What one path collected over all rounds. */
@@ -139,21 +155,24 @@ async function run(args: readonly string[]): Promise<void> {
     await mesh.start(SUITES.chacha);
 
     const nothing = async (): Promise<void> => {};
+    const alreadyRunning = async (): Promise<boolean> => false;
     const noisemesh = (key: 'chacha' | 'aesgcm'): PathUnderTest => ({
       key,
       name: `noisemesh ${SUITES[key].replace('Noise_IK_25519_', '')}`,
       endpoint: (s) => mesh.endpoint(s),
       enter: async () => {
-        if (mesh.suite !== SUITES[key]) await mesh.start(SUITES[key]);
+        const restart = mesh.suite !== SUITES[key];
+        if (restart) await mesh.start(SUITES[key]);
         await mesh.capture(true);
+        return restart;
       },
       leave: () => mesh.capture(false),
     });
     const paths: PathUnderTest[] = [
-      { key: 'plain', name: 'plain TCP', endpoint: (s) => ({ host: b.ipv4, port: PORTS[s] }), enter: nothing, leave: nothing },
-      { key: 'wireguard', name: 'wireguard-go', endpoint: wg.endpoint, enter: nothing, leave: nothing },
-      { key: 'tls', name: 'stunnel TLS 1.3 mTLS', endpoint: (s) => tls.endpoint(s), enter: nothing, leave: nothing },
-      { key: 'relay', name: 'node relay (no crypto)', endpoint: (s) => relay.endpoint(s), enter: nothing, leave: nothing },
+      { key: 'plain', name: 'plain TCP', endpoint: (s) => ({ host: b.ipv4, port: PORTS[s] }), enter: alreadyRunning, leave: nothing },
+      { key: 'wireguard', name: 'wireguard-go', endpoint: wg.endpoint, enter: alreadyRunning, leave: nothing },
+      { key: 'tls', name: 'stunnel TLS 1.3 mTLS', endpoint: (s) => tls.endpoint(s), enter: alreadyRunning, leave: nothing },
+      { key: 'relay', name: 'node relay (no crypto)', endpoint: (s) => relay.endpoint(s), enter: alreadyRunning, leave: nothing },
       noisemesh('chacha'),
       noisemesh('aesgcm'),
     ];
@@ -163,13 +182,26 @@ async function run(args: readonly string[]): Promise<void> {
         { throughput: [], latency: new Map(LATENCY_SIZES.map((s) => [s, []])), latencyTicks: new Map(LATENCY_SIZES.map((s) => [s, []])), connect: [], failed: 0 },
       ]),
     );
+    log('warming up every path (not counted)');
+    for (const path of paths) {
+      await path.enter();
+      try {
+        await warmUp(net, a, path);
+      } finally {
+        await path.leave();
+      }
+    }
     for (let round = 0; round < d.rounds; round++) {
       // The two suites alternate which goes first, so each round restarts the proxies once.
       const order = round % 2 === 0 ? paths : [...paths.slice(0, 4), paths[5]!, paths[4]!];
       for (const path of order) {
         log(`round ${round + 1}/${d.rounds}: ${path.name}`);
-        await path.enter();
+        const fresh = await path.enter();
         try {
+          if (fresh) {
+            log(`${path.name}: restarted, warming up (not counted)`);
+            await warmUp(net, a, path);
+          }
           const into = collected.get(path.key)!;
           const isMesh = path.key === 'chacha' || path.key === 'aesgcm';
           const handshakesBefore = isMesh ? await mesh.acceptedHandshakes() : 0;
@@ -251,6 +283,10 @@ async function run(args: readonly string[]): Promise<void> {
 
   const minutes = ((Date.now() - began) / 60_000).toFixed(1);
   console.log(`Pods A and B: network namespaces on a veth bridge; ${d.rounds} interleaved round(s); ${minutes} min.`);
+  console.log(
+    `Warm-up, not counted: every path before round 1, and noisemesh after each restart (the suites alternate): ` +
+      `iperf3 -t ${WARM_UP.throughputSeconds}, then ${WARM_UP.latencySeconds} s of each latency test.`,
+  );
   console.log(`Throughput: iperf3 -t ${d.throughputSeconds} -O 1 per round; the median of the rounds, and their range.`);
   console.log(
     `Latency: open loop, ${LATENCY_RATE} requests/s on one connection, ${d.latencySeconds} s per round (the first ${LATENCY_WARMUP_MS / 1000} s not counted); round trips of all rounds pooled;` +

@@ -130,11 +130,10 @@ static EVP_CIPHER_CTX *prepare(contexts *all, int cipher, enum direction dir, co
 /* ---- argument plumbing ------------------------------------------------------------------ */
 
 static int get_bytes(napi_env env, napi_value value, const char *name, unsigned char **data, size_t *length) {
-  bool is_typed = false;
   napi_typedarray_type type;
   void *raw = NULL;
-  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, value, &type, length, &raw, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+  /* napi_invalid_arg, without throwing, for anything that is not a typed array. */
+  if (napi_get_typedarray_info(env, value, &type, length, &raw, NULL, NULL) != napi_ok || type != napi_uint8_array) {
     napi_throw_type_error(env, NULL, name);
     return 0;
   }

@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** This file runs as dist/src/native/addons.js; node-gyp builds into build/ at the root. */
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 export function addonPath(name: string): string {
   return resolve(PACKAGE_ROOT, 'build', 'Release', `${name}.node`);

@@ -1,2 +1,2 @@
 /** The package's compiled addons (native/*.c): where they are and how they load. */
-export { addonPath, loadAddon, PACKAGE_ROOT, REBUILD_HINT, type AddonLoad } from './addons.js';
+export { addonPath, loadAddon, REBUILD_HINT, type AddonLoad } from './addons.js';

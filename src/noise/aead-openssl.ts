@@ -55,7 +55,7 @@ class ContextAead implements CipherFunction {
 
   encrypt(k: Uint8Array, nHi: number, nLo: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
     const out = Buffer.allocUnsafe(plaintext.length + TAG_LEN);
-    this.addon.seal(this.id, k, nHi, nLo, ad, plaintext, out, 0);
+    this.encryptInto(k, nHi, nLo, ad, plaintext, out, 0);
     return out;
   }
 

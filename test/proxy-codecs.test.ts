@@ -156,7 +156,7 @@ test('the replay window refuses repeats and out-of-window timestamps, and expire
 });
 
 test('the replay window is bounded per key and in total, and says overloaded rather than forget', () => {
-  const now = 5_000_000_000_000n;
+  let now = 5_000_000_000_000n;
   const window = new ReplayWindow(PROTOCOL.replayWindowNs, 25, 10, () => now);
   for (let i = 0n; i < 10n; i++) assert.equal(window.check('a', now + i), 'fresh');
   assert.equal(window.check('a', now + 10n), 'overloaded');
@@ -164,12 +164,48 @@ test('the replay window is bounded per key and in total, and says overloaded rat
   for (let i = 0n; i < 10n; i++) window.check('b', now + i);
   for (let i = 0n; i < 5n; i++) assert.equal(window.check('c', now + i), 'fresh');
   assert.equal(window.check('d', now), 'overloaded');
-  window.forget('a');
+  // Room comes back only as timestamps age out of the window, never by forgetting them.
+  now += 30_000_000_010n;
   assert.equal(window.check('d', now), 'fresh');
+  assert.equal(window.size, 1);
 });
 
-test('initiator timestamps strictly increase even when the clock stalls or steps back', () => {
+test('the replay window has no way to forget a key before its timestamps age out', () => {
+  // Revocation used to call forget(): a message 1 recorded before a revoke-and-restore of the
+  // same key and generation was then accepted again (issue 8, part 8).
+  assert.equal('forget' in ReplayWindow.prototype, false);
+});
+
+test('initiator timestamps strictly increase even when the clock stalls or steps back a little', () => {
   const readings = [100n, 100n, 100n, 50n, 200n, 200n];
   const clock = new TimestampClock(() => readings.shift()!);
   assert.deepEqual([0, 1, 2, 3, 4, 5].map(() => clock.next()), [100n, 101n, 102n, 103n, 200n, 201n]);
+});
+
+test('initiator timestamps follow the wall clock back after a step of more than the lead bound', () => {
+  const s = 1_000_000_000n;
+  const t0 = 1_700_000_000n * s;
+  let now = t0;
+  const clock = new TimestampClock(() => now, s);
+  assert.equal(clock.next(), t0);
+  now = t0 + 45n * s; // an NTP or RTC glitch: 45 s ahead
+  assert.equal(clock.next(), t0 + 45n * s);
+  assert.equal(clock.next(), t0 + 45n * s + 1n);
+  now = t0 + 100_000n; // corrected, 0.1 ms of real time later
+  const after = clock.next();
+  assert.equal(after, t0 + 100_000n, 'the first timestamp after the correction is the wall clock, inside any window');
+  const burst = Array.from({ length: 1000 }, () => clock.next());
+  assert.equal(new Set([after, ...burst]).size, 1001, 'handshakes after the step never share a timestamp');
+  for (let i = 1; i < burst.length; i++) assert.ok(burst[i]! > burst[i - 1]!);
+  assert.ok(burst.at(-1)! - now < s, 'and they stay within the lead bound of the wall clock');
+
+  // A step back within the bound keeps them strictly increasing, ahead of the wall clock.
+  now = burst.at(-1)! - s / 2n;
+  assert.equal(clock.next(), burst.at(-1)! + 1n);
+  // The default lead bound is 1 s.
+  let wall = t0 + 120n * s;
+  const byDefault = new TimestampClock(() => wall);
+  byDefault.next();
+  wall = t0;
+  assert.equal(byDefault.next(), t0);
 });

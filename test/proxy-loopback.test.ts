@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { Status } from '../src/proxy/index.js';
+import { Status, TimestampClock, wallClockNs } from '../src/proxy/index.js';
 import { connectTcp } from '../src/proxy/session/connect.js';
 import { encodeKey, nativeBackend } from '../src/noise/index.js';
 import { dial, makeIdentity, rawHandshake, readAll, tcpServer, twoProxies, peerOf } from './helpers/mesh.js';
@@ -301,6 +301,37 @@ test('status 3: a repeated or out-of-window timestamp is a replay', async () => 
     const later = await rawHandshake({ ...base, timestampNs: ts + 1n });
     assert.equal(later.status, Status.accepted);
     later.socket.destroy();
+  } finally {
+    await mesh.close();
+    await app.close();
+  }
+});
+
+test('a client clock that steps 45 s or 120 s ahead and back: refused (status 3) while ahead, accepted again at once', async () => {
+  const app = await tcpServer((s) => s.end('hi'));
+  let offsetNs = 0n;
+  const clientClock = new TimestampClock(() => wallClockNs() + offsetNs);
+  const mesh = await twoProxies(app.port, { clientClock });
+  const attempt = async (): Promise<{ data: string; ending: string }> => {
+    const { data, ending } = await readAll(await dial(mesh.entryPort));
+    return { data: data.toString(), ending };
+  };
+  const replays = async (): Promise<number> => {
+    const text = await mesh.server.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total');
+    return Number(/role="responder",result="replay"} (\d+)/.exec(text)?.[1] ?? 0);
+  };
+  try {
+    assert.deepEqual(await attempt(), { data: 'hi', ending: 'end' });
+    for (const stepSeconds of [45n, 120n]) {
+      offsetNs = stepSeconds * 1_000_000_000n;
+      const before = await replays();
+      assert.deepEqual(await attempt(), { data: '', ending: 'reset' }, `${stepSeconds} s ahead: outside the window`);
+      assert.equal(await replays(), before + 1);
+      offsetNs = 0n;
+      // The very next connection after the clocks agree again: no waiting out the step.
+      for (let i = 0; i < 3; i++) assert.deepEqual(await attempt(), { data: 'hi', ending: 'end' }, `after the ${stepSeconds} s step, connection ${i + 1}`);
+      assert.equal(await replays(), before + 1);
+    }
   } finally {
     await mesh.close();
     await app.close();

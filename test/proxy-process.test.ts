@@ -13,7 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { encodeKey, nativeBackend, type KeyPair } from '../src/noise/index.js';
-import { dial, readAll } from './helpers/mesh.js';
+import { dial, rawHandshake, readAll } from './helpers/mesh.js';
+import { Status } from '../src/proxy/index.js';
 import { repoRoot } from './helpers/paths.js';
 
 const CLI = join(repoRoot, 'dist/src/cli/main.js');
@@ -220,6 +221,47 @@ test('a registry reload that does not touch a peer leaves its sessions alone', a
   socket.destroy();
   writeFileSync(join(dir, 'registry.yaml'), registry());
   await waitFor(() => reloads(web) > before[0]! + 1 && reloads(api) > before[1]! + 1, 'back to two peers');
+});
+
+test('a message 1 replayed after its key was revoked and restored is still a replay (status 3)', async () => {
+  const [web, api] = pods as [Pod, Pod];
+  const webIdentity = { agentId: 'shop/web', keyPair: web.keyPair, publicKeyB64: encodeKey(web.keyPair.publicKey) };
+  const ephemeral = nativeBackend.dh('25519').generateKeyPair();
+  const wire: Buffer[] = [];
+  const replay = {
+    port: api.meshPort,
+    identity: webIdentity,
+    responderKey: api.keyPair.publicKey,
+    targetPort: httpPort,
+    timestampNs: BigInt(Date.now()) * 1_000_000n,
+    ephemeral,
+    mangle: (bytes: Buffer) => (wire.push(bytes), bytes),
+  };
+  const recorded = await rawHandshake(replay);
+  assert.equal(recorded.status, Status.accepted);
+  recorded.socket.destroy();
+  const refused = await rawHandshake(replay);
+  assert.equal(refused.status, Status.replay);
+
+  const revocations = (): number => (api.log.match(/"event":"revocation"/g) ?? []).length;
+  const reloads = (): number => (api.log.match(/"event":"registry-reload"/g) ?? []).length;
+  const revoked = revocations();
+  writeFileSync(join(dir, 'registry.yaml'), registry(['web']));
+  await waitFor(() => revocations() > revoked, 'the revocation');
+  await sleep(500);
+  const restored = reloads();
+  writeFileSync(join(dir, 'registry.yaml'), registry());
+  await waitFor(() => reloads() > restored, 'the restored entry');
+  await sleep(500);
+
+  const again = await rawHandshake(replay);
+  assert.equal(Buffer.compare(wire[0]!, wire.at(-1)!), 0, 'the same bytes, replayed');
+  assert.equal(again.status, Status.replay, 'a timestamp once accepted stays refused within the window');
+  again.socket.destroy();
+  // The restored key itself is welcome: a fresh message 1 from it is accepted.
+  const fresh = await rawHandshake({ ...replay, timestampNs: BigInt(Date.now()) * 1_000_000n, mangle: (b: Buffer) => b });
+  assert.equal(fresh.status, Status.accepted);
+  fresh.socket.destroy();
 });
 
 test('without the AEAD addon a proxy still works, on node:crypto, and warns with the fix', async () => {

@@ -19,6 +19,7 @@ import {
   type OutboundMode,
 } from './outbound/outbound-listeners.js';
 import { SessionTable } from './session/session-table.js';
+import type { TimestampClock } from './session/timestamp-clock.js';
 import { ProxyMetrics } from './telemetry/metrics.js';
 import { createAdminServer } from './telemetry/admin-server.js';
 import type { Logger } from './telemetry/logger.js';
@@ -55,6 +56,8 @@ export interface ProxyOptions {
   readonly originalDestinationOf?: OriginalDestinationOf;
   readonly policy?: InboundPolicy;
   readonly handshakeTimeoutMs?: number;
+  /** The source of P1 timestamps; tests inject one to step the initiator's wall clock. */
+  readonly timestampClock?: TimestampClock;
 }
 
 export interface BoundPorts {
@@ -99,7 +102,7 @@ export class Proxy {
       log: o.log,
       ...(o.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: o.handshakeTimeoutMs }),
     };
-    this.initiator = new MeshInitiator(shared);
+    this.initiator = new MeshInitiator({ ...shared, ...(o.timestampClock && { clock: o.timestampClock }) });
     this.responder = new MeshResponder({
       ...shared,
       targetHost: o.inbound.targetHost,
@@ -165,11 +168,15 @@ export class Proxy {
 
   /**
    * A key is no longer valid (removed, revoked, re-keyed or a new generation): abort its
-   * sessions and forget its replay history. `since` is when the registry change was seen.
+   * sessions. `since` is when the registry change was seen.
+   *
+   * The key's accepted P1 timestamps stay in the replay window until they age out of it: the
+   * registry may restore the same key at the same generation a moment later, and a message 1
+   * recorded before the revocation must still be a replay then (PROTOCOL.md 4.3: a timestamp
+   * once accepted is refused for as long as it is within the window).
    */
   revokeKey(publicKeyB64: string, since: bigint = process.hrtime.bigint()): number {
     const aborted = this.sessions.abortKey(publicKeyB64, 'revoked');
-    this.responder.replay.forget(publicKeyB64);
     this.metrics.revocations.inc();
     if (aborted > 0) this.metrics.revocationAbortSeconds.observe(Number(process.hrtime.bigint() - since) / 1e9);
     return aborted;

@@ -26,6 +26,7 @@ import {
   type MeshPeer,
   type PeerDirectory,
   type ProxyOptions,
+  type TimestampClock,
 } from '../../src/proxy/index.js';
 
 export const TRUST_DOMAIN = 'cluster.local';
@@ -92,6 +93,8 @@ export interface TwoProxyOptions {
   /** Puts something between the proxies: given B's mesh port, returns the port A dials. */
   readonly via?: (serverMeshPort: number) => Promise<number>;
   readonly handshakeTimeoutMs?: number;
+  /** The client proxy's P1 timestamp source, to step its wall clock. */
+  readonly clientClock?: TimestampClock;
 }
 
 /**
@@ -123,6 +126,7 @@ export async function twoProxies(targetPort: number, options: TwoProxyOptions = 
     ...common,
     identity: clientId,
     directory: clientView,
+    ...(options.clientClock && { timestampClock: options.clientClock }),
     outbound: { mode: 'permissive', explicit: [{ listen: { host: '127.0.0.1', port: 0 }, peer: serverId.agentId, port: targetPort }] },
     inbound: { mesh: { host: '127.0.0.1', port: 0 }, targetHost: '127.0.0.1' },
   });
@@ -222,6 +226,11 @@ export interface RawOptions {
   /** Rewrites the bytes before they are sent: the test plays the attacker. */
   readonly mangle?: (wire: Buffer) => Buffer;
   readonly rawP1?: Uint8Array;
+  /**
+   * Makes message 1 reproducible byte for byte (same ephemeral, same P1): a replay that the
+   * test can still read the answer to, which an attacker replaying bytes could not.
+   */
+  readonly ephemeral?: KeyPair;
 }
 
 export async function rawHandshake(o: RawOptions): Promise<RawHandshake> {
@@ -232,6 +241,7 @@ export async function rawHandshake(o: RawOptions): Promise<RawHandshake> {
     staticKeyPair: o.identity.keyPair,
     remoteStaticKey: o.responderKey,
     prologue: prologue(o.trustDomain ?? TRUST_DOMAIN),
+    ...(o.ephemeral && { DANGEROUS_fixedEphemeralForTestVectors: o.ephemeral }),
   });
   const p1 = o.rawP1 ?? encodeP1({
     timestampNs: o.timestampNs ?? BigInt(Date.now()) * 1_000_000n,

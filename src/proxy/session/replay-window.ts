@@ -51,14 +51,6 @@ export class ReplayWindow {
     return 'fresh';
   }
 
-  /** Forgets a key entirely (it was removed from the registry: nothing of it is valid now). */
-  forget(key: string): void {
-    const history = this.byKey.get(key);
-    if (history === undefined) return;
-    this.total -= history.seen.size;
-    this.byKey.delete(key);
-  }
-
   private expire(key: string, history: KeyHistory, oldest: bigint): void {
     const { order, seen } = history;
     while (history.head < order.length && order[history.head]! < oldest) {

@@ -11,6 +11,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { AGENT_TYPES, AUTHN_STRENGTHS, CLEARANCES, buildSnapshot, parseRegistryYaml } from '../src/registry-sync/index.js';
 import { repoRoot } from './helpers/paths.js';
 import { fixture, newPublicKey, peer, registryDoc } from './fixtures/registry/make.js';
+import { LOW_ORDER_X25519_B64 } from './helpers/low-order.js';
 
 interface Schema {
   type?: string;
@@ -25,6 +26,7 @@ interface Schema {
   maxLength?: number;
   maxItems?: number;
   anyOf?: Schema[];
+  not?: Schema;
   default?: unknown;
   'x-kubernetes-list-type'?: string;
   'x-kubernetes-list-map-keys'?: string[];
@@ -74,6 +76,7 @@ function check(schema: Schema, value: unknown, path = ''): string[] {
     if (schema.maximum !== undefined && value > schema.maximum) fail('maximum');
   }
   if (schema.anyOf !== undefined && !schema.anyOf.some((s) => check(s, value, path).length === 0)) fail('anyOf');
+  if (schema.not !== undefined && check(schema.not, value, path).length === 0) fail('not');
   if (Array.isArray(value)) {
     if (schema.maxItems !== undefined && value.length > schema.maxItems) fail('maxItems');
     value.forEach((item, i) => errors.push(...check(schema.items ?? {}, item, `${path}[${i}]`)));
@@ -154,6 +157,7 @@ test('the schema refuses what the model refuses, where OpenAPI can say it', () =
     ['31-byte key', { publicKey: bytes.subarray(0, 31).toString('base64') }, 'spec.peers[0].publicKey: pattern'],
     ['padding bits set', { publicKey: key.slice(0, 42) + String.fromCharCode(key.charCodeAt(42) + 1) + '=' }, 'spec.peers[0].publicKey: pattern'],
     ['base64url key', { publicKey: bytes.toString('base64url') }, 'spec.peers[0].publicKey: pattern'],
+    ...LOW_ORDER_X25519_B64.map((publicKey): [string, Record<string, unknown>, string] => [`low-order key ${publicKey}`, { publicKey }, 'spec.peers[0].publicKey: not']),
     ['generation 0', { generation: 0 }, 'spec.peers[0].generation: minimum'],
     ['generation as text', { generation: '3' }, 'spec.peers[0].generation: not an integer'],
     ['clearance', { clearance: 'secret' }, 'spec.peers[0].clearance: not in enum'],

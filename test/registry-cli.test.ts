@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './helpers/paths.js';
 import { fixture, peer, registryDoc } from './fixtures/registry/make.js';
+import { LOW_ORDER_X25519_B64 } from './helpers/low-order.js';
 
 const main = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 
@@ -60,6 +61,25 @@ test('a syntax error, a missing file and a warning each fail the run', (t) => {
   assert.equal(warned.code, 1);
   assert.match(warned.stdout, /superseded\.yaml:\d+: warning: payments\/payments: spec\.peers\[0\]\.generation: generation 1 is superseded by generation 2/);
   assert.match(warned.stdout, /2 peers loaded; 0 errors, 1 warning\n$/);
+});
+
+test('a low-order public key fails the run, each of the 14 named at its field, with the fix and no key', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noisemesh-registry-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'low-order.yaml');
+  const peers = LOW_ORDER_X25519_B64.map((publicKey, i) => peer('payments', `w${i}`, { publicKey }));
+  writeFileSync(file, registryDoc('payments', [...peers, peer('payments', 'api')]));
+  const r = run('validate', file);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.equal(lines.length, 15);
+  for (const [i, line] of lines.slice(0, -1).entries()) {
+    assert.ok(line.startsWith(`${file}:`), line);
+    assert.match(line.slice(file.length), new RegExp(`^:\\d+: payments/payments: spec\\.peers\\[${i}\\]\\.publicKey: is a low-order X25519 point`));
+    assert.ok(line.includes("publish the peer's real public key"), line);
+  }
+  assert.equal(lines.at(-1), '1 file, 1 document, 1 peer loaded; 14 errors, 0 warnings');
+  for (const key of LOW_ORDER_X25519_B64) assert.ok(!r.stdout.includes(key) && !r.stderr.includes(key), 'a key reached the output');
 });
 
 test('usage errors exit 2', () => {

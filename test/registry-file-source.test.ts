@@ -17,6 +17,7 @@ import {
 } from '../src/registry-sync/index.js';
 import { repoRoot } from './helpers/paths.js';
 import { peer, registryDoc, type Peer } from './fixtures/registry/make.js';
+import { LOW_ORDER_X25519_B64 } from './helpers/low-order.js';
 
 const WAIT_MS = 15_000;
 
@@ -239,6 +240,25 @@ test('problems of a partly bad file arrive with the snapshot', async (t) => {
   assert.deepEqual(problems, ['spec.peers[1].generation']);
   assert.equal(registry.index.size, 1);
   assert.equal(registry.stats().problems, 1);
+});
+
+test('a low-order public key in the file is refused and never indexed; its sibling loads', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'registry.yaml');
+  // u = 1 with bit 255 set: neither all zeros nor canonical, so only the low-order check catches it.
+  const lowOrder = LOW_ORDER_X25519_B64.find((k) => k.startsWith('AQ') && k.endsWith('IA='))!;
+  writeFileSync(file, registryDoc('payments', [peer('payments', 'api', { publicKey: lowOrder }), peer('payments', 'db')]));
+  const registry = Registry.fromFile(file, { pollIntervalMs: 60_000 });
+  const problems: string[] = [];
+  registry.on('snapshot', (s) => problems.push(...s.problems.map((p) => `${p.path}: ${p.message}`)));
+  t.after(() => registry.stop());
+  registry.start();
+  await within('registry ready', registry.ready());
+  assert.equal(problems.length, 1);
+  assert.match(problems[0]!, /^spec\.peers\[0\]\.publicKey: is a low-order X25519 point/);
+  assert.ok(!problems[0]!.includes(lowOrder));
+  assert.equal(registry.index.size, 1);
+  assert.equal(registry.index.verifyKey(lowOrder, 1n).kind, 'unknown');
 });
 
 test('ready() waits for a file that appears later; stop() before that rejects it', async (t) => {

@@ -14,6 +14,7 @@ import {
   type RegistrySnapshot,
 } from '../src/registry-sync/index.js';
 import { fixture, newPublicKey, peer, registryDoc, registryFile, type Peer } from './fixtures/registry/make.js';
+import { LOW_ORDER_X25519_B64 } from './helpers/low-order.js';
 
 function load(text: string, file = 'registry.yaml'): { snapshot: RegistrySnapshot; ok: boolean; problems: readonly RegistryProblem[] } {
   const parsed = parseRegistryYaml(text, file);
@@ -118,7 +119,8 @@ const BAD: BadCase[] = [
   { field: 'publicKey', value: keyBytes.toString('base64url'), path: 'publicKey', fix: 'must be standard base64' },
   { field: 'publicKey', value: NON_CANONICAL, path: 'publicKey', fix: 'canonical form' },
   { field: 'publicKey', value: ` ${KEY}`, path: 'publicKey', fix: 'canonical form' },
-  { field: 'publicKey', value: Buffer.alloc(32).toString('base64'), path: 'publicKey', fix: 'no usable X25519 public key' },
+  // All 14 encodings of a low-order point, all zeros among them (PROTOCOL.md section 2).
+  ...LOW_ORDER_X25519_B64.map((value) => ({ field: 'publicKey', value, path: 'publicKey', fix: /^is a low-order X25519 point, .*all zeros.*: publish the peer's real public key/ })),
   { field: 'publicKey', value: 12345, path: 'publicKey', fix: '(got an integer)' },
   { field: 'agentId', value: undefined, path: 'agentId', fix: 'is required' },
   { field: 'agentId', value: 'api', path: 'agentId', fix: '<namespace>/<workload>' },

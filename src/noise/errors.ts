@@ -11,6 +11,7 @@ export type NoiseErrorCode =
   | 'NOISE_TOO_LONG'
   | 'NOISE_MALFORMED'
   | 'NOISE_BAD_KEY'
+  | 'NOISE_LOW_ORDER'
   | 'NOISE_NONCE_EXHAUSTED'
   | 'NOISE_PROTOCOL_NAME';
 
@@ -50,6 +51,23 @@ export class MalformedMessageError extends NoiseError {
 /** A key of the wrong size, or one the pattern needs that was not supplied. */
 export class BadKeyError extends NoiseError {
   readonly code = 'NOISE_BAD_KEY' as const;
+}
+
+/**
+ * A DH output was all zeros: the peer's key, static or ephemeral, is a low-order point,
+ * whose DH with any private key is that same predictable value (low-order.ts). The Noise
+ * spec allows the zeros (12.1); a HandshakeState refuses them unless told otherwise, as
+ * WireGuard and flynn/noise do and as NMP/1 requires (PROTOCOL.md section 2). `token` is the
+ * DH that failed, `remoteKey` which of the peer's keys took part in it.
+ */
+export class LowOrderKeyError extends NoiseError {
+  readonly code = 'NOISE_LOW_ORDER' as const;
+  constructor(
+    readonly token: 'ee' | 'es' | 'se' | 'ss',
+    readonly remoteKey: 'static' | 'ephemeral',
+  ) {
+    super(`the peer's ${remoteKey} key is a low-order point: the ${token} DH output is all zeros`);
+  }
 }
 
 /** The CipherState reached nonce 2^64-1, which the spec reserves. */

@@ -6,10 +6,16 @@
  * first and restored if any step throws (a bad tag, a short message, a missing key), so a
  * failed message leaves the handshake exactly as it was, as in wireguard-go's Consume
  * functions and flynn/noise's rollback.
+ *
+ * A DH whose output is all zeros fails the message with LowOrderKeyError: the peer's key is a
+ * low-order point and the output is one anyone can compute. The spec prefers mixing the zeros
+ * (12.1) and allows signalling an error; we signal it, here, once for every backend, pattern
+ * and role, rather than leave it to each caller (NMP/1 requires it: PROTOCOL.md section 2).
  */
 import { concat, copyOf } from './bytes.js';
 import { MAX_MESSAGE_LEN, PSK_LEN, TAG_LEN } from './constants.js';
-import { BadKeyError, DecryptError, MalformedMessageError, MessageTooLongError, StateError } from './errors.js';
+import { BadKeyError, DecryptError, LowOrderKeyError, MalformedMessageError, MessageTooLongError, StateError } from './errors.js';
+import { isAllZero } from './low-order.js';
 import { parseProtocolName, cipherSuite, type CipherSuite, type Protocol } from './protocol.js';
 import type { HandshakePattern, Role, Token } from './patterns.js';
 import type { CryptoBackend, KeyPair } from './primitives.js';
@@ -40,6 +46,14 @@ export interface HandshakeOptions {
    * reproduced; nothing outside the vector runner and tests may set it.
    */
   readonly DANGEROUS_fixedEphemeralForTestVectors?: KeyPair;
+  /**
+   * Lets an all-zero DH output into the handshake, as the spec's DH functions return it for
+   * a low-order key (12.1), instead of failing with LowOrderKeyError. The handshake then
+   * no longer authenticates a peer with such a key. Nothing in noisemesh sets it: NMP/1
+   * forbids it (PROTOCOL.md section 2); tests that play an attacker, who must mix the zeros
+   * it predicts, do.
+   */
+  readonly DANGEROUS_allowAllZeroDh?: boolean;
 }
 
 export interface WriteResult {
@@ -68,6 +82,7 @@ export class HandshakeState {
   private messageIndex = 0;
   private spent = false;
   private readonly fixedEphemeral: KeyPair | null;
+  private readonly allowAllZeroDh: boolean;
 
   /** Initialize(), spec 5.3. */
   constructor(options: HandshakeOptions) {
@@ -81,6 +96,7 @@ export class HandshakeState {
     this.rs = options.remoteStaticKey ?? null;
     this.re = options.remoteEphemeralKey ?? null;
     this.fixedEphemeral = options.DANGEROUS_fixedEphemeralForTestVectors ?? null;
+    this.allowAllZeroDh = options.DANGEROUS_allowAllZeroDh ?? false;
     this.psks = options.psks ?? [];
     checkKeyLength(this.s?.publicKey, dhLen, 'local static public key');
     checkKeyLength(this.s?.privateKey, dhLen, 'local static private key');
@@ -205,13 +221,13 @@ export class HandshakeState {
     const initiator = this.role === 'initiator';
     switch (token) {
       case 'ee':
-        return this.mixDh(this.e, this.re, 'ee');
+        return this.mixDh(this.e, this.re, 'ee', 'ephemeral');
       case 'es':
-        return initiator ? this.mixDh(this.e, this.rs, 'es') : this.mixDh(this.s, this.re, 'es');
+        return initiator ? this.mixDh(this.e, this.rs, 'es', 'static') : this.mixDh(this.s, this.re, 'es', 'ephemeral');
       case 'se':
-        return initiator ? this.mixDh(this.s, this.re, 'se') : this.mixDh(this.e, this.rs, 'se');
+        return initiator ? this.mixDh(this.s, this.re, 'se', 'ephemeral') : this.mixDh(this.e, this.rs, 'se', 'static');
       case 'ss':
-        return this.mixDh(this.s, this.rs, 'ss');
+        return this.mixDh(this.s, this.rs, 'ss', 'static');
       case 'psk': {
         const psk = this.psks[this.pskIndex++];
         this.symmetric.mixKeyAndHash(this.need(psk ?? null, `psk #${this.pskIndex}`));
@@ -220,8 +236,10 @@ export class HandshakeState {
     }
   }
 
-  private mixDh(local: KeyPair | null, remote: Uint8Array | null, token: string): void {
+  private mixDh(local: KeyPair | null, remote: Uint8Array | null, token: LowOrderKeyError['token'], remoteKey: LowOrderKeyError['remoteKey']): void {
     const shared = this.suite.dh.dh(this.need(local, `local key for ${token}`), this.need(remote, `remote key for ${token}`));
+    // Our own private key is clamped and cannot cause zeros; only the peer's key can.
+    if (!this.allowAllZeroDh && isAllZero(shared)) throw new LowOrderKeyError(token, remoteKey);
     this.symmetric.mixKey(shared);
     shared.fill(0);
   }

@@ -20,8 +20,9 @@ export interface DhFunction {
   /** The key pair whose private key is `privateKey` (for keys read from disk or vectors). */
   keyPairFromPrivate(privateKey: Uint8Array): KeyPair;
   /**
-   * DH(key_pair, public_key). An invalid public key yields DHLEN zero bytes, as the spec
-   * prescribes for 25519 and 448, on every backend alike.
+   * DH(key_pair, public_key). A low-order public key (low-order.ts) yields DHLEN zero
+   * bytes, as the spec prescribes for 25519 and 448, on every backend alike; HandshakeState
+   * refuses that output.
    */
   dh(keyPair: KeyPair, publicKey: Uint8Array): Uint8Array;
 }

@@ -7,7 +7,7 @@
  * peers, since the namespace rule cannot be checked without it. Messages name the path and the
  * fix and never quote a key.
  */
-import { decodeKey, encodeKey } from '../noise/index.js';
+import { decodeKey, encodeKey, isLowOrderPublicKey } from '../noise/index.js';
 import { isUnspecifiedAddress, normalizeAddress } from './address.js';
 import {
   AGENT_TYPES,
@@ -281,8 +281,10 @@ function validatePeer(
     }
     if (bytes !== undefined) {
       const canonical = encodeKey(bytes);
+      // A low-order point (all zeros is one) authenticates nobody: every DH with it is all
+      // zeros, which an impostor predicts (PROTOCOL.md section 2).
       if (canonical !== pk) bad('publicKey', `${keyFix}: rewrite it in canonical form (no whitespace, zero padding bits)`);
-      else if (bytes.every((b) => b === 0)) bad('publicKey', 'is all zeros, which is no usable X25519 public key: publish the peer\'s real public key');
+      else if (isLowOrderPublicKey('25519', bytes)) bad('publicKey', 'is a low-order X25519 point, which anyone can impersonate (every DH with it is all zeros): publish the peer\'s real public key, as `noisemesh keygen` prints it');
       else {
         publicKey = bytes;
         publicKeyB64 = canonical;

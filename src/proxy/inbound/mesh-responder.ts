@@ -4,11 +4,12 @@
  * for status 0, and answers message 2.
  *
  * Before message 1 has decrypted, a failure gets silence: the connection closes without a
- * byte, so a prober learns nothing. After it, the initiator is authenticated and gets a
- * status code; the detail goes to our log only.
+ * byte, so a prober learns nothing. So does a message 1 from a low-order key, static or
+ * ephemeral, which anyone could have written (PROTOCOL.md section 2). After it, the initiator
+ * is authenticated and gets a status code; the detail goes to our log only.
  */
 import type { Socket } from 'node:net';
-import { HandshakeState, encodeKey } from '../../noise/index.js';
+import { HandshakeState, LowOrderKeyError, encodeKey } from '../../noise/index.js';
 import { decodeP1, describeP1Error, encodeFrame, encodeP2, LIMITS, PROTOCOL, Status, statusName, type P1 } from '../protocol/index.js';
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
 import { ReplayWindow } from '../session/replay-window.js';
@@ -69,8 +70,10 @@ export class MeshResponder {
     let p1Bytes: Uint8Array;
     try {
       p1Bytes = handshake.readMessage(read.message).payload;
-    } catch {
+    } catch (err) {
       handshake.wipe();
+      // A low-order key (PROTOCOL.md section 2) gets the same silence as a bad tag.
+      if (err instanceof LowOrderKeyError) return silent('low-order', err.message);
       return silent('decrypt');
     }
     const p1 = decodeP1(p1Bytes);

@@ -5,7 +5,7 @@
  * application sees a failure as a refused or reset connection, as it would without a mesh.
  */
 import type { Socket } from 'node:net';
-import { HandshakeState } from '../../noise/index.js';
+import { HandshakeState, LowOrderKeyError } from '../../noise/index.js';
 import { decodeP2, encodeFrame, encodeP1, LIMITS, PROTOCOL, Status, statusName } from '../protocol/index.js';
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
 import { SecureSession } from '../session/secure-session.js';
@@ -77,7 +77,15 @@ export class MeshInitiator {
       ...(this.o.psk && { psks: [this.o.psk] }),
     });
     const p1 = encodeP1({ timestampNs: this.clock.next(), generation: ownGeneration, targetPort: route.targetPort, extensions: [] });
-    mesh.write(Buffer.concat([PROTOCOL.preamble, encodeFrame(handshake.writeMessage(p1).message)]));
+    let message1: Uint8Array;
+    try {
+      message1 = handshake.writeMessage(p1).message;
+    } catch (err) {
+      // A low-order key in the registry: whoever answers could be anyone (PROTOCOL.md section 2).
+      handshake.wipe();
+      return fail(err instanceof LowOrderKeyError ? 'low-order' : 'internal', (err as Error).message);
+    }
+    mesh.write(Buffer.concat([PROTOCOL.preamble, encodeFrame(message1)]));
 
     let read;
     try {
@@ -92,9 +100,9 @@ export class MeshInitiator {
       const result = handshake.readMessage(read.message);
       transport = result.transport!;
       p2 = decodeP2(result.payload);
-    } catch {
+    } catch (err) {
       handshake.wipe();
-      return fail('decrypt');
+      return fail(err instanceof LowOrderKeyError ? 'low-order' : 'decrypt');
     }
     if (p2 === null) {
       transport.wipe();

@@ -268,7 +268,9 @@ export class FileRegistrySource implements RegistrySource {
         this.#targetDir = undefined;
       }
     } catch (err) {
-      if (!(err instanceof FileReadError)) throw err;
+      if (!(err instanceof FileReadError)) {
+        return this.#fail(this.#readProblem(`cannot be read (${(err as NodeJS.ErrnoException).code ?? 'unknown error'})`));
+      }
       const why =
         err.failure === 'missing' ? 'does not exist (yet): create it, or fix registry.file'
         : err.failure === 'permission' ? 'cannot be read: permission denied; make it readable by the proxy user'

@@ -40,7 +40,12 @@ export async function openRegistry(file: string, log: Logger): Promise<OpenRegis
   registry.on('changed', (s) => {
     log.info({ event: 'registry-reload', file, version: s.version, entries: s.entries, added: s.added, removed: s.removed, updated: s.updated, revoked: s.revoked, errors: s.errors }, 'registry reloaded');
   });
-  registry.on('error', (err) => log.error({ event: 'registry-error', file, error: err.message }, 'registry not reloaded; the last good snapshot stays in force'));
+  registry.on('error', (err) =>
+    log.error(
+      { event: 'registry-error', file, error: err.message },
+      registry.isReady ? 'registry not reloaded; the last good snapshot stays in force' : 'registry not loaded yet',
+    ),
+  );
   registry.start();
 
   let timer: NodeJS.Timeout | undefined;

@@ -12,17 +12,40 @@
  * stops there when nothing moved; otherwise it reads, hashes and parses only content that
  * changed. A stat equal to the last one is trusted only once the last read happened well after
  * the file's mtime: a write within the same timestamp tick as the previous one would
- * otherwise go unseen (git's "racy" files).
+ * otherwise go unseen (git's "racy" files). The open never blocks and anything but a regular
+ * file is refused (files/): a FIFO at the path would otherwise hold every later check.
+ *
+ * Content may be caught mid-write (truncated, then written in pieces). New content is applied
+ * whole only once nothing in it could come from a half-written file; until it has stayed the
+ * same for the settle time, only what a prefix of a file cannot fake is applied (see
+ * partial-write.ts), and errors in it are not reported: a second read after the settle time
+ * decides.
  */
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { FileReadError, openRegularFile, readOpenedFile } from '../files/index.js';
 import { Emitter, type Listener } from './emitter.js';
+import { holdBackUnsettled, sameEntries } from './partial-write.js';
 import { RegistrySourceError, type RegistryProblem } from './problems.js';
-import { buildSnapshot } from './snapshot.js';
+import { buildSnapshot, type RegistrySnapshot } from './snapshot.js';
 import type { RegistrySource, RegistrySourceEvents, SourceStats } from './source.js';
-import { parseRegistryYaml } from './yaml.js';
+import { parseRegistryYaml, type ParsedRegistryFile } from './yaml.js';
+
+/** The timers a source runs on; tests pass a manual clock. */
+export interface SourceClock {
+  /** Milliseconds on a monotonic clock. */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const systemClock: SourceClock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 export interface FileSourceOptions {
   /** Quiet time after a watch event before the check, coalescing an editor's burst. Default 50 ms. */
@@ -35,6 +58,21 @@ export interface FileSourceOptions {
   readonly maxBytes?: number;
   /** False: poll only, for filesystems where fs.watch misreports. Default true. */
   readonly watch?: boolean;
+  /**
+   * How long new content must stay the same before what a half-written file could also say
+   * (a removal, a lowered generation, a revoked key made valid, any other field) is applied,
+   * and before its errors are reported. Default 450 ms, so that a removal lands within 1 s.
+   */
+  readonly settleMs?: number;
+  readonly clock?: SourceClock;
+}
+
+/** Content read but not yet applied whole: it may be a file caught mid-write. */
+interface Unsettled {
+  readonly hash: string;
+  /** When it was first read (clock ms). */
+  readonly since: number;
+  readonly parsed: ParsedRegistryFile | { readonly ok: false; readonly problems: readonly RegistryProblem[] };
 }
 
 /** How recent an mtime must be, relative to our read, to distrust an unchanged stat. */
@@ -53,13 +91,16 @@ export class FileRegistrySource implements RegistrySource {
   readonly #pollIntervalMs: number;
   readonly #maxBytes: number;
   readonly #watch: boolean;
+  readonly #settleMs: number;
+  readonly #clock: SourceClock;
   readonly #events = new Emitter<RegistrySourceEvents>();
   readonly #watchers = new Map<string, FSWatcher>();
 
   #running = false;
-  #debounce: NodeJS.Timeout | undefined;
+  #debounce: unknown;
   #burstStartedAt = 0;
-  #poll: NodeJS.Timeout | undefined;
+  #poll: unknown;
+  #settleTimer: unknown;
   #inflight: Promise<void> | undefined;
   #again = false;
   #targetDir: string | undefined;
@@ -71,6 +112,9 @@ export class FileRegistrySource implements RegistrySource {
   /** True while the content last processed is content that failed to parse. */
   #failedOnContent = false;
   #lastFailure: string | undefined;
+  /** The snapshot last emitted, which the registry holds. */
+  #inForce: RegistrySnapshot | undefined;
+  #unsettled: Unsettled | undefined;
 
   #reloads = 0;
   #errors = 0;
@@ -87,6 +131,8 @@ export class FileRegistrySource implements RegistrySource {
     this.#pollIntervalMs = options.pollIntervalMs ?? 2000;
     this.#maxBytes = options.maxBytes ?? 16 * 1024 * 1024;
     this.#watch = options.watch ?? true;
+    this.#settleMs = options.settleMs ?? 450;
+    this.#clock = options.clock ?? systemClock;
   }
 
   on<K extends keyof RegistrySourceEvents>(event: K, listener: Listener<RegistrySourceEvents[K]>): () => void {
@@ -107,16 +153,26 @@ export class FileRegistrySource implements RegistrySource {
     if (this.#running) return;
     this.#running = true;
     this.#syncWatchers();
-    this.#poll = setInterval(() => void this.#check(), this.#pollIntervalMs);
+    this.#armPoll();
     void this.#check();
+  }
+
+  /**
+   * Checks the file now, as a watch event would; resolves when that check (or the one in
+   * progress) is done.
+   */
+  refresh(): Promise<void> {
+    return this.#check();
   }
 
   async stop(): Promise<void> {
     this.#running = false;
-    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
-    if (this.#poll !== undefined) clearInterval(this.#poll);
+    for (const timer of [this.#debounce, this.#poll, this.#settleTimer]) {
+      if (timer !== undefined) this.#clock.clearTimeout(timer);
+    }
     this.#debounce = undefined;
     this.#poll = undefined;
+    this.#settleTimer = undefined;
     for (const w of this.#watchers.values()) w.close();
     this.#watchers.clear();
     // Its file handle is closed when it settles; its result is dropped (#running is false).
@@ -151,13 +207,21 @@ export class FileRegistrySource implements RegistrySource {
     }
   }
 
+  #armPoll(): void {
+    this.#poll = this.#clock.setTimeout(() => {
+      if (!this.#running) return;
+      void this.#check();
+      this.#armPoll();
+    }, this.#pollIntervalMs);
+  }
+
   #schedule(): void {
     if (!this.#running) return;
-    const now = Date.now();
+    const now = this.#clock.now();
     if (this.#debounce === undefined) this.#burstStartedAt = now;
-    else clearTimeout(this.#debounce);
+    else this.#clock.clearTimeout(this.#debounce);
     const delay = Math.max(0, Math.min(this.#debounceMs, this.#burstStartedAt + this.#maxDelayMs - now));
-    this.#debounce = setTimeout(() => {
+    this.#debounce = this.#clock.setTimeout(() => {
       this.#debounce = undefined;
       void this.#check();
     }, delay);
@@ -188,19 +252,15 @@ export class FileRegistrySource implements RegistrySource {
     let stamp: string;
     let mtimeNs: bigint;
     try {
-      const handle = await open(this.#absolute, 'r');
+      const opened = await openRegularFile(this.#absolute);
       try {
-        const st = await handle.stat({ bigint: true });
-        if (!st.isFile()) return this.#fail(this.#readProblem('is not a regular file: point registry.file at the YAML file itself'));
+        const st = opened.stat;
         stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
         mtimeNs = st.mtimeNs;
         if (stamp === this.#stamp && !this.#racy) return this.#unchanged();
-        if (st.size > BigInt(this.#maxBytes)) {
-          return this.#fail(this.#readProblem(`is larger than ${this.#maxBytes} bytes: split the registry or raise the limit`));
-        }
-        bytes = await handle.readFile();
+        bytes = await readOpenedFile(opened, this.#file, { maxBytes: this.#maxBytes });
       } finally {
-        await handle.close();
+        await opened.handle.close();
       }
       try {
         this.#targetDir = dirname(await realpath(this.#absolute));
@@ -208,12 +268,15 @@ export class FileRegistrySource implements RegistrySource {
         this.#targetDir = undefined;
       }
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
+      if (!(err instanceof FileReadError)) {
+        return this.#fail(this.#readProblem(`cannot be read (${(err as NodeJS.ErrnoException).code ?? 'unknown error'})`));
+      }
       const why =
-        code === 'ENOENT' ? 'does not exist (yet): create it, or fix registry.file'
-        : code === 'EACCES' || code === 'EPERM' ? 'cannot be read: permission denied; make it readable by the proxy user'
-        : code === 'EISDIR' ? 'is a directory: point registry.file at the YAML file itself'
-        : `cannot be read (${code ?? 'unknown error'})`;
+        err.failure === 'missing' ? 'does not exist (yet): create it, or fix registry.file'
+        : err.failure === 'permission' ? 'cannot be read: permission denied; make it readable by the proxy user'
+        : err.failure === 'not-regular' ? `${err.reason}: point registry.file at the YAML file itself`
+        : err.failure === 'too-large' ? `is larger than ${this.#maxBytes} bytes: split the registry or raise the limit`
+        : err.reason;
       return this.#fail(this.#readProblem(why));
     }
     if (!this.#running) return;
@@ -224,32 +287,78 @@ export class FileRegistrySource implements RegistrySource {
     if (hash === this.#hash) return this.#unchanged();
     this.#hash = hash;
 
-    let text: string;
+    let parsed: Unsettled['parsed'];
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+      parsed = parseRegistryYaml(new TextDecoder('utf-8', { fatal: true }).decode(bytes), this.#file);
     } catch {
-      this.#failedOnContent = true;
-      return this.#fail({ ...this.#readProblem('is not UTF-8 text: save it as UTF-8'), code: 'REGISTRY_SYNTAX' });
+      parsed = { ok: false, problems: [{ ...this.#readProblem('is not UTF-8 text: save it as UTF-8'), code: 'REGISTRY_SYNTAX' }] };
     }
-    const parsed = parseRegistryYaml(text, this.#file);
+    this.#clearSettleTimer();
+    const unsettled: Unsettled = { hash, since: this.#clock.now(), parsed };
+    this.#unsettled = unsettled;
+    if (this.#inForce === undefined || this.#settleMs <= 0) return this.#settle(unsettled);
+    if (!parsed.ok) return this.#armSettle(unsettled);
+
+    const next = buildSnapshot(parsed.objects, { origin: this.origin, previous: this.#inForce, refusedObjects: parsed.refusedObjects }, parsed.problems);
+    const { snapshot, held } = holdBackUnsettled(this.#inForce, next);
+    if (held === 0 && (next.keptLastGood ?? 0) === 0) {
+      // Nothing in it could be a half-written file's doing: in force at once, problems and all.
+      this.#unsettled = undefined;
+      return this.#apply(next);
+    }
+    if (!sameEntries(snapshot, this.#inForce)) this.#apply(snapshot);
+    this.#armSettle(unsettled);
+  }
+
+  /**
+   * The content is the one already processed. If it is still waiting to settle, it may have
+   * settled now. If it loaded, the source is healthy again (a file that vanished for a
+   * moment came back); if it failed, that was reported.
+   */
+  #unchanged(): void {
+    const unsettled = this.#unsettled;
+    if (unsettled !== undefined) {
+      if (this.#clock.now() - unsettled.since >= this.#settleMs) this.#settle(unsettled);
+      else this.#armSettle(unsettled);
+      return;
+    }
+    if (!this.#failedOnContent) this.#succeed();
+  }
+
+  /** The content stayed the same for the settle time (or nothing is in force yet): apply it whole. */
+  #settle(unsettled: Unsettled): void {
+    this.#clearSettleTimer();
+    this.#unsettled = undefined;
+    const { parsed } = unsettled;
     if (!parsed.ok) {
       this.#failedOnContent = true;
       return this.#fail(...parsed.problems);
     }
+    this.#apply(buildSnapshot(parsed.objects, { origin: this.origin, previous: this.#inForce, refusedObjects: parsed.refusedObjects }, parsed.problems));
+  }
+
+  /** A second look once `unsettled` is settleMs old (a check; the content decides). */
+  #armSettle(unsettled: Unsettled): void {
+    if (!this.#running || this.#settleTimer !== undefined) return;
+    const wait = Math.max(0, unsettled.since + this.#settleMs - this.#clock.now());
+    this.#settleTimer = this.#clock.setTimeout(() => {
+      this.#settleTimer = undefined;
+      void this.#check();
+    }, wait);
+  }
+
+  #clearSettleTimer(): void {
+    if (this.#settleTimer !== undefined) this.#clock.clearTimeout(this.#settleTimer);
+    this.#settleTimer = undefined;
+  }
+
+  #apply(snapshot: RegistrySnapshot): void {
     this.#failedOnContent = false;
-    const snapshot = buildSnapshot(parsed.objects, { origin: this.origin }, parsed.problems);
+    this.#inForce = snapshot;
     this.#reloads++;
     this.#lastReloadAt = Date.now();
     this.#succeed();
     this.#deliver('snapshot', snapshot);
-  }
-
-  /**
-   * The content is the one already processed. If that content loaded, the source is healthy
-   * again (a file that vanished for a moment came back); if it failed, that was reported.
-   */
-  #unchanged(): void {
-    if (!this.#failedOnContent) this.#succeed();
   }
 
   #succeed(): void {
@@ -265,7 +374,7 @@ export class FileRegistrySource implements RegistrySource {
       line: undefined,
       document: 'file',
       path: '',
-      message: `${why}; the previous registry is kept`,
+      message: `${why}; ${this.#inForce === undefined ? 'no registry is loaded yet' : 'the last good registry stays in force'}`,
     };
   }
 

@@ -34,6 +34,7 @@ export {
 export { normalizeAddress } from './address.js';
 export {
   validateClearanceRegistry,
+  type BrokenPeer,
   type ValidatedObject,
   type ValidationContext,
   type ValidationResult,
@@ -48,6 +49,7 @@ export {
   type RegistryIndexEvents,
 } from './registry-index.js';
 export type { RegistrySource, RegistrySourceEvents, SourceStats } from './source.js';
-export { FileRegistrySource, type FileSourceOptions } from './file-source.js';
+export { FileRegistrySource, type FileSourceOptions, type SourceClock } from './file-source.js';
+export { holdBackUnsettled, sameEntries, type HeldBack } from './partial-write.js';
 export { Registry, type RegistryEvents, type RegistryStats } from './registry.js';
 export type { Listener } from './emitter.js';

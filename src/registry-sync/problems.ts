@@ -11,7 +11,8 @@
  * - `REGISTRY_NAMESPACE`: a peer claims an agentId outside its object's namespace; skipped.
  * - `REGISTRY_CONFLICT`: two entries claim one key, installation, address or object name.
  * - `REGISTRY_SUPERSEDED`: (warning) an entry is revoked by a later generation of its peer.
- * - `REGISTRY_READ`: the source could not be read (missing, unreadable, too large).
+ * - `REGISTRY_READ`: the source could not be read (missing, unreadable, too large, no regular file).
+ * - `REGISTRY_KEPT`: (warning) a broken entry or document: its last good version stays in force.
  */
 export type RegistryProblemCode =
   | 'REGISTRY_SYNTAX'
@@ -20,7 +21,8 @@ export type RegistryProblemCode =
   | 'REGISTRY_NAMESPACE'
   | 'REGISTRY_CONFLICT'
   | 'REGISTRY_SUPERSEDED'
-  | 'REGISTRY_READ';
+  | 'REGISTRY_READ'
+  | 'REGISTRY_KEPT';
 
 export type Severity = 'error' | 'warning';
 

@@ -9,7 +9,7 @@ import { encodeKey } from '../noise/index.js';
 import { normalizeAddress } from './address.js';
 import { Emitter, type Listener } from './emitter.js';
 import type { RegistryEntry } from './model.js';
-import { NO_ADDRESS, resolveAddresses, type AddressResolution, type RegistrySnapshot } from './snapshot.js';
+import { NO_ADDRESS, entryFingerprint, resolveAddresses, type AddressResolution, type RegistrySnapshot } from './snapshot.js';
 
 /**
  * Why a key that was valid no longer is:
@@ -66,25 +66,6 @@ interface Slot {
   readonly stale: KeyVerdict;
   /** Every field but the entry's position in its source, for telling updates apart. */
   readonly fingerprint: string;
-}
-
-function fingerprint(e: RegistryEntry): string {
-  const a = e.attestation;
-  return JSON.stringify([
-    e.agentId,
-    e.installationId,
-    e.publicKeyB64,
-    e.generation.toString(),
-    e.clearance,
-    e.addresses,
-    e.meshPort ?? null,
-    e.serviceAccount ?? null,
-    e.agentType,
-    e.delegationDepth,
-    e.revoked,
-    e.superseded,
-    a === undefined ? null : [a.authnStrength, a.attestedAt, a.imageDigest ?? null, a.nodeName ?? null, a.bindingHash ?? null, a.devicePosture ?? null],
-  ]);
 }
 
 export class RegistryIndex {
@@ -183,7 +164,7 @@ export class RegistryIndex {
         entry,
         current: Object.freeze(entry.revoked ? { kind: 'revoked', entry } : { kind: 'valid', entry }),
         stale: Object.freeze({ kind: 'stale-generation', entry }),
-        fingerprint: fingerprint(entry),
+        fingerprint: entryFingerprint(entry),
       });
       push(allByAgent, entry.agentId, entry);
       if (!entry.revoked) {

@@ -10,7 +10,7 @@
  */
 import type { RegistryEntry } from './model.js';
 import type { RegistryProblem, RegistryProblemCode, Severity } from './problems.js';
-import type { ValidatedObject } from './validate.js';
+import type { BrokenPeer, ValidatedObject } from './validate.js';
 
 export interface RegistrySnapshot {
   /** What the snapshot was read from, e.g. `file /etc/noisemesh/registry.yaml`. */
@@ -24,6 +24,11 @@ export interface RegistrySnapshot {
   readonly problems: readonly RegistryProblem[];
   /** ClearanceRegistry objects loaded (documents refused as a whole are not counted). */
   readonly objects: number;
+  /**
+   * Entries in force at their last good version because what the source now says of them is
+   * broken (a `REGISTRY_KEPT` warning each); 0 or absent when the source's content is whole.
+   */
+  readonly keptLastGood?: number;
 }
 
 /** What an address resolves to. An entry found may be revoked: the caller must refuse it. */
@@ -103,8 +108,121 @@ export function resolveAddresses(entries: readonly RegistryEntry[]): Map<string,
   return table;
 }
 
+/** Every field but the entry's position in its source: equal fingerprints, equal entries. */
+export function entryFingerprint(e: RegistryEntry): string {
+  const a = e.attestation;
+  return JSON.stringify([
+    e.agentId,
+    e.installationId,
+    e.publicKeyB64,
+    e.generation.toString(),
+    e.clearance,
+    e.addresses,
+    e.meshPort ?? null,
+    e.serviceAccount ?? null,
+    e.agentType,
+    e.delegationDepth,
+    e.revoked,
+    e.superseded,
+    a === undefined ? null : [a.authnStrength, a.attestedAt, a.imageDigest ?? null, a.nodeName ?? null, a.bindingHash ?? null, a.devicePosture ?? null],
+  ]);
+}
+
 export interface BuildOptions {
   readonly origin: string;
+  /**
+   * The snapshot in force, from the same source: a peer or document that is now broken keeps
+   * its entries from here (the per-entry last good rule). Without it, broken means refused.
+   */
+  readonly previous?: RegistrySnapshot | undefined;
+  /** `<namespace>/<name>` of documents refused as a whole (ValidationResult.refusedLabel). */
+  readonly refusedObjects?: readonly string[];
+}
+
+/**
+ * The last good rule: a broken peer keeps the entry it was, and a document refused as a whole
+ * keeps its entries, as long as nothing readable in them says otherwise. A broken entry is no
+ * revocation; a deliberate one is written as a removal, `revoked: true`, a new generation or
+ * a new key, all of which are well-formed statements.
+ *
+ * Only the object that published an entry can keep it (the namespace rule), and only while
+ * that object states no well-formed entry with its key; the kept entries then go through the
+ * checks across entries like any other, so a key claimed twice is still refused twice.
+ */
+function keepLastGood(
+  objects: readonly ValidatedObject[],
+  options: BuildOptions,
+  problems: RegistryProblem[],
+): RegistryEntry[] {
+  const previous = options.previous;
+  if (previous === undefined || previous.entries.length === 0) return [];
+  const byObject = groupBy(previous.entries, (e) => `${e.source.namespace}/${e.source.name}`);
+  // Keys the object itself states well-formed need no keeping. A claim from another object
+  // does not stop it: the kept entry and the claim then conflict, and both are refused.
+  const stated = new Set<string>();
+  for (const o of objects) for (const e of o.entries) stated.add(`${o.label} ${e.publicKeyB64}`);
+  const kept: RegistryEntry[] = [];
+  const keep = (label: string, e: RegistryEntry): void => {
+    stated.add(`${label} ${e.publicKeyB64}`);
+    // Supersession is worked out again below, against what the new content holds.
+    kept.push(e.superseded ? Object.freeze({ ...e, superseded: false }) : e);
+  };
+
+  for (const o of objects) {
+    const candidates = byObject.get(o.label);
+    if (candidates === undefined) continue;
+    for (const b of o.broken) {
+      if (b.mayRevoke) continue;
+      const e = lastGoodOf(b, candidates);
+      if (e === undefined || stated.has(`${o.label} ${e.publicKeyB64}`)) continue;
+      keep(o.label, e);
+      problems.push({
+        code: 'REGISTRY_KEPT',
+        severity: 'warning',
+        file: o.file,
+        line: b.line,
+        document: o.label,
+        path: b.path,
+        message: `this peer is refused (see above), so its last good version (${e.agentId}, generation ${e.generation}) stays in force until it is fixed; to revoke it, remove it or write revoked: true`,
+      });
+    }
+  }
+
+  const present = new Set(objects.map((o) => o.label));
+  for (const label of new Set(options.refusedObjects ?? [])) {
+    if (present.has(label)) continue;
+    const entries = byObject.get(label) ?? [];
+    if (entries.length === 0) continue;
+    for (const e of entries) keep(label, e);
+    problems.push({
+      code: 'REGISTRY_KEPT',
+      severity: 'warning',
+      file: entries[0]!.source.file,
+      line: undefined,
+      document: label,
+      path: '',
+      message: `this document is refused (see above), so its ${entries.length} last good entr${entries.length === 1 ? 'y stays' : 'ies stay'} in force until it is fixed; to revoke them, remove them or write revoked: true`,
+    });
+  }
+  return kept;
+}
+
+/**
+ * The entry a broken peer was: found by its key, else by its installation, else by its
+ * position, and only if every well-formed identity field it still has agrees.
+ */
+function lastGoodOf(b: BrokenPeer, candidates: readonly RegistryEntry[]): RegistryEntry | undefined {
+  let found: RegistryEntry | undefined;
+  if (b.publicKeyB64 !== undefined) found = candidates.find((e) => e.publicKeyB64 === b.publicKeyB64);
+  else if (b.installationId !== undefined) {
+    const same = candidates.filter((e) => e.installationId === b.installationId);
+    found = same.find((e) => e.source.peerIndex === b.peerIndex) ?? same.find((e) => !e.revoked);
+  } else found = candidates.find((e) => e.source.peerIndex === b.peerIndex);
+  if (found === undefined) return undefined;
+  if (b.agentId !== undefined && b.agentId !== found.agentId) return undefined;
+  if (b.installationId !== undefined && b.installationId !== found.installationId) return undefined;
+  if (b.generation !== undefined && b.generation !== found.generation) return undefined;
+  return found;
 }
 
 /**
@@ -139,10 +257,12 @@ export function buildSnapshot(
     }
   }
 
+  const lastGood = keepLastGood(kept, options, problems);
+
   // Supersession: the highest generation of an installation is its current key.
   const refused = new Set<RegistryEntry>();
   const replaced = new Map<RegistryEntry, RegistryEntry>();
-  const all = kept.flatMap((o) => o.entries);
+  const all = [...kept.flatMap((o) => o.entries), ...lastGood];
   for (const group of groupBy(all, (e) => e.installationId).values()) {
     if (group.length === 1) continue;
     if (new Set(group.map((e) => e.agentId)).size > 1) {
@@ -215,5 +335,6 @@ export function buildSnapshot(
     entries: Object.freeze(entries),
     problems: Object.freeze(problems),
     objects: kept.length,
+    keptLastGood: lastGood.length,
   });
 }

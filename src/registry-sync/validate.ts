@@ -34,6 +34,31 @@ export interface ValidatedObject {
   readonly file: string | undefined;
   /** Entries before the checks across entries (conflicts, supersession) of buildSnapshot. */
   readonly entries: readonly RegistryEntry[];
+  /** Peers refused by a check of their own, with what could be read of them (buildSnapshot). */
+  readonly broken: readonly BrokenPeer[];
+}
+
+/**
+ * What can be told of a peer that failed its checks: the identity fields that were well
+ * formed, so that buildSnapshot can find the entry's last good version and keep it in force
+ * (a broken entry is not a revocation). A field that is missing or malformed says nothing.
+ */
+export interface BrokenPeer {
+  readonly peerIndex: number;
+  /** `spec.peers[2]`, with the List prefix if any. */
+  readonly path: string;
+  readonly line: number | undefined;
+  readonly agentId: string | undefined;
+  /** Lowercased. */
+  readonly installationId: string | undefined;
+  /** Canonical base64 of a usable key. */
+  readonly publicKeyB64: string | undefined;
+  readonly generation: bigint | undefined;
+  /**
+   * The peer says `revoked` with any value but false, or has a field we do not know (perhaps
+   * a misspelt `revoked`): it may mean to revoke, so it is never kept at a last good version.
+   */
+  readonly mayRevoke: boolean;
 }
 
 export interface ValidationContext {
@@ -49,6 +74,11 @@ export interface ValidationContext {
 export interface ValidationResult {
   /** Undefined when the document is no usable ClearanceRegistry. */
   readonly object: ValidatedObject | undefined;
+  /**
+   * `<namespace>/<name>` of a document refused as a whole whose metadata could still be read:
+   * buildSnapshot keeps that object's last good entries in force.
+   */
+  readonly refusedLabel?: string;
   readonly problems: RegistryProblem[];
 }
 
@@ -193,21 +223,52 @@ export function validateClearanceRegistry(value: unknown, ctx: ValidationContext
   }
 
   if (!usable || peers === undefined || namespace === undefined || name === undefined) {
-    return { object: undefined, problems: r.problems };
+    const refusedLabel = namespace !== undefined && name !== undefined ? `${namespace}/${name}` : undefined;
+    return { object: undefined, ...(refusedLabel !== undefined && { refusedLabel }), problems: r.problems };
   }
 
   const entries: RegistryEntry[] = [];
+  const broken: BrokenPeer[] = [];
   for (const [i, peer] of peers.entries()) {
     const at: PathSegment[] = ['spec', 'peers', i];
     const full = [...(ctx.pathPrefix ?? []), ...at];
     const source = { namespace, name, peerIndex: i, path: formatPath(full), file: ctx.file, line: ctx.locate?.(full) };
     const entry = validatePeer(peer, at, source, r);
     if (entry !== undefined) entries.push(entry);
+    else broken.push(brokenPeer(peer, source));
   }
   return {
-    object: { namespace, name, label: `${namespace}/${name}`, file: ctx.file, entries },
+    object: { namespace, name, label: `${namespace}/${name}`, file: ctx.file, entries, broken },
     problems: r.problems,
   };
+}
+
+/** The well-formed identity fields of a refused peer (see BrokenPeer); never throws. */
+function brokenPeer(peer: unknown, source: RegistryEntry['source']): BrokenPeer {
+  const base = { peerIndex: source.peerIndex, path: source.path, line: source.line };
+  if (!isMapping(peer)) {
+    return { ...base, agentId: undefined, installationId: undefined, publicKeyB64: undefined, generation: undefined, mayRevoke: false };
+  }
+  const id = peer.agentId;
+  const slash = typeof id === 'string' ? id.indexOf('/') : -1;
+  const agentId =
+    typeof id === 'string' && slash > 0 && DNS_LABEL.test(id.slice(0, slash)) && DNS_SUBDOMAIN.test(id.slice(slash + 1)) ? id : undefined;
+  const inst = peer.installationId;
+  const installationId = typeof inst === 'string' && UUID.test(inst) && inst !== NIL_UUID ? inst.toLowerCase() : undefined;
+  let publicKeyB64: string | undefined;
+  if (typeof peer.publicKey === 'string') {
+    try {
+      const bytes = decodeKey(peer.publicKey, PUBLIC_KEY_LEN, 'publicKey');
+      if (encodeKey(bytes) === peer.publicKey && !bytes.every((b) => b === 0)) publicKeyB64 = peer.publicKey;
+    } catch {
+      // Malformed: says nothing.
+    }
+  }
+  const gen = toBigInt(peer.generation);
+  const generation = gen !== undefined && gen >= 1n && gen <= MAX_GENERATION ? gen : undefined;
+  const statesRevoked = peer.revoked !== undefined && peer.revoked !== null && peer.revoked !== false;
+  const unknownField = Object.keys(peer).some((key) => !(PEER_FIELDS as readonly string[]).includes(key));
+  return { ...base, agentId, installationId, publicKeyB64, generation, mayRevoke: statesRevoked || unknownField };
 }
 
 /** Checks every field of one peer, reporting each problem; an entry only if all passed. */

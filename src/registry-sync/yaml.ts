@@ -14,6 +14,8 @@ export interface ParsedRegistryFile {
   readonly ok: boolean;
   readonly objects: readonly ValidatedObject[];
   readonly problems: readonly RegistryProblem[];
+  /** `<namespace>/<name>` of documents refused as a whole (see ValidationResult.refusedLabel). */
+  readonly refusedObjects: readonly string[];
   /** Non-empty documents (List items counted one each). */
   readonly documents: number;
 }
@@ -72,10 +74,11 @@ export function parseRegistryYaml(text: string, file?: string): ParsedRegistryFi
       });
     }
   }
-  if (syntax.length > 0) return { ok: false, objects: [], problems: syntax, documents: 0 };
+  if (syntax.length > 0) return { ok: false, objects: [], problems: syntax, refusedObjects: [], documents: 0 };
 
   const objects: ValidatedObject[] = [];
   const problems: RegistryProblem[] = [];
+  const refusedObjects: string[] = [];
   let documents = 0;
   for (const { value, doc, n } of values) {
     if (value === null || value === undefined) continue; // an empty document, e.g. a trailing `---`
@@ -96,6 +99,7 @@ export function parseRegistryYaml(text: string, file?: string): ParsedRegistryFi
         const result = validateClearanceRegistry(item, { file, document: `document ${n} items[${i}]`, pathPrefix: ['items', i], locate });
         problems.push(...result.problems);
         if (result.object !== undefined) objects.push(result.object);
+        if (result.refusedLabel !== undefined) refusedObjects.push(result.refusedLabel);
       }
       continue;
     }
@@ -103,6 +107,7 @@ export function parseRegistryYaml(text: string, file?: string): ParsedRegistryFi
     const result = validateClearanceRegistry(value, { file, document: `document ${n}`, locate });
     problems.push(...result.problems);
     if (result.object !== undefined) objects.push(result.object);
+    if (result.refusedLabel !== undefined) refusedObjects.push(result.refusedLabel);
   }
   if (documents === 0) {
     // Most likely a file caught between truncation and rewrite; loading it would revoke every key.
@@ -115,7 +120,7 @@ export function parseRegistryYaml(text: string, file?: string): ParsedRegistryFi
       path: '',
       message: `the file holds no document: to publish no peers, write a ${KIND} with \`peers: []\`; a running proxy keeps its previous registry`,
     };
-    return { ok: false, objects: [], problems: [empty], documents: 0 };
+    return { ok: false, objects: [], problems: [empty], refusedObjects: [], documents: 0 };
   }
-  return { ok: true, objects, problems, documents };
+  return { ok: true, objects, problems, refusedObjects, documents };
 }

@@ -3,8 +3,8 @@
  * to start, with the path and the fix, on any problem), loads the identity, opens the
  * registry, binds every listener, and drains on SIGTERM.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { FileReadError, readRegularFileSync } from '../../files/index.js';
 import { backendByName, decodeKey, defaultAeadEngine, encodeKey, BadKeyError, type KeyPair } from '../../noise/index.js';
 import { REBUILD_HINT } from '../../native/index.js';
 import { Proxy, createLogger, tuneHeapForProxy, type Identity, type OriginalDestinationOf } from '../../proxy/index.js';
@@ -15,6 +15,11 @@ import { openRegistry } from '../registry-wiring.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
+/** After the drain deadline, how long shutdown may take before the process exits anyway. */
+const SHUTDOWN_OVERRUN_MS = 2000;
+/** After shutdown, how long open handles may take to close before the process exits anyway. */
+const EXIT_GRACE_MS = 500;
+
 export const proxy: Command = {
   async run(args) {
     const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
@@ -24,6 +29,7 @@ export const proxy: Command = {
       config = loadProxyConfig(values.config);
     } catch (err) {
       if (err instanceof ConfigError) throw new UsageError(`configuration refused:\n${err.message}`);
+      if (err instanceof FileReadError) throw new UsageError(err.explain('--config'));
       throw err;
     }
     tuneHeapForProxy();
@@ -89,8 +95,14 @@ export const proxy: Command = {
     const stopped = new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         log.info({ event: 'signal', signal, drainSeconds: config.drainSeconds }, 'draining');
+        // Nothing may keep a terminating pod alive past its deadline: not a read stuck in the
+        // threadpool, not a handle we do not know of. Unref'd: a clean exit does not wait for it.
+        setTimeout(() => {
+          log.error({ event: 'shutdown', outcome: 'forced' }, 'still running after the drain deadline: exiting');
+          process.exit(1);
+        }, config.drainSeconds * 1000 + SHUTDOWN_OVERRUN_MS).unref();
         void sidecar.shutdown(config.drainSeconds * 1000).then(() => {
-          registry.stop();
+          void registry.stop();
           resolve();
         });
       };
@@ -99,6 +111,9 @@ export const proxy: Command = {
     });
     await stopped;
     identity.keyPair.privateKey.fill(0);
+    // Sessions are closed and listeners too: the process ends when its last handles close,
+    // and at the latest after this grace, whatever is left open.
+    setTimeout(() => process.exit(process.exitCode ?? 0), EXIT_GRACE_MS).unref();
     return 0;
   },
 };
@@ -110,13 +125,19 @@ function loadIdentity(config: ProxyConfig, fromPrivate: (key: Uint8Array) => Key
   return { agentId: config.identity.agentId, keyPair, publicKeyB64: encodeKey(keyPair.publicKey) };
 }
 
+/** A key file is 44 characters of base64 and a newline; anything near this is not one. */
+const MAX_KEY_FILE_BYTES = 4096;
+
 /** Reads a base64 32-byte key; errors name the setting and never echo the file's content. */
 function readKeyFile(file: string, setting: string): Uint8Array {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    const bytes = readRegularFileSync(file, { maxBytes: MAX_KEY_FILE_BYTES });
+    text = bytes.toString('utf8');
+    bytes.fill(0);
   } catch (err) {
-    throw new UsageError(`${setting}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    if (err instanceof FileReadError) throw new UsageError(err.explain(setting));
+    throw err;
   }
   try {
     return decodeKey(text, 32, setting);

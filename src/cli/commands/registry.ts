@@ -1,9 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { FileReadError, readRegularFileSync } from '../../files/index.js';
 import { buildSnapshot, formatProblem, parseRegistryYaml, type RegistryProblem } from '../../registry-sync/index.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
 const USAGE = 'registry validate FILE...';
+
+/** The proxy's limit for a registry file (FileSourceOptions.maxBytes). */
+const MAX_REGISTRY_BYTES = 16 * 1024 * 1024;
 
 /**
  * Checks registry files as the proxy would load them: each file on its own, with the checks
@@ -23,10 +26,10 @@ export const registry: Command = {
       let problems: readonly RegistryProblem[];
       let text: string | undefined;
       try {
-        text = readFileSync(file, 'utf8');
+        text = readRegularFileSync(file, { maxBytes: MAX_REGISTRY_BYTES }).toString('utf8');
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-        process.stdout.write(`${file}: cannot be read (${code})\n`);
+        if (!(err instanceof FileReadError)) throw err;
+        process.stdout.write(`${err.code === undefined ? err.message : `${file}: cannot be read (${err.code})`}\n`);
         errors++;
         continue;
       }

@@ -3,9 +3,9 @@
  * value with DESIGN.md's defaults. Every key is optional except `identity.agentId` and a
  * registry source; a wrong key or value is refused at start with its path and the fix.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
+import { readRegularFileSync } from '../../files/index.js';
 import { parseProtocolName, NoiseError } from '../../noise/index.js';
 import { PROTOCOL } from '../../proxy/index.js';
 import { ConfigError, ConfigReader } from './config-reader.js';
@@ -42,12 +42,21 @@ export interface ProxyConfig {
 const AGENT_ID = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** Longest configuration file read; a real one is a few KiB. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * Reads and checks the configuration file. Throws FileReadError (files/) when the file cannot
+ * be read or is no regular file (a FIFO would block the process), ConfigError when its
+ * content is wrong.
+ */
 export function loadProxyConfig(file: string): ProxyConfig {
+  const bytes = readRegularFileSync(file, { maxBytes: MAX_CONFIG_BYTES });
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(file, [{ path: '(file)', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]);
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new ConfigError(file, [{ path: '(file)', message: 'is not UTF-8 text: save it as UTF-8' }]);
   }
   let document: unknown;
   try {

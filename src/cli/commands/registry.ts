@@ -1,9 +1,17 @@
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { buildSnapshot, formatProblem, parseRegistryYaml, type RegistryProblem } from '../../registry-sync/index.js';
 import type { Command } from '../command.js';
+import { errnoText } from '../system-error.js';
 import { UsageError } from '../usage-error.js';
 
-const USAGE = 'registry validate FILE...';
+const USAGE = `usage: noisemesh registry validate FILE...
+
+Checks ClearanceRegistry files as a proxy would load them (registry.file): each file on its
+own, with the checks across its entries. Prints every problem of every file, one line each
+(file:line: document: path: what is wrong and the fix), then a summary. Exit 0 when there is
+no problem, 1 when there is any (warnings included), 2 for a wrong command line.
+`;
 
 /**
  * Checks registry files as the proxy would load them: each file on its own, with the checks
@@ -11,10 +19,13 @@ const USAGE = 'registry validate FILE...';
  * its file, line, document, path and fix; any problem, warnings included, exits 1.
  */
 export const registry: Command = {
+  usage: USAGE,
   async run(args) {
-    const [sub, ...files] = args;
-    if (sub !== 'validate') throw new UsageError(sub === undefined ? `usage: noisemesh ${USAGE}` : `unknown subcommand '${sub}'; usage: noisemesh ${USAGE}`);
-    if (files.length === 0) throw new UsageError(`name at least one file; usage: noisemesh ${USAGE}`);
+    const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+    const [sub, ...files] = positionals;
+    const synopsis = USAGE.split('\n')[0]!;
+    if (sub !== 'validate') throw new UsageError(sub === undefined ? `name a subcommand; ${synopsis}` : `unknown subcommand '${sub}'; ${synopsis}`);
+    if (files.length === 0) throw new UsageError(`name at least one file; ${synopsis}`);
     let documents = 0;
     let peers = 0;
     let errors = 0;
@@ -25,8 +36,7 @@ export const registry: Command = {
       try {
         text = readFileSync(file, 'utf8');
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-        process.stdout.write(`${file}: cannot be read (${code})\n`);
+        process.stdout.write(`${file}: cannot be read: ${errnoText(err)}\n`);
         errors++;
         continue;
       }

@@ -21,6 +21,21 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
   EADDRNOTAVAIL: 'address not available on this host',
 };
 
+/** The failed call, as a verb a user reads: `cannot look at FILE` rather than `cannot lstat FILE`. */
+const SYSCALL_VERB: Readonly<Record<string, string>> = {
+  stat: 'look at',
+  lstat: 'look at',
+  fstat: 'look at',
+  access: 'access',
+  scandir: 'list',
+  mkdir: 'create the directory',
+  unlink: 'remove',
+  rmdir: 'remove',
+  listen: 'listen on',
+  bind: 'listen on',
+  connect: 'connect to',
+};
+
 /** A Node system error: an errno `code` and the call that failed (`open`, `listen`, ...). */
 export function isSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string; syscall: string } {
   return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && /^E[A-Z0-9]+$/.test((err as NodeJS.ErrnoException).code!) && typeof (err as NodeJS.ErrnoException).syscall === 'string';
@@ -44,5 +59,5 @@ function fixFor(err: NodeJS.ErrnoException): string {
 /** One line for a system error: `cannot open /x/key: no such file or directory (ENOENT): ...`. */
 export function systemErrorLine(err: NodeJS.ErrnoException & { syscall: string }): string {
   const where = err.path !== undefined ? ` ${err.path}` : (err as { address?: string }).address !== undefined ? ` ${(err as { address?: string }).address}:${(err as { port?: number }).port ?? ''}` : '';
-  return `cannot ${err.syscall}${where}: ${errnoText(err)}${fixFor(err)}`;
+  return `cannot ${SYSCALL_VERB[err.syscall] ?? err.syscall}${where}: ${errnoText(err)}${fixFor(err)}`;
 }

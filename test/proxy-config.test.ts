@@ -132,6 +132,8 @@ test('two listeners on one address are caught when the file is read, naming both
       'outbound.explicit[3].listen: 127.0.0.1:15020 is also admin.port (0.0.0.0:15020): two listeners cannot share an address and port; give one of them another port',
     ],
   );
+  // A refused port is not replaced by its default for this check: 15443 is not reported twice.
+  assert.deepEqual(paths(problemsOf({ ...BASE, inbound: { meshPort: 'x' }, admin: { port: 15443 } })), ['inbound.meshPort']);
   // The same port on two addresses of one family is two listeners, not a collision.
   assert.deepEqual(problemsOf({ ...BASE, inbound: { bind: '127.0.0.1', meshPort: 15443 }, admin: { bind: '127.0.0.2', port: 15443 } }), []);
 });

@@ -167,12 +167,15 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
   const log = r.object(root.log, 'log', ['level']);
   const logLevel = r.oneOf(log?.level, 'log.level', LOG_LEVELS) ?? null;
 
-  // Two listeners on one address would fail at start with EADDRINUSE and no key named.
+  // Two listeners on one address would fail at start with EADDRINUSE and no key named. A
+  // listener whose address or port was refused above stands on a default: left out, so that
+  // a default never reports a collision of its own.
+  const flawed = (...paths: string[]): boolean => r.problems.some((p) => paths.includes(p.path));
   const listeners: { path: string; at: HostPort }[] = [
-    { path: 'inbound.meshPort', at: { host: bind, port: meshPort } },
-    ...(capture ? [{ path: 'outbound.capture.port', at: capture }] : []),
-    ...(inboundCapture ? [{ path: 'inbound.capture.port', at: inboundCapture }] : []),
-    ...(admin ? [{ path: 'admin.port', at: admin }] : []),
+    ...(flawed('inbound.meshPort', 'inbound.bind') ? [] : [{ path: 'inbound.meshPort', at: { host: bind, port: meshPort } }]),
+    ...(capture && !flawed('outbound.capture.port', 'outbound.capture.bind') ? [{ path: 'outbound.capture.port', at: capture }] : []),
+    ...(inboundCapture && !flawed('inbound.capture.port', 'inbound.bind') ? [{ path: 'inbound.capture.port', at: inboundCapture }] : []),
+    ...(admin && !flawed('admin.port', 'admin.bind') ? [{ path: 'admin.port', at: admin }] : []),
     ...explicitListeners,
   ];
   for (const [i, l] of listeners.entries()) {

@@ -1,34 +1,59 @@
 // The noisemesh command as users run it: keygen, vectors, and the demo behind `npm start`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
 import { decodeKey, encodeKey, nobleBackend } from '../src/noise/index.js';
 import { repoRoot, sharedPath } from './helpers/paths.js';
 
 const CLI = join(repoRoot, 'dist/src/cli/main.js');
 const run = (args: string[], timeout = 60_000) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout });
 
-test('keygen prints a base64 private key and its public key, or writes an owner-only file', () => {
+/** keygen's two labelled lines, in the same form with and without --out. */
+function keygenLines(stdout: string): { privateLine: string; publicKey: string } {
+  const lines = stdout.trimEnd().split('\n');
+  assert.equal(lines.length, 2, stdout);
+  assert.match(lines[0]!, /^private key: /);
+  assert.match(lines[1]!, /^public key: [A-Za-z0-9+/]{43}=$/);
+  return { privateLine: lines[0]!.slice('private key: '.length), publicKey: lines[1]!.slice('public key: '.length) };
+}
+
+test('keygen labels the private and the public key, printing the private key or writing it owner-only', () => {
   const r = run(['keygen']);
-  assert.equal(r.status, 0);
-  const privateKey = decodeKey(r.stdout, 32);
-  const publicKey = /public key: (\S+)/.exec(r.stderr)![1]!;
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  const printed = keygenLines(r.stdout);
   // Checked against the other backend: the printed public key belongs to the private key.
-  assert.equal(encodeKey(nobleBackend.dh('25519').keyPairFromPrivate(privateKey).publicKey), publicKey);
+  assert.equal(encodeKey(nobleBackend.dh('25519').keyPairFromPrivate(decodeKey(printed.privateLine, 32)).publicKey), printed.publicKey);
 
   const dir = mkdtempSync(join(tmpdir(), 'noisemesh-keygen-'));
   try {
     const file = join(dir, 'key');
     const w = run(['keygen', '--out', file]);
-    assert.equal(w.status, 0);
+    assert.equal(w.status, 0, w.stderr);
     assert.equal(statSync(file).mode & 0o777, 0o600);
+    const written = keygenLines(w.stdout);
+    assert.equal(written.privateLine, `written to ${file} (mode 0600)`);
     const fromFile = nobleBackend.dh('25519').keyPairFromPrivate(decodeKey(readFileSync(file, 'utf8'), 32));
-    assert.equal(w.stdout.trim(), encodeKey(fromFile.publicKey));
+    assert.equal(written.publicKey, encodeKey(fromFile.publicKey));
     assert.equal(w.stdout.includes(readFileSync(file, 'utf8').trim()), false, 'the private key is not printed');
-    assert.notEqual(run(['keygen', '--out', file]).status, 0, 'an existing key file is never overwritten');
+
+    const again = run(['keygen', '--out', file]);
+    assert.equal(again.status, 2);
+    assert.equal(again.stderr, `noisemesh keygen: --out ${file} already exists: refusing to overwrite a key; add --force to replace it\n`);
+    assert.equal(encodeKey(nobleBackend.dh('25519').keyPairFromPrivate(decodeKey(readFileSync(file, 'utf8'), 32)).publicKey), written.publicKey, 'the key is untouched');
+
+    const forced = run(['keygen', '--out', file, '--force']);
+    assert.equal(forced.status, 0, forced.stderr);
+    const replaced = keygenLines(forced.stdout);
+    assert.notEqual(replaced.publicKey, written.publicKey);
+    assert.equal(encodeKey(nobleBackend.dh('25519').keyPairFromPrivate(decodeKey(readFileSync(file, 'utf8'), 32)).publicKey), replaced.publicKey);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(dir), ['key'], 'no temporary file left behind');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -58,16 +83,56 @@ test('vectors: all 944 pass on each backend, and a broken vector is reported by 
   }
 });
 
-test('npm start: the demo mesh carries requests, then refuses the revoked client', () => {
+test('npm start: the demo mesh carries requests, holds a session, then reports what the revocation did, as measured', () => {
   const r = run(['demo', '--requests', '3'], 90_000);
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.equal((r.stdout.match(/request \d: 200 hello from demo\/api/g) ?? []).length, 3);
-  assert.match(r.stdout, /noisemesh_handshakes_total\{role="responder",result="accepted"\} 3/);
-  assert.match(r.stdout, /the next request was refused after \d+ ms/);
+  // Before the revocation: the three requests and the held session, one handshake each.
+  const [before, after] = r.stdout.split('revoking demo/web');
+  assert.match(before!, /noisemesh_handshakes_total\{role="responder",result="accepted"\} 3/);
+  assert.match(before!, /holding one long-lived session open: .* \/debug\/sessions lists 1 session\(s\) on demo\/web and 1 on demo\/api/);
+
+  // The count it reports agrees with the responder's metrics: its accepted handshakes are the
+  // 3 requests, the held session, every request that passed after the write, and at most one
+  // more, the request the revocation caught in flight (they are sent one at a time).
+  const passed = Number(/(\d+) request\(s\) still went through after the write/.exec(after!)?.[1]);
+  assert.ok(Number.isInteger(passed), after);
+  const accepted = Number(/metrics of demo\/api:[^]*noisemesh_handshakes_total\{role="responder",result="accepted"\} (\d+)/.exec(after!)?.[1]);
+  assert.ok(accepted === 4 + passed || accepted === 5 + passed, `responder accepted ${accepted}, demo says ${passed} passed\n${after}`);
+  assert.match(after!, /metrics of demo\/api:[^]*noisemesh_session_aborts_total\{reason="revoked"\} [1-9]/);
+  assert.match(after!, /the first refused request failed \d+ ms after the write: the connection was reset/);
+  assert.match(after!, /recorded by demo\/(web|api) since the write: \d+ (handshake\(s\) refused|session\(s\) aborted)/);
+  assert.match(after!, /the held session was reset \d+ ms after the write/);
 });
 
-test('an unknown command lists the commands', () => {
-  const r = run(['frobnicate']);
-  assert.equal(r.status, 2);
-  for (const name of ['proxy', 'init-iptables', 'keygen', 'vectors', 'registry', 'demo']) assert.match(r.stderr, new RegExp(`^  ${name} `, 'm'));
+test('demo --serve prints every admin port and holds a session that /debug/sessions shows', async () => {
+  const child = spawn(process.execPath, [CLI, 'demo', '--serve', '--requests', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    for (let i = 0; i < 600 && !out.includes('serving until Ctrl-C') && child.exitCode === null; i++) await sleep(50);
+    await sleep(200); // the rest of the lines
+    assert.match(out, /serving until Ctrl-C/, out);
+    const admin = [...out.matchAll(/curl http:\/\/127\.0\.0\.1:(\d+)\/debug\/sessions +(demo\/\w+)'s admin port/g)].map((m) => [m[2], Number(m[1])] as const);
+    assert.deepEqual(admin.map(([agent]) => agent), ['demo/web', 'demo/api'], out);
+    const declared = /demo\/web +proxy: mesh :\d+ +admin :(\d+).*\n.*demo\/api +proxy: mesh :\d+ +admin :(\d+)/.exec(out);
+    assert.deepEqual(admin.map(([, port]) => port), [Number(declared![1]), Number(declared![2])]);
+    const heldPort = Number(/this demo's connection 127\.0\.0\.1:(\d+) -> demo\/web 127\.0\.0\.1:\d+ -> demo\/api port (\d+)/.exec(out)?.[1]);
+    const targetPort = Number(/-> demo\/api port (\d+)/.exec(out)?.[1]);
+    assert.ok(heldPort > 0, out);
+    for (const [agent, port] of admin) {
+      const res = await request(`http://127.0.0.1:${port}/debug/sessions`);
+      const { sessions } = (await res.body.json()) as { sessions: { peer: string; direction: string; targetPort: number }[] };
+      assert.equal(sessions.length, 1, `${agent}: ${JSON.stringify(sessions)}`);
+      assert.equal(sessions[0]!.peer, agent === 'demo/web' ? 'demo/api' : 'demo/web');
+      assert.equal(sessions[0]!.direction, agent === 'demo/web' ? 'outbound' : 'inbound');
+      assert.equal(sessions[0]!.targetPort, targetPort);
+      assert.equal((await request(`http://127.0.0.1:${port}/readyz`)).statusCode, 200);
+    }
+  } finally {
+    child.kill('SIGINT');
+  }
+  assert.equal(await exited, 0, out);
 });

@@ -299,7 +299,7 @@ describe('noisemesh init-iptables', () => {
       [['--exclude-outbound-cidrs', '10.0.0.0/8,10.0.0.0/40'], /--exclude-outbound-cidrs \(item 2\): '10\.0\.0\.0\/40' is no network: prefix length '40' is not 0\.\.32/],
       [['--no-inbound', '--inbound-port', '15006'], /--inbound-port and --no-inbound contradict/],
       [['--ipv6', '--no-ipv6'], /--ipv6 and --no-ipv6 contradict/],
-      [['--outbound'], /Unknown option '--outbound'/],
+      [['--outbound'], /^noisemesh init-iptables: unknown option '--outbound'\n/],
     ];
     for (const [args, message] of cases) {
       const result = await cli(['--dry-run', ...args]);

@@ -324,16 +324,43 @@ test('a broken configuration is refused at start with every path and its fix', (
   assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
 });
 
-test('a bad key file is named, with the fix, and its content is never echoed', () => {
+test('a bad or missing key file is named, with a fix that works as printed, and its content is never echoed', async () => {
   const keyFile = join(dir, 'bad.key');
   writeFileSync(keyFile, 'c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n');
+  const missingKey = join(dir, 'missing.key');
   const file = join(dir, 'badkey.yaml');
-  writeFileSync(file, stringify({ identity: { agentId: 'shop/x', privateKeyFile: keyFile }, registry: { file: join(dir, 'registry.yaml') }, admin: false }));
-  const r = spawnSync(process.execPath, [CLI, 'proxy', '--config', file], { encoding: 'utf8', timeout: 20_000 });
-  assert.equal(r.status, 2);
-  assert.match(r.stderr, /identity.privateKeyFile must decode to 32 bytes, got 20/);
-  assert.match(r.stderr, /noisemesh keygen --out/);
-  assert.equal(r.stderr.includes('c2VjcmV0'), false);
+  const [meshPort] = await freePorts(1);
+  const config = (privateKeyFile: string): string =>
+    stringify({ identity: { agentId: 'shop/x', privateKeyFile }, registry: { file: join(dir, 'registry.yaml') }, inbound: { bind: '127.0.0.1', meshPort }, admin: false });
+  const start = () => spawnSync(process.execPath, [CLI, 'proxy', '--config', file], { encoding: 'utf8', timeout: 20_000 });
+
+  for (const [key, problem] of [[keyFile, /identity.privateKeyFile must decode to 32 bytes, got 20/], [missingKey, /identity.privateKeyFile: .*missing\.key does not exist: create it, or fix identity.privateKeyFile; make one with: noisemesh keygen --out /]] as const) {
+    writeFileSync(file, config(key));
+    const r = start();
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
+    assert.match(r.stderr, problem);
+    assert.equal(r.stderr.includes('c2VjcmV0'), false);
+
+    // Followed literally, the hint makes a key the proxy then starts with.
+    const hint = /make one with: (noisemesh keygen .*)$|replace it with a new key: (noisemesh keygen .*)$/m.exec(r.stderr);
+    assert.ok(hint, r.stderr);
+    const [program, ...args] = (hint[1] ?? hint[2])!.split(' ');
+    assert.equal(program, 'noisemesh');
+    const keygen = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(keygen.status, 0, `${hint[0]}: ${keygen.stderr}`);
+    const child = spawn(process.execPath, [CLI, 'proxy', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+    try {
+      await waitFor(() => log.includes('"event":"listening"') || child.exitCode !== null, 'the proxy to start with the new key');
+      assert.match(log, /"event":"listening"/, log);
+    } finally {
+      child.kill('SIGKILL');
+      await exited(child);
+    }
+  }
 });
 
 test('with capture configured and no addon, the proxy refuses to start and says why and how to fix it', async () => {
@@ -359,4 +386,46 @@ test('with capture configured and no addon, the proxy refuses to start and says 
     const probe = createServer().once('error', reject);
     probe.listen(meshPort, '127.0.0.1', () => probe.close(() => resolve()));
   });
+});
+
+test('a registry missing at start: /healthz at once, /readyz says why, no claim of a previous registry; then ready when it appears', async () => {
+  const registryFile = join(dir, 'late-registry.yaml');
+  const [meshPort, adminPort, listenPort] = await freePorts(3);
+  const file = join(dir, 'late.yaml');
+  writeFileSync(file, stringify({
+    identity: { agentId: 'shop/web', privateKeyFile: join(dir, 'web.key') },
+    registry: { file: registryFile },
+    inbound: { bind: '127.0.0.1', meshPort },
+    admin: { bind: '127.0.0.1', port: adminPort },
+    outbound: { explicit: [{ listen: `127.0.0.1:${listenPort}`, peer: 'shop/nobody', port: 80 }] },
+  }));
+  const spawnedAt = Date.now();
+  const child = spawn(process.execPath, [CLI, 'proxy', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+  try {
+    // Start-up used to wait 10 s for a first snapshot before it listened; now the admin port
+    // answers as soon as the process is up (the bound is generous for a loaded machine).
+    await waitFor(async () => (await get(adminPort!, '/healthz')).status === 200, '/healthz', 8_000);
+    assert.ok(Date.now() - spawnedAt < 8_000);
+    const notReady = await get(adminPort!, '/readyz');
+    assert.equal(notReady.status, 503);
+    const body = JSON.parse(notReady.body) as { ready: boolean; checks: Record<string, boolean>; reasons: Record<string, string> };
+    assert.deepEqual(body.checks, { registry: false, listeners: true });
+    assert.match(body.reasons.registry!, /late-registry\.yaml: does not exist \(yet\): create it, or fix registry.file; no registry is loaded until this is fixed/);
+    assert.deepEqual(Object.keys(body.reasons), ['registry']);
+    await waitFor(() => log.includes('"event":"registry-error"'), 'the registry error line');
+    assert.doesNotMatch(log, /previous registry|last good snapshot|stays in force/, 'no previous registry to keep');
+    assert.match(log, /no registry loaded: the proxy is not ready and refuses every peer until the file loads/);
+
+    writeFileSync(registryFile, registry());
+    await waitFor(async () => (await get(adminPort!, '/readyz')).status === 200, 'ready once the file appears');
+    // shop/nobody is in no registry: said once the registry is there to ask.
+    await waitFor(() => log.includes('outbound.explicit[0].peer: shop/nobody is not in the registry'), 'the unknown-peer warning');
+    assert.doesNotMatch(log, /outbound.explicit\[0\].peer: shop\/api/);
+  } finally {
+    child.kill('SIGKILL');
+    await exited(child);
+  }
 });

@@ -54,7 +54,7 @@ test('a syntax error, a missing file and a warning each fail the run', (t) => {
 
   const missing = run('validate', join(dir, 'nope.yaml'));
   assert.equal(missing.code, 1);
-  assert.match(missing.stdout, /nope\.yaml: cannot be read \(ENOENT\)/);
+  assert.match(missing.stdout, /nope\.yaml: cannot be read: no such file or directory \(ENOENT\)/);
   assert.match(missing.stdout, /1 error, 0 warnings\n$/);
 
   const warned = run('validate', superseded);
@@ -89,4 +89,65 @@ test('usage errors exit 2', () => {
   const unknown = run('check', 'x.yaml');
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown subcommand 'check'/);
+});
+
+test('every problem of a file in one run: a document without metadata still has its peers checked', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noisemesh-registry-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'no-metadata.yaml');
+  writeFileSync(file, [
+    'apiVersion: noisemesh.io/v1alpha1',
+    'kind: ClearanceRegistrry',
+    'spec:',
+    '  peers:',
+    '    - agentId: Payments/API',
+    '      installationId: 3f6f0c1e-1111-4222-8333-944455556666',
+    '      publicKey: not-a-key',
+    '      generation: 0',
+    '    - agentId: payments/db',
+    '      installationId: nope',
+    '      publicKey: 4RKNfKtWlGbr3jih4Qenf7V57GnZDFWoSmsQeU5I4i0=',
+    '      generation: 1',
+    '      revokd: true',
+    '',
+  ].join('\n'));
+  const r = run('validate', file);
+  assert.equal(r.code, 1);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.deepEqual(lines.slice(0, -1).map((l) => l.split(': ').slice(0, 3)), [
+    [`${file}:1`, 'document 1', 'metadata'],
+    [`${file}:2`, 'document 1', 'kind'],
+    [`${file}:5`, 'document 1', 'spec.peers[0].agentId'],
+    [`${file}:7`, 'document 1', 'spec.peers[0].publicKey'],
+    [`${file}:8`, 'document 1', 'spec.peers[0].generation'],
+    [`${file}:13`, 'document 1', 'spec.peers[1].revokd'],
+    [`${file}:10`, 'document 1', 'spec.peers[1].installationId'],
+  ]);
+  assert.equal(lines.at(-1), '1 file, 1 document, 0 peers loaded; 7 errors, 0 warnings');
+  assert.ok(!r.stdout.includes('4RKNfKtWlGbr3jih4Qenf7V57GnZDFWoSmsQeU5I4i0='));
+});
+
+test('a YAML syntax error is printed once, with a hint that fits it', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noisemesh-registry-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const head = 'apiVersion: noisemesh.io/v1alpha1\nkind: ClearanceRegistry\nmetadata: {name: a, namespace: a}\n';
+  const cases: [string, string, RegExp][] = [
+    ['sequence.yaml', `${head}spec:\n  peers: [\n`, /a flow sequence `\[` opened on this line or above is not closed: end it with `\]`/],
+    ['nested.yaml', `${head}spec:\n  peers: [ {agentId: a/b\n`, /a flow mapping `\{` opened on this line or above is not closed: end it with `\}`/],
+    ['quote.yaml', `${head}spec: {peers: []}\nstatus: "open\n`, /a double-quoted string is not closed: end it with `"`/],
+    ['indent.yaml', `${head}spec:\n  peers:\n    - agentId: a/b\n   generation: 1\n`, /inconsistent indentation: align the keys of each mapping/],
+    ['indent-item.yaml', `${head}spec:\n  peers:\n    - agentId: a/b\n     generation: 1\n`, /a line of a list item is indented differently from the lines above it, or lacks its `- `/],
+    ['tab.yaml', `${head}spec:\n\tpeers: []\n`, /a tab used as indentation: indent with spaces/],
+  ];
+  for (const [name, text, hint] of cases) {
+    writeFileSync(join(dir, name), text);
+    const r = run('validate', join(dir, name));
+    assert.equal(r.code, 1, name);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.equal(lines.length, 2, `${name}: one problem line and the summary\n${r.stdout}`);
+    assert.match(lines[0]!, /: document 1: YAML syntax error \([A-Z_]+\): /, name);
+    assert.match(lines[0]!, hint, name);
+    if (!name.startsWith('indent') && !name.startsWith('tab')) assert.doesNotMatch(lines[0]!, /indent/, `${name}: not an indentation problem`);
+    assert.match(lines[0]!, /; the whole file is refused$/, name);
+  }
 });

@@ -354,7 +354,7 @@ test('file source: a FIFO at the path is refused and counted, the last good regi
   for (let i = 0; i < 3; i++) await w.source.refresh(); // each one returns: nothing waits on the pipe
   assert.equal(w.errors.length, 1, 'reported once');
   assert.equal(w.errors[0]!.code, 'REGISTRY_READ');
-  assert.match(w.errors[0]!.message, /registry\.yaml: file: is a FIFO \(named pipe\), not a regular file: point registry\.file at the YAML file itself; the last good registry stays in force/);
+  assert.match(w.errors[0]!.message, /registry\.yaml: is a FIFO \(named pipe\), not a regular file: point registry\.file at the YAML file itself; the last good registry stays in force/);
   assert.equal(w.registry.stats().errors, 1);
   assert.equal(w.registry.stats().healthy, false);
   assert.equal(w.registry.index.verifyKey(api.publicKey as string, 1n).kind, 'valid');

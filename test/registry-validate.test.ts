@@ -269,7 +269,7 @@ test('a YAML syntax error refuses the whole file, with lines and without quoting
   for (const p of parsed.problems) {
     assert.equal(p.code, 'REGISTRY_SYNTAX');
     assert.equal(typeof p.line, 'number');
-    assert.match(p.message, /^YAML syntax error \([A-Z_]+\): .*running proxy keeps its previous registry$/);
+    assert.match(p.message, /^YAML syntax error \([A-Z_]+\): .*; the whole file is refused$/);
   }
   assertNoLeak(parsed.problems, ['4RKNfKtWlGbr3jih4Qenf7V57GnZDFWoSmsQeU5I4i0=']);
 });

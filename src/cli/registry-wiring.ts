@@ -13,8 +13,14 @@ export interface OpenRegistry {
   stop(): Promise<void>;
 }
 
-/** How long start-up waits for the first snapshot before listening anyway (not ready). */
-const FIRST_SNAPSHOT_WAIT_MS = 10_000;
+/**
+ * How long start-up waits for the first read of the registry to end, well or badly, before
+ * listening anyway (not ready). A read ends in milliseconds, found or not; waiting for it
+ * keeps a proxy from refusing peers in its first instant only because it had not read the
+ * file yet. Only a hung filesystem reaches this bound, and /healthz must answer before a
+ * liveness probe gives up.
+ */
+const FIRST_READ_WAIT_MS = 2_000;
 
 export async function openRegistry(file: string, log: Logger): Promise<OpenRegistry> {
   const registry = Registry.fromFile(file);
@@ -40,28 +46,37 @@ export async function openRegistry(file: string, log: Logger): Promise<OpenRegis
   registry.on('changed', (s) => {
     log.info({ event: 'registry-reload', file, version: s.version, entries: s.entries, added: s.added, removed: s.removed, updated: s.updated, revoked: s.revoked, errors: s.errors }, 'registry reloaded');
   });
-  registry.on('error', (err) =>
-    log.error(
-      { event: 'registry-error', file, error: err.message },
-      registry.isReady ? 'registry not reloaded; the last good snapshot stays in force' : 'registry not loaded yet',
-    ),
-  );
-  registry.start();
+  /** Why the proxy is not ready while no snapshot has loaded, for /readyz. */
+  let notReadyReason = `no registry loaded yet: ${file} has not been read`;
+  registry.on('error', (err) => {
+    if (registry.isReady) {
+      log.error({ event: 'registry-error', file, error: err.message }, 'registry not reloaded; the last good snapshot stays in force');
+    } else {
+      notReadyReason = err.message;
+      log.error({ event: 'registry-error', file, error: err.message }, 'no registry loaded: the proxy is not ready and refuses every peer until the file loads');
+    }
+  });
 
   let timer: NodeJS.Timeout | undefined;
-  const loaded = await Promise.race([
-    registry.ready().then(() => true, () => false),
-    new Promise<boolean>((resolve) => (timer = setTimeout(resolve, FIRST_SNAPSHOT_WAIT_MS, false))),
-  ]);
+  let firstRead!: () => void;
+  const settled = new Promise<void>((resolve) => (firstRead = resolve));
+  const offSnapshot = registry.on('snapshot', () => firstRead());
+  const offError = registry.on('error', () => firstRead());
+  registry.start();
+  await Promise.race([settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_READ_WAIT_MS)))]);
   clearTimeout(timer);
-  if (!loaded) log.error({ event: 'registry-error', file }, 'no registry snapshot yet: the proxy listens but is not ready, and refuses every peer');
+  offSnapshot();
+  offError();
+  if (!registry.isReady && notReadyReason.endsWith('has not been read')) {
+    log.error({ event: 'registry-error', file }, `no registry snapshot after ${FIRST_READ_WAIT_MS} ms: the proxy listens but is not ready, and refuses every peer, until the file loads`);
+  }
 
   return {
     directory,
     registry,
     attach(proxy) {
       const livePeers = (): number => index.entries().filter((e: RegistryEntry) => !e.revoked).length;
-      proxy.setRegistryReady(registry.isReady);
+      proxy.setRegistryReady(registry.isReady, notReadyReason);
       if (registry.isReady) proxy.metrics.registryReloads.inc({ result: 'ok' });
       proxy.metrics.registryPeers.set(livePeers());
       registry.on('snapshot', () => {
@@ -69,7 +84,10 @@ export async function openRegistry(file: string, log: Logger): Promise<OpenRegis
         proxy.metrics.registryReloads.inc({ result: 'ok' });
         proxy.metrics.registryPeers.set(livePeers());
       });
-      registry.on('error', () => proxy.metrics.registryReloads.inc({ result: 'error' }));
+      registry.on('error', () => {
+        proxy.metrics.registryReloads.inc({ result: 'error' });
+        if (!registry.isReady) proxy.setRegistryReady(false, notReadyReason);
+      });
       registry.on('revoked', (key, reason, previous) => {
         const since = process.hrtime.bigint();
         const aborted = proxy.revokeKey(key, since);

@@ -80,6 +80,7 @@ export class Proxy {
   private adminServer: HttpServer | null = null;
   private bound: BoundPorts | null = null;
   private registryReady = false;
+  private registryNotReadyReason: string | undefined;
   private draining = false;
   private readonly sockets = new Set<Socket>();
   /** Mesh, capture, explicit and admin ports: never a session target (status 4). */
@@ -161,9 +162,13 @@ export class Proxy {
     return this.bound;
   }
 
-  /** The registry has delivered its first good snapshot (readiness). */
-  setRegistryReady(ready: boolean): void {
+  /**
+   * The registry has delivered its first good snapshot (readiness). `reason`: why not, for
+   * /readyz (no key or secret value: it is served to anyone who reaches the admin port).
+   */
+  setRegistryReady(ready: boolean, reason?: string): void {
     this.registryReady = ready;
+    this.registryNotReadyReason = ready ? undefined : reason;
   }
 
   /**
@@ -235,6 +240,10 @@ export class Proxy {
       metrics: this.metrics,
       sessions: () => this.sessions.summaries(),
       readiness: () => ({ registry: this.registryReady, listeners: this.bound !== null && !this.draining }),
+      reasons: () => ({
+        registry: this.registryNotReadyReason ?? 'no registry snapshot loaded yet',
+        listeners: this.draining ? 'draining: the proxy is shutting down' : 'listeners not bound yet',
+      }),
     });
     this.adminServer = server;
     return new Promise((resolve, reject) => {

@@ -374,13 +374,16 @@ export class FileRegistrySource implements RegistrySource {
       line: undefined,
       document: 'file',
       path: '',
-      message: `${why}; ${this.#inForce === undefined ? 'no registry is loaded yet' : 'the last good registry stays in force'}`,
+      message: why,
     };
   }
 
-  #fail(...problems: RegistryProblem[]): void {
+  #fail(...found: RegistryProblem[]): void {
     if (!this.#running) return;
     this.#healthy = false;
+    // Say what the failure leaves in force: only a source that loaded once has a registry to keep.
+    const consequence = this.#inForce === undefined ? 'no registry is loaded until this is fixed' : 'the last good registry stays in force';
+    const problems = found.map((p) => ({ ...p, message: `${p.message}; ${consequence}` }));
     const error = new RegistrySourceError(problems);
     // Polling a missing file would repeat one failure every interval: report changes only.
     if (error.message === this.#lastFailure) return;

@@ -58,7 +58,9 @@ export function formatProblem(p: RegistryProblem): string {
   const where = p.file === undefined ? '' : p.line === undefined ? `${p.file}: ` : `${p.file}:${p.line}: `;
   const level = p.severity === 'warning' ? 'warning: ' : '';
   const path = p.path === '' ? '' : `${p.path}: `;
-  return `${where}${level}${p.document}: ${path}${p.message}`;
+  // A file that cannot be read has no document to name.
+  const document = p.code === 'REGISTRY_READ' ? '' : `${p.document}: `;
+  return `${where}${level}${document}${path}${p.message}`;
 }
 
 /**

@@ -4,8 +4,9 @@
  *
  * Bad input loses nothing it need not: a bad peer is skipped and reported, its siblings still
  * load; a document that cannot be attributed to a namespace (no metadata, wrong kind) loses its
- * peers, since the namespace rule cannot be checked without it. Messages name the path and the
- * fix and never quote a key.
+ * peers, since the namespace rule cannot be checked without it. Its peers are still checked
+ * and their problems reported, so that one run shows everything to fix. Messages name the path
+ * and the fix and never quote a key.
  */
 import { decodeKey, encodeKey, isLowOrderPublicKey } from '../noise/index.js';
 import { isUnspecifiedAddress, normalizeAddress } from './address.js';
@@ -222,21 +223,22 @@ export function validateClearanceRegistry(value: unknown, ctx: ValidationContext
     }
   }
 
-  if (!usable || peers === undefined || namespace === undefined || name === undefined) {
-    const refusedLabel = namespace !== undefined && name !== undefined ? `${namespace}/${name}` : undefined;
-    return { object: undefined, ...(refusedLabel !== undefined && { refusedLabel }), problems: r.problems };
-  }
+  // A document refused as a whole keeps its last good entries when it can still be named.
+  const refused = namespace !== undefined && name !== undefined ? { refusedLabel: `${namespace}/${name}` } : {};
+  if (peers === undefined) return { object: undefined, ...refused, problems: r.problems };
 
   const entries: RegistryEntry[] = [];
   const broken: BrokenPeer[] = [];
   for (const [i, peer] of peers.entries()) {
     const at: PathSegment[] = ['spec', 'peers', i];
     const full = [...(ctx.pathPrefix ?? []), ...at];
-    const source = { namespace, name, peerIndex: i, path: formatPath(full), file: ctx.file, line: ctx.locate?.(full) };
-    const entry = validatePeer(peer, at, source, r);
+    // Without a namespace the namespace rule cannot be checked; the entries are dropped below.
+    const source = { namespace: namespace ?? '', name: name ?? '', peerIndex: i, path: formatPath(full), file: ctx.file, line: ctx.locate?.(full) };
+    const entry = validatePeer(peer, at, source, r, namespace !== undefined);
     if (entry !== undefined) entries.push(entry);
     else broken.push(brokenPeer(peer, source));
   }
+  if (!usable || namespace === undefined || name === undefined) return { object: undefined, ...refused, problems: r.problems };
   return {
     object: { namespace, name, label: `${namespace}/${name}`, file: ctx.file, entries, broken },
     problems: r.problems,
@@ -277,6 +279,7 @@ function validatePeer(
   at: readonly PathSegment[],
   source: RegistryEntry['source'],
   r: Reporter,
+  checkNamespace: boolean,
 ): RegistryEntry | undefined {
   if (!isMapping(peer)) {
     r.report('REGISTRY_FIELD', at, `must be a mapping with agentId, installationId, publicKey and generation (got ${describe(peer)})`);
@@ -307,7 +310,7 @@ function validatePeer(
     const wl = id.slice(slash + 1);
     if (slash < 0 || !DNS_LABEL.test(ns) || ns.length > 63 || !DNS_SUBDOMAIN.test(wl) || wl.length > 253) {
       bad('agentId', 'must be `<namespace>/<workload>`: a namespace name, one slash, a lowercase workload name (DNS-1123), e.g. payments/api');
-    } else if (ns !== source.namespace) {
+    } else if (checkNamespace && ns !== source.namespace) {
       bad(
         'agentId',
         `names namespace '${ns}' but this object is in namespace '${source.namespace}': an entry may only claim an agentId of its own namespace; publish it in a ${KIND} of namespace '${ns}'`,

@@ -22,7 +22,7 @@ export interface ParsedRegistryFile {
 
 /**
  * The yaml library's messages may quote the offending source line, which may hold a key, so
- * only its error code reaches our message.
+ * only its error code, and a hint we choose by its message, reach our message.
  */
 const SYNTAX_HINTS: Readonly<Record<string, string>> = {
   BAD_INDENT: 'inconsistent indentation: align the keys of each mapping',
@@ -37,6 +37,24 @@ const SYNTAX_HINTS: Readonly<Record<string, string>> = {
   RESOURCE_EXHAUSTION: 'too many alias expansions',
 };
 
+/**
+ * Hints for errors whose code covers several faults (the library reports an unclosed `[` as
+ * BAD_INDENT), told apart by the library's fixed wording, which is matched but never printed.
+ */
+const MESSAGE_HINTS: readonly (readonly [RegExp, string])[] = [
+  [/^Flow sequence .*end with a \]/, 'a flow sequence `[` opened on this line or above is not closed: end it with `]`'],
+  [/^Flow map .*end with a \}/, 'a flow mapping `{` opened on this line or above is not closed: end it with `}`'],
+  [/^Missing closing "quote/, 'a double-quoted string is not closed: end it with `"`'],
+  [/^Missing closing 'quote/, "a single-quoted string is not closed: end it with `'`"],
+  [/^Implicit map keys need to be followed by map values/, 'a key without a value: write `key: value`, with a colon and a space'],
+  [/^Sequence item without - indicator/, 'a line of a list item is indented differently from the lines above it, or lacks its `- `: align the keys of each item'],
+];
+
+/** What to fix for one error of the yaml library: safe to print (never quotes the source). */
+export function yamlSyntaxHint(code: string, message: string): string {
+  return MESSAGE_HINTS.find(([pattern]) => pattern.test(message))?.[1] ?? SYNTAX_HINTS[code] ?? 'fix the YAML';
+}
+
 /** Parses and validates a registry file's text. */
 export function parseRegistryYaml(text: string, file?: string): ParsedRegistryFile {
   const lineCounter = new LineCounter();
@@ -48,15 +66,22 @@ export function parseRegistryYaml(text: string, file?: string): ParsedRegistryFi
   let n = 0;
   for (const doc of docs) {
     n++;
+    // One fault often yields several errors at one place (a badly indented line is also "a
+    // nested mapping" and "a multi-line key"): the first is the fault, the rest its echoes.
+    const byLine = new Map<number | undefined, { code: string; hint: string }>();
     for (const err of doc.errors) {
+      const line = err.linePos?.[0].line ?? lineOf(err.pos[0]);
+      if (!byLine.has(line)) byLine.set(line, { code: err.code, hint: yamlSyntaxHint(err.code, err.message) });
+    }
+    for (const [line, { code, hint }] of byLine) {
       syntax.push({
         code: 'REGISTRY_SYNTAX',
         severity: 'error',
         file,
-        line: err.linePos?.[0].line ?? lineOf(err.pos[0]),
+        line,
         document: `document ${n}`,
         path: '',
-        message: `YAML syntax error (${err.code}): ${SYNTAX_HINTS[err.code] ?? 'fix the YAML'}; the whole file is refused; a running proxy keeps its previous registry`,
+        message: `YAML syntax error (${code}): ${hint}; the whole file is refused`,
       });
     }
     if (doc.errors.length > 0) continue;

@@ -1,13 +1,16 @@
 /**
  * `noisemesh demo`: a local mesh on loopback, with no root and no Kubernetes. Two real
- * `noisemesh proxy` processes, a registry file, and an HTTP server; requests go through,
- * the registry revokes the client, and the next request is refused. `--serve` keeps the
- * mesh up for curl and a browser.
+ * `noisemesh proxy` processes, a registry file, and an HTTP server; requests go through, one
+ * long-lived session is held open, then the registry revokes the client. What follows is
+ * measured, not assumed: how many requests still pass while the proxies have not yet re-read
+ * the file, when the first is refused, and when the held session is reset. `--serve` keeps
+ * the mesh up, with the held session, for curl and a browser.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +20,7 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import { encodeKey, nativeBackend, type KeyPair } from '../../noise/index.js';
 import type { Command } from '../command.js';
+import { UsageError } from '../usage-error.js';
 
 const CLI = fileURLToPath(new URL('../main.js', import.meta.url));
 
@@ -28,13 +32,30 @@ interface DemoPod {
   readonly installationId: string;
 }
 
+const USAGE = `usage: noisemesh demo [--serve] [--requests N]
+
+A two-pod mesh on loopback, with no root and no Kubernetes: writes two keys, a registry
+and two proxy configurations to a temporary directory, starts two \`noisemesh proxy\`
+processes (demo/web with an explicit listener, demo/api in front of a small HTTP server),
+sends requests through them, holds one session open, then marks demo/web revoked in the
+registry and reports what happened, measured: how many requests still passed, when the
+first was refused, when the held session was reset. Exit 0 when the revocation took.
+
+  --requests N   requests sent through the mesh before the revocation, 1..1000 (default 5)
+  --serve        no revocation: keep the mesh and the held session up until Ctrl-C, and
+                 print every address to try
+`;
+
 export const demo: Command = {
+  usage: USAGE,
   async run(args) {
     const { values } = parseArgs({ args, options: { serve: { type: 'boolean', default: false }, requests: { type: 'string', default: '5' } } });
-    const requests = Math.max(1, Math.min(1000, Number(values.requests) || 5));
+    const requests = Number(values.requests);
+    if (!/^\d+$/.test(values.requests!) || requests < 1 || requests > 1000) throw new UsageError(`--requests must be a whole number from 1 to 1000; got ${JSON.stringify(values.requests)}`);
     const dir = mkdtempSync(join(tmpdir(), 'noisemesh-demo-'));
     const children: ChildProcess[] = [];
     let http: HttpServer | undefined;
+    let held: HeldSession | undefined;
     const say = (line: string): void => void process.stdout.write(`${line}\n`);
     try {
       const [webMesh, webAdmin, apiMesh, apiAdmin, entry, httpPort] = await freePorts(6);
@@ -45,6 +66,8 @@ export const demo: Command = {
         res.setHeader('content-type', 'text/plain');
         res.end(`hello from demo/api: ${req.method} ${req.url} arrived from ${req.socket.remoteAddress}:${req.socket.remotePort}\n`);
       });
+      // The held session is an idle keep-alive connection: the server must not close it.
+      http.keepAliveTimeout = 0;
       await new Promise<void>((resolve) => http!.listen(httpPort, '127.0.0.1', resolve));
 
       const registryFile = join(dir, 'registry.yaml');
@@ -80,9 +103,23 @@ export const demo: Command = {
       say('');
       say(await summary(web, api));
 
+      held = await holdSession(entry!);
+      const [webSessions, apiSessions] = await Promise.all([sessionCount(web.adminPort), sessionCount(api.adminPort)]);
+      say(
+        `\nholding one long-lived session open: this demo's connection 127.0.0.1:${held.localPort} -> demo/web 127.0.0.1:${entry} ` +
+          `-> demo/api port ${httpPort}, an idle HTTP keep-alive after GET /held; ` +
+          `/debug/sessions lists ${webSessions} session(s) on demo/web and ${apiSessions} on demo/api`,
+      );
+
       if (values.serve) {
-        say(`\nserving: try  curl http://127.0.0.1:${entry}/hello   and  curl http://127.0.0.1:${web.adminPort}/debug/sessions`);
-        say('press Ctrl-C to stop');
+        say('\nserving until Ctrl-C; try:');
+        const tries = [
+          [`curl http://127.0.0.1:${entry}/hello`, 'a request through the mesh (demo/web -> demo/api)'],
+          ...[web, api].map((pod) => [`curl http://127.0.0.1:${pod.adminPort}/debug/sessions`, `${pod.agentId}'s admin port: also /metrics /readyz /healthz`]),
+        ] as const;
+        const width = Math.max(...tries.map(([command]) => command.length));
+        for (const [command, what] of tries) say(`  ${command.padEnd(width)}   ${what}`);
+        say(`  the held session above stays open; the files are in ${dir}`);
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
@@ -90,13 +127,33 @@ export const demo: Command = {
         return 0;
       }
 
-      say('\nrevoking demo/web in the registry file (revoked: true) ...');
+      say('\nrevoking demo/web in the registry file (revoked: true), and sending a request every 10 ms ...');
+      const refusedBefore = await Promise.all([refusals(web), refusals(api)]);
+      const writtenAt = performance.now();
       writeFileSync(registryFile, registryYaml([web, api], true));
-      const refusedAfter = await untilRefused(entry!);
-      say(`  the next request was refused after ${refusedAfter} ms: ${refusedAfter >= 0 ? 'the connection was reset, as for a server that is not there' : 'NOT refused'}`);
+      const outcome = await requestsUntilRefused(entry!, writtenAt);
+      const heldEnd = await held.ended(Math.max(0, 5000 - (performance.now() - writtenAt)));
+      const ms = (t: number): string => `${Math.round(t - writtenAt)} ms`;
+      say(`  ${outcome.passed} request(s) still went through after the write: a proxy applies a registry change once it has re-read the file`);
+      say(
+        outcome.refusedAt === undefined
+          ? '  no request was refused within 5 s of the write: the revocation did NOT take'
+          : `  the first refused request failed ${ms(outcome.refusedAt)} after the write: ${outcome.how}`,
+      );
+      const refusedAfter = await Promise.all([refusals(web), refusals(api)]);
+      for (const [i, pod] of [web, api].entries()) {
+        const grown = [...refusedAfter[i]!].map(([result, n]) => [result, n - (refusedBefore[i]!.get(result) ?? 0)] as const).filter(([, n]) => n > 0);
+        if (grown.length > 0) say(`  recorded by ${pod.agentId} since the write: ${grown.map(([what, n]) => `${n} ${what}`).join(', ')}`);
+      }
+      say(
+        heldEnd === undefined
+          ? '  the held session was still open 5 s after the write: it was NOT aborted'
+          : `  the held session was ${heldEnd.how} ${ms(heldEnd.at)} after the write`,
+      );
       say('\n' + (await summary(web, api)));
-      return refusedAfter >= 0 ? 0 : 1;
+      return outcome.refusedAt !== undefined && heldEnd !== undefined ? 0 : 1;
     } finally {
+      held?.socket.destroy();
       for (const child of children) child.kill('SIGTERM');
       await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : null)));
       http?.close();
@@ -159,19 +216,104 @@ async function waitReady(adminPort: number): Promise<void> {
   throw new Error(`the proxy with admin port ${adminPort} did not become ready within 10 s`);
 }
 
-/** Milliseconds until a request through the mesh fails, or -1 if it never does within 5 s. */
-async function untilRefused(entry: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < 5000) {
+interface RefusalOutcome {
+  /** Requests that completed after the registry write. */
+  readonly passed: number;
+  /** performance.now() when the first request failed; undefined if none did within 5 s. */
+  readonly refusedAt?: number;
+  readonly how?: string;
+}
+
+/** Sends requests through the mesh, one every 10 ms, until one fails or 5 s have passed. */
+async function requestsUntilRefused(entry: number, since: number): Promise<RefusalOutcome> {
+  let passed = 0;
+  while (performance.now() - since < 5000) {
     try {
-      const res = await request(`http://127.0.0.1:${entry}/after-revocation`, { reset: true });
+      const res = await request(`http://127.0.0.1:${entry}/after-revocation/${passed + 1}`, { reset: true });
       await res.body.dump();
-    } catch {
-      return Date.now() - started;
+      passed++;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const how = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' ? 'the connection was reset, as for a server that is not there' : `it failed (${code ?? (err as Error).message})`;
+      return { passed, refusedAt: performance.now(), how };
     }
-    await sleep(20);
+    await sleep(10);
   }
-  return -1;
+  return { passed };
+}
+
+interface HeldSession {
+  readonly socket: Socket;
+  readonly localPort: number;
+  /** Resolves when the connection ends or is reset (performance.now()), or undefined after `timeoutMs`. */
+  ended(timeoutMs: number): Promise<{ at: number; how: string } | undefined>;
+}
+
+/**
+ * Opens a connection through the mesh, makes one request on it and keeps it open, idle: one
+ * session in each proxy's /debug/sessions, and the session a revocation must abort.
+ */
+async function holdSession(entry: number): Promise<HeldSession> {
+  const socket = connect({ host: '127.0.0.1', port: entry });
+  let end: { at: number; how: string } | undefined;
+  const endWaiters: (() => void)[] = [];
+  const finish = (how: string): void => {
+    end ??= { at: performance.now(), how };
+    for (const wake of endWaiters.splice(0)) wake();
+  };
+  socket.on('error', (err: NodeJS.ErrnoException) => finish(err.code === 'ECONNRESET' ? 'reset' : `ended with ${err.code ?? err.message}`));
+  socket.on('close', () => finish('closed'));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  let reply = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      reply += chunk.toString();
+      if (reply.includes('hello from demo/api')) {
+        socket.off('data', onData);
+        resolve();
+      }
+    };
+    socket.on('data', onData);
+    socket.once('close', () => reject(new Error('the held session closed before its first reply')));
+    socket.write('GET /held HTTP/1.1\r\nhost: demo\r\nconnection: keep-alive\r\n\r\n');
+  });
+  socket.resume();
+  return {
+    socket,
+    localPort: socket.localPort!,
+    async ended(timeoutMs) {
+      if (end !== undefined) return end;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((resolve) => endWaiters.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      clearTimeout(timer);
+      return end;
+    },
+  };
+}
+
+/**
+ * What a proxy's /metrics count of refusals: handshakes that did not end in `accepted` (by
+ * role and result), and sessions aborted (by reason).
+ */
+async function refusals(pod: DemoPod): Promise<Map<string, number>> {
+  const res = await request(`http://127.0.0.1:${pod.adminPort}/metrics`);
+  const text = await res.body.text();
+  const counts = new Map<string, number>();
+  for (const m of text.matchAll(/^noisemesh_handshakes_total\{role="(\w+)",result="([\w-]+)"\} (\d+)$/gm)) {
+    if (m[2] !== 'accepted') counts.set(`handshake(s) refused as ${m[1]}: ${m[2]}`, Number(m[3]));
+  }
+  for (const m of text.matchAll(/^noisemesh_session_aborts_total\{reason="([\w-]+)"\} (\d+)$/gm)) {
+    counts.set(`session(s) aborted: ${m[1]}`, Number(m[2]));
+  }
+  return counts;
+}
+
+async function sessionCount(adminPort: number): Promise<number> {
+  const res = await request(`http://127.0.0.1:${adminPort}/debug/sessions`);
+  return ((await res.body.json()) as { sessions: unknown[] }).sessions.length;
 }
 
 async function summary(web: DemoPod, api: DemoPod): Promise<string> {

@@ -7,8 +7,8 @@ import type { CommandEntry } from '../command.js';
 
 export const commands: Readonly<Record<string, CommandEntry>> = {
   demo: { summary: 'run a local demo mesh on loopback: demo [--serve] [--requests N]', load: async () => (await import('./demo.js')).demo },
-  'init-iptables': { summary: 'install the pod\'s iptables redirection (init container): init-iptables [--dry-run] [--cleanup] [--help]', load: async () => (await import('./init-iptables.js')).initIptables },
-  keygen: { summary: 'make an X25519 key: keygen [--out FILE]; prints the public key', load: async () => (await import('./keygen.js')).keygen },
+  'init-iptables': { summary: 'install the pod\'s iptables redirection (init container): init-iptables [--dry-run] [--cleanup] ...', load: async () => (await import('./init-iptables.js')).initIptables },
+  keygen: { summary: 'make an X25519 key pair: keygen [--out FILE [--force]]; prints the public key', load: async () => (await import('./keygen.js')).keygen },
   proxy: { summary: 'run the sidecar proxy: proxy --config FILE', load: async () => (await import('./proxy.js')).proxy },
   registry: { summary: 'check ClearanceRegistry files: registry validate FILE...', load: async () => (await import('./registry.js')).registry },
   vectors: { summary: 'run Noise test vectors (cacophony JSON): vectors [--backend native|noble] FILE...', load: async () => (await import('./vectors.js')).vectors },

@@ -51,35 +51,26 @@ const FLAG_OF: Readonly<Record<string, string>> = {
 const FAMILY_NAME: Readonly<Record<IpFamily, string>> = { 4: 'IPv4', 6: 'IPv6' };
 
 export const initIptables: Command = {
+  usage: USAGE,
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        strict: true,
-        options: {
-          'proxy-uid': { type: 'string' },
-          'outbound-port': { type: 'string' },
-          'inbound-port': { type: 'string' },
-          'mesh-port': { type: 'string' },
-          'exclude-outbound-ports': { type: 'string' },
-          'exclude-outbound-cidrs': { type: 'string' },
-          'exclude-inbound-ports': { type: 'string' },
-          'no-inbound': { type: 'boolean' },
-          ipv6: { type: 'boolean' },
-          'no-ipv6': { type: 'boolean' },
-          'dry-run': { type: 'boolean' },
-          cleanup: { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }));
-    } catch (err) {
-      throw new UsageError(`${(err as Error).message}\n\n${USAGE}`);
-    }
-    if (values.help === true) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
+    const { values } = parseArgs({
+      args,
+      strict: true,
+      options: {
+        'proxy-uid': { type: 'string' },
+        'outbound-port': { type: 'string' },
+        'inbound-port': { type: 'string' },
+        'mesh-port': { type: 'string' },
+        'exclude-outbound-ports': { type: 'string' },
+        'exclude-outbound-cidrs': { type: 'string' },
+        'exclude-inbound-ports': { type: 'string' },
+        'no-inbound': { type: 'boolean' },
+        ipv6: { type: 'boolean' },
+        'no-ipv6': { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
+        cleanup: { type: 'boolean' },
+      },
+    });
     if (values['no-inbound'] === true && values['inbound-port'] !== undefined) {
       throw new UsageError('--inbound-port and --no-inbound contradict each other: drop one');
     }

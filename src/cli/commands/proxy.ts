@@ -9,7 +9,7 @@ import { backendByName, decodeKey, defaultAeadEngine, encodeKey, BadKeyError, ty
 import { REBUILD_HINT } from '../../native/index.js';
 import { Proxy, createLogger, tuneHeapForProxy, type Identity, type OriginalDestinationOf } from '../../proxy/index.js';
 import { addonOriginalDestinationLookup, CaptureError } from '../../proxy/capture/index.js';
-import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
+import { loadProxyConfig, LOG_LEVELS, type LogLevel, type ProxyConfig } from '../config/proxy-config.js';
 import { ConfigError } from '../config/config-reader.js';
 import { openRegistry } from '../registry-wiring.js';
 import type { Command } from '../command.js';
@@ -20,20 +20,35 @@ const SHUTDOWN_OVERRUN_MS = 2000;
 /** After shutdown, how long open handles may take to close before the process exits anyway. */
 const EXIT_GRACE_MS = 500;
 
+const USAGE = `usage: noisemesh proxy --config FILE
+
+Runs the sidecar: outbound capture and explicit listeners, the mesh responder, inbound
+capture, the admin server (/metrics /healthz /readyz /debug/sessions) and the registry watch.
+Every key of FILE, with its default, is in docs/configuration.md. A wrong key or value stops
+it at start with exit 2 and a line per problem. SIGTERM or SIGINT drains, then exits 0.
+
+  --config FILE   the YAML configuration (required)
+
+environment:
+  NOISEMESH_LOG_LEVEL   log level when FILE sets no log.level: ${LOG_LEVELS.join(', ')} (default info)
+`;
+
 export const proxy: Command = {
+  usage: USAGE,
   async run(args) {
     const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
-    if (values.config === undefined) throw new UsageError('--config FILE is required (the YAML of DESIGN.md, Configuration)');
+    if (values.config === undefined) throw new UsageError('--config FILE is required: the YAML configuration (docs/configuration.md)');
     let config: ProxyConfig;
     try {
       config = loadProxyConfig(values.config);
     } catch (err) {
-      if (err instanceof ConfigError) throw new UsageError(`configuration refused:\n${err.message}`);
+      if (err instanceof ConfigError) throw new UsageError(`configuration refused: ${err.message}`);
       if (err instanceof FileReadError) throw new UsageError(err.explain('--config'));
       throw err;
     }
+    const level = config.logLevel ?? logLevelFromEnvironment() ?? 'info';
     tuneHeapForProxy();
-    const log = createLogger({ level: config.logLevel });
+    const log = createLogger({ level });
     const backend = backendByName(config.crypto);
     if (config.crypto === 'native' && defaultAeadEngine.fallbackReason !== undefined) {
       log.warn(
@@ -87,10 +102,23 @@ export const proxy: Command = {
       registry.stop();
       throw new UsageError(`cannot listen: ${(err as Error).message}`);
     }
-    const ownEntry = registry.directory.peerByKey(identity.publicKeyB64);
-    if (ownEntry === undefined) {
-      log.warn({ event: 'identity', agentId: identity.agentId }, 'this proxy\'s public key is not in the registry: peers will refuse it (status 1) until it is');
-    }
+    // What the registry says about this configuration, once there is a registry to ask.
+    const checkAgainstRegistry = (): void => {
+      const ownEntry = registry.directory.peerByKey(identity.publicKeyB64);
+      if (ownEntry === undefined) {
+        log.warn({ event: 'identity', agentId: identity.agentId }, 'this proxy\'s public key is not in the registry: peers will refuse it (status 1) until it is');
+      }
+      for (const [i, route] of config.outbound.explicit.entries()) {
+        if (registry.directory.peersByAgentId(route.peer).length === 0) {
+          log.warn(
+            { event: 'config', setting: `outbound.explicit[${i}].peer`, peer: route.peer },
+            `outbound.explicit[${i}].peer: ${route.peer} is not in the registry: connections to this listener are refused until it is; check the spelling`,
+          );
+        }
+      }
+    };
+    if (registry.registry.isReady) checkAgainstRegistry();
+    else void registry.registry.ready().then(checkAgainstRegistry, () => {});
 
     const stopped = new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
@@ -128,7 +156,20 @@ function loadIdentity(config: ProxyConfig, fromPrivate: (key: Uint8Array) => Key
 /** A key file is 44 characters of base64 and a newline; anything near this is not one. */
 const MAX_KEY_FILE_BYTES = 4096;
 
-/** Reads a base64 32-byte key; errors name the setting and never echo the file's content. */
+/** NOISEMESH_LOG_LEVEL, checked as log.level is: pino would throw on an unknown level. */
+function logLevelFromEnvironment(): LogLevel | undefined {
+  const value = process.env.NOISEMESH_LOG_LEVEL;
+  if (value === undefined || value === '') return undefined;
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
+    throw new UsageError(`NOISEMESH_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got ${JSON.stringify(value)}`);
+  }
+  return value as LogLevel;
+}
+
+/**
+ * Reads a base64 32-byte key; errors name the setting and never echo the file's content. The
+ * command they suggest works as printed: `--force`, because the file it names exists.
+ */
 function readKeyFile(file: string, setting: string): Uint8Array {
   let text: string;
   try {
@@ -136,13 +177,19 @@ function readKeyFile(file: string, setting: string): Uint8Array {
     text = bytes.toString('utf8');
     bytes.fill(0);
   } catch (err) {
-    if (err instanceof FileReadError) throw new UsageError(err.explain(setting));
-    throw err;
+    if (!(err instanceof FileReadError)) throw err;
+    const hint = err.failure === 'missing' ? `; make one with: noisemesh keygen --out ${shellWord(file)}` : '';
+    throw new UsageError(`${err.explain(setting)}${hint}`);
   }
   try {
     return decodeKey(text, 32, setting);
   } catch (err) {
-    if (err instanceof BadKeyError) throw new UsageError(`${err.message} (${file}); make one with: noisemesh keygen --out ${file}`);
+    if (err instanceof BadKeyError) throw new UsageError(`${err.message} (${file}); replace it with a new key: noisemesh keygen --force --out ${shellWord(file)}`);
     throw err;
   }
+}
+
+/** A path as one shell word, quoted only when it needs to be. */
+function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }

@@ -1,9 +1,16 @@
+import { parseArgs } from 'node:util';
 import { FileReadError, readRegularFileSync } from '../../files/index.js';
 import { buildSnapshot, formatProblem, parseRegistryYaml, type RegistryProblem } from '../../registry-sync/index.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
-const USAGE = 'registry validate FILE...';
+const USAGE = `usage: noisemesh registry validate FILE...
+
+Checks ClearanceRegistry files as a proxy would load them (registry.file): each file on its
+own, with the checks across its entries. Prints every problem of every file, one line each
+(file:line: document: path: what is wrong and the fix), then a summary. Exit 0 when there is
+no problem, 1 when there is any (warnings included), 2 for a wrong command line.
+`;
 
 /** The proxy's limit for a registry file (FileSourceOptions.maxBytes). */
 const MAX_REGISTRY_BYTES = 16 * 1024 * 1024;
@@ -14,10 +21,13 @@ const MAX_REGISTRY_BYTES = 16 * 1024 * 1024;
  * its file, line, document, path and fix; any problem, warnings included, exits 1.
  */
 export const registry: Command = {
+  usage: USAGE,
   async run(args) {
-    const [sub, ...files] = args;
-    if (sub !== 'validate') throw new UsageError(sub === undefined ? `usage: noisemesh ${USAGE}` : `unknown subcommand '${sub}'; usage: noisemesh ${USAGE}`);
-    if (files.length === 0) throw new UsageError(`name at least one file; usage: noisemesh ${USAGE}`);
+    const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+    const [sub, ...files] = positionals;
+    const synopsis = USAGE.split('\n')[0]!;
+    if (sub !== 'validate') throw new UsageError(sub === undefined ? `name a subcommand; ${synopsis}` : `unknown subcommand '${sub}'; ${synopsis}`);
+    if (files.length === 0) throw new UsageError(`name at least one file; ${synopsis}`);
     let documents = 0;
     let peers = 0;
     let errors = 0;
@@ -29,7 +39,7 @@ export const registry: Command = {
         text = readRegularFileSync(file, { maxBytes: MAX_REGISTRY_BYTES }).toString('utf8');
       } catch (err) {
         if (!(err instanceof FileReadError)) throw err;
-        process.stdout.write(`${err.code === undefined ? err.message : `${file}: cannot be read (${err.code})`}\n`);
+        process.stdout.write(`${err.message}\n`);
         errors++;
         continue;
       }

@@ -4,13 +4,28 @@
  * each message must say exactly what to change.
  */
 export interface ConfigProblem {
+  /** `inbound.meshPort`, `outbound.explicit[0].peer`; `(top level)` for the document itself, `(file)` for the file. */
   readonly path: string;
   readonly message: string;
 }
 
+/** How a problem of the whole document is named: an empty path would print as nothing. */
+export const TOP_LEVEL = '(top level)';
+/** The path of a problem with the file itself (unreadable, not YAML). */
+export const FILE = '(file)';
+
+function formatConfigProblem(p: ConfigProblem): string {
+  return p.path === FILE ? p.message : `${p.path}: ${p.message}`;
+}
+
 export class ConfigError extends Error {
   constructor(readonly source: string, readonly problems: readonly ConfigProblem[]) {
-    super(`${source}: ${problems.length} problem(s)\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`);
+    // One problem fits on one line; several get a line each under a count.
+    super(
+      problems.length === 1
+        ? `${source}: ${formatConfigProblem(problems[0]!)}`
+        : `${source}: ${problems.length} problems\n${problems.map((p) => `  ${formatConfigProblem(p)}`).join('\n')}`,
+    );
   }
 }
 
@@ -18,16 +33,35 @@ type Plain = Record<string, unknown>;
 
 export class ConfigReader {
   readonly problems: ConfigProblem[] = [];
+  /**
+   * Every key path this reader was told to accept, list items written `[]` (e.g.
+   * `outbound.explicit[].peer`): the configuration's schema as the code has it, which the
+   * documentation is checked against.
+   */
+  readonly keys = new Set<string>();
 
+  /**
+   * Records a problem, unless one is already recorded at this path or above it: a key that is
+   * wrong is reported once, not again as missing, and the keys under a value that is no
+   * mapping are not reported one by one.
+   */
   problem(path: string, message: string): void {
-    this.problems.push({ path, message });
+    const shown = path === '' ? TOP_LEVEL : path;
+    const covered = this.problems.some((p) => p.path === TOP_LEVEL || p.path === shown || shown.startsWith(`${p.path}.`) || shown.startsWith(`${p.path}[`));
+    if (!covered) this.problems.push({ path: shown, message });
+  }
+
+  /** A required key that is absent (a wrong value was already reported by its reader). */
+  required(value: unknown, path: string, what: string): void {
+    if (value === undefined || value === null) this.problem(path, `required: ${what}`);
   }
 
   /** An object at `path` with only the keys in `known`; unknown keys are problems (typos). */
   object(value: unknown, path: string, known: readonly string[]): Plain | undefined {
+    for (const key of known) this.keys.add(`${path === '' ? '' : `${path.replace(/\[\d+\]/g, '[]')}.`}${key}`);
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'object' || Array.isArray(value)) {
-      this.problem(path, `must be a mapping with keys ${known.join(', ')}`);
+      this.problem(path, `must be a mapping with keys ${known.join(', ')}; got ${describeValue(value)}`);
       return undefined;
     }
     for (const key of Object.keys(value)) {
@@ -42,7 +76,7 @@ export class ConfigReader {
   string(value: unknown, path: string, fix: string): string | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'string' || value.length === 0) {
-      this.problem(path, `must be a non-empty string: ${fix}`);
+      this.problem(path, `must be a non-empty string: ${fix}; got ${describeValue(value)}`);
       return undefined;
     }
     return value;
@@ -51,7 +85,7 @@ export class ConfigReader {
   oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[]): T | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-      this.problem(path, `must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`);
+      this.problem(path, `must be one of ${allowed.join(', ')}; got ${describeValue(value)}`);
       return undefined;
     }
     return value as T;
@@ -60,7 +94,7 @@ export class ConfigReader {
   port(value: unknown, path: string): number | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
-      this.problem(path, `must be a TCP port, an integer 1..65535; got ${JSON.stringify(value)}`);
+      this.problem(path, `must be a TCP port, an integer 1..65535; got ${describeValue(value)}`);
       return undefined;
     }
     return value;
@@ -69,7 +103,7 @@ export class ConfigReader {
   number(value: unknown, path: string, min: number, max: number): number | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-      this.problem(path, `must be a number from ${min} to ${max}; got ${JSON.stringify(value)}`);
+      this.problem(path, `must be a number from ${min} to ${max}; got ${describeValue(value)}`);
       return undefined;
     }
     return value;
@@ -78,11 +112,36 @@ export class ConfigReader {
   list(value: unknown, path: string, what: string): unknown[] {
     if (value === undefined || value === null) return [];
     if (!Array.isArray(value)) {
-      this.problem(path, `must be a list of ${what}`);
+      this.problem(path, `must be a list of ${what}; got ${describeValue(value)}`);
       return [];
     }
     return value;
   }
+}
+
+/**
+ * What a wrong value is, in words a user can act on: YAML's `.nan` and `.inf` are numbers to
+ * JavaScript and would print as `null` through JSON; a quoted number is a string.
+ */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'number') {
+    if (Number.isNaN(value)) return '.nan (not a number)';
+    if (value === Infinity) return '.inf (infinity)';
+    if (value === -Infinity) return '-.inf (minus infinity)';
+    return String(value);
+  }
+  if (typeof value === 'string') {
+    if (value === '') return 'an empty string';
+    const quoted = JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+    return value.trim() !== '' && Number.isFinite(Number(value)) ? `the string ${quoted} (write numbers without quotes)` : quoted;
+  }
+  if (typeof value === 'boolean') return `${value} (a boolean)`;
+  if (typeof value === 'bigint') return String(value);
+  if (Array.isArray(value)) return 'a list';
+  if (value instanceof Date) return 'a timestamp';
+  if (value === null || value === undefined) return 'nothing';
+  if (typeof value === 'object') return 'a mapping';
+  return `a ${typeof value}`;
 }
 
 /** The known key nearest to a typo, if it is near enough to be a useful hint. */

@@ -3,12 +3,13 @@
  * value with DESIGN.md's defaults. Every key is optional except `identity.agentId` and a
  * registry source; a wrong key or value is refused at start with its path and the fix.
  */
-import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
+import { BlockList, isIP } from 'node:net';
+import { LineCounter, parseDocument } from 'yaml';
 import { readRegularFileSync } from '../../files/index.js';
 import { parseProtocolName, NoiseError } from '../../noise/index.js';
 import { PROTOCOL } from '../../proxy/index.js';
-import { ConfigError, ConfigReader } from './config-reader.js';
+import { yamlSyntaxHint } from '../../registry-sync/index.js';
+import { ConfigError, ConfigReader, FILE } from './config-reader.js';
 
 export interface HostPort {
   readonly host: string;
@@ -36,11 +37,13 @@ export interface ProxyConfig {
   };
   readonly admin: HostPort | null;
   readonly drainSeconds: number;
-  readonly logLevel: string;
+  /** Null when the file does not set it: NOISEMESH_LOG_LEVEL, then `info`, apply. */
+  readonly logLevel: LogLevel | null;
 }
 
 const AGENT_ID = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Longest configuration file read; a real one is a few KiB. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -56,19 +59,30 @@ export function loadProxyConfig(file: string): ProxyConfig {
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    throw new ConfigError(file, [{ path: '(file)', message: 'is not UTF-8 text: save it as UTF-8' }]);
+    throw new ConfigError(file, [{ path: FILE, message: 'is not UTF-8 text: save it as UTF-8' }]);
+  }
+  const lineCounter = new LineCounter();
+  const parsed = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (parsed.errors.length > 0) {
+    // One problem per line: the first error there is the fault, the others its echoes.
+    const byLine = new Map<number, string>();
+    for (const err of parsed.errors) {
+      const line = lineCounter.linePos(err.pos[0]).line;
+      if (!byLine.has(line)) byLine.set(line, yamlSyntaxHint(err.code, err.message));
+    }
+    throw new ConfigError(file, [...byLine].map(([line, hint]) => ({ path: FILE, message: `line ${line}: not valid YAML: ${hint}` })));
   }
   let document: unknown;
   try {
-    document = parseYaml(text);
-  } catch (err) {
-    throw new ConfigError(file, [{ path: '(file)', message: `not valid YAML: ${(err as Error).message.split('\n')[0]}` }]);
+    document = parsed.toJS({ maxAliasCount: 100 });
+  } catch {
+    throw new ConfigError(file, [{ path: FILE, message: 'YAML could not be resolved (too many or circular aliases): write the values out' }]);
   }
   return parseProxyConfig(document ?? {}, file);
 }
 
-export function parseProxyConfig(document: unknown, source = 'config'): ProxyConfig {
-  const r = new ConfigReader();
+/** `r`: the reader to collect into; acceptedConfigKeys() passes its own to read the schema. */
+export function parseProxyConfig(document: unknown, source = 'config', r = new ConfigReader()): ProxyConfig {
   const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'shutdown', 'log']) ?? {};
 
   const trustDomain = r.string(root.trustDomain, 'trustDomain', 'a DNS-like name such as cluster.local') ?? 'cluster.local';
@@ -115,12 +129,15 @@ export function parseProxyConfig(document: unknown, source = 'config'): ProxyCon
           host: address(r, outCapture.bind, 'outbound.capture.bind') ?? '0.0.0.0',
           port: r.port(outCapture.port, 'outbound.capture.port') ?? PROTOCOL.defaultOutboundCapturePort,
         };
+  const explicitListeners: { path: string; at: HostPort }[] = [];
   const explicit = r.list(outbound?.explicit, 'outbound.explicit', '{listen, peer, port}').flatMap((item, i) => {
     const path = `outbound.explicit[${i}]`;
     const e = r.object(item, path, ['listen', 'peer', 'port']);
     if (e === undefined) return [];
     const listen = hostPort(r, e.listen, `${path}.listen`);
+    if (listen !== undefined) explicitListeners.push({ path: `${path}.listen`, at: listen });
     const peer = r.string(e.peer, `${path}.peer`, 'the agentId to reach, e.g. payments/db');
+    if (peer !== undefined && !AGENT_ID.test(peer)) r.problem(`${path}.peer`, `must be an agentId, <namespace>/<workload> in lower case, e.g. payments/db; got ${JSON.stringify(peer)}`);
     const port = r.port(e.port, `${path}.port`);
     if (peer === undefined) r.problem(`${path}.peer`, 'required: the agentId to reach, e.g. payments/db');
     if (port === undefined) r.problem(`${path}.port`, "required: the target port on the peer's pod");
@@ -156,20 +173,24 @@ export function parseProxyConfig(document: unknown, source = 'config'): ProxyCon
   const shutdown = r.object(root.shutdown, 'shutdown', ['drainSeconds']);
   const drainSeconds = r.number(shutdown?.drainSeconds, 'shutdown.drainSeconds', 0, 3600) ?? 15;
   const log = r.object(root.log, 'log', ['level']);
-  const logLevel = r.oneOf(log?.level, 'log.level', LOG_LEVELS) ?? 'info';
+  const logLevel = r.oneOf(log?.level, 'log.level', LOG_LEVELS) ?? null;
 
-  const ports = [
-    ['inbound.meshPort', meshPort],
-    ['outbound.capture.port', capture?.port],
-    ['inbound.capture.port', inboundCapture?.port],
-    ['admin.port', admin?.port],
-  ] as const;
-  const seen = new Map<number, string>();
-  for (const [path, port] of ports) {
-    if (port === undefined) continue;
-    const other = seen.get(port);
-    if (other !== undefined) r.problem(path, `port ${port} is also ${other}: each listener needs its own port`);
-    seen.set(port, path);
+  // Two listeners on one address would fail at start with EADDRINUSE and no key named. A
+  // listener whose address or port was refused above stands on a default: left out, so that
+  // a default never reports a collision of its own.
+  const flawed = (...paths: string[]): boolean => r.problems.some((p) => paths.includes(p.path));
+  const listeners: { path: string; at: HostPort }[] = [
+    ...(flawed('inbound.meshPort', 'inbound.bind') ? [] : [{ path: 'inbound.meshPort', at: { host: bind, port: meshPort } }]),
+    ...(capture && !flawed('outbound.capture.port', 'outbound.capture.bind') ? [{ path: 'outbound.capture.port', at: capture }] : []),
+    ...(inboundCapture && !flawed('inbound.capture.port', 'inbound.bind') ? [{ path: 'inbound.capture.port', at: inboundCapture }] : []),
+    ...(admin && !flawed('admin.port', 'admin.bind') ? [{ path: 'admin.port', at: admin }] : []),
+    ...explicitListeners,
+  ];
+  for (const [i, l] of listeners.entries()) {
+    const other = listeners.slice(0, i).find((o) => o.at.port === l.at.port && sameListenAddress(o.at.host, l.at.host));
+    if (other !== undefined) {
+      r.problem(l.path, `${formatHostPort(l.at)} is also ${other.path} (${formatHostPort(other.at)}): two listeners cannot share an address and port; give one of them another port`);
+    }
   }
 
   if (r.problems.length > 0) throw new ConfigError(source, r.problems);
@@ -186,6 +207,37 @@ export function parseProxyConfig(document: unknown, source = 'config'): ProxyCon
     drainSeconds,
     logLevel,
   };
+}
+
+/**
+ * Every key path the configuration accepts (`outbound.explicit[].peer`), read from the code
+ * that reads it, so that the documentation can be checked against it.
+ */
+export function acceptedConfigKeys(): string[] {
+  const r = new ConfigReader();
+  try {
+    // One list item, so that the keys of the list's items are visited too.
+    parseProxyConfig({ outbound: { explicit: [{}] } }, 'keys', r);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+  }
+  return [...r.keys].sort();
+}
+
+/** Whether two listeners on these addresses collide: the same address, or a wildcard over it. */
+function sameListenAddress(a: string, b: string): boolean {
+  const family = (h: string): 'ipv4' | 'ipv6' => (isIP(h) === 6 ? 'ipv6' : 'ipv4');
+  // `::` is dual stack (Node listens with IPV6_V6ONLY off): it holds every IPv4 port as well.
+  if (a === '::' || b === '::') return true;
+  if (family(a) !== family(b)) return false;
+  if (a === '0.0.0.0' || b === '0.0.0.0') return true;
+  const list = new BlockList();
+  list.addAddress(a, family(a));
+  return list.check(b, family(b));
+}
+
+function formatHostPort(at: HostPort): string {
+  return isIP(at.host) === 6 ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`;
 }
 
 function address(r: ConfigReader, value: unknown, path: string): string | undefined {

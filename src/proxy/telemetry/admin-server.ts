@@ -1,6 +1,7 @@
 /**
  * The admin port: /metrics (Prometheus), /healthz (the process answers), /readyz (registry
- * loaded and listeners bound), /debug/sessions (JSON; agentIds, ports, bytes, age: no keys).
+ * loaded and listeners bound; when not, why), /debug/sessions (JSON; agentIds, ports, bytes,
+ * age: no keys).
  */
 import { createServer, type Server } from 'node:http';
 import type { ProxyMetrics } from './metrics.js';
@@ -10,6 +11,8 @@ export interface AdminSources {
   readonly metrics: ProxyMetrics;
   /** Each readiness condition by name; ready when all are true. */
   readiness(): Record<string, boolean>;
+  /** For each condition, what it means when it is false: /readyz shows those of the false ones. */
+  reasons?(): Record<string, string>;
   sessions(): SessionSummary[];
 }
 
@@ -27,7 +30,12 @@ export function createAdminServer(sources: AdminSources): Server {
       case '/readyz': {
         const checks = sources.readiness();
         const ready = Object.values(checks).every(Boolean);
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready, checks })}\n`);
+        const body: { ready: boolean; checks: Record<string, boolean>; reasons?: Record<string, string> } = { ready, checks };
+        if (!ready) {
+          const all = sources.reasons?.() ?? {};
+          body.reasons = Object.fromEntries(Object.keys(checks).filter((c) => !checks[c]).map((c) => [c, all[c] ?? 'not ready']));
+        }
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
         return;
       }
       case '/metrics':

@@ -178,21 +178,42 @@ export class Glob {
   /**
    * Whether the subject matches. Its text must be a valid secret path or agentId; only
    * GENERAL globs split it into segments, once per subject.
+   *
+   * The last answer is kept with its subject: policies repeat globs (one path, a rule per
+   * team), the policy compiler shares one Glob per distinct source, and a subject lives for
+   * one evaluation, so every repeat after the first is an identity check. Deterministic:
+   * the answer depends on the text only.
    */
   matches(subject: Subject): boolean {
+    if (this.#lastSubject === subject) return this.#lastResult;
+    const result = this.#match(subject);
+    this.#lastSubject = subject;
+    this.#lastResult = result;
+    return result;
+  }
+
+  #lastSubject: Subject | undefined = undefined;
+  #lastResult = false;
+
+  #match(subject: Subject): boolean {
     const text = subject.text;
+    const prefix = this.#text;
     switch (this.#kind) {
       case EXACT:
-        return text === this.#text;
+        return text === prefix;
       case SUBTREE:
-        return this.#text === '' || text === this.#bare || text.startsWith(this.#text);
+        // The slash must sit right after the prefix: one comparison rejects most globs before startsWith.
+        return prefix === '' || text === this.#bare || (text.charCodeAt(prefix.length - 1) === 47 && text.startsWith(prefix));
       case CHILDREN:
-        return text.length > this.#text.length && text.startsWith(this.#text) && text.indexOf('/', this.#text.length) < 0;
+        return (
+          text.length > prefix.length &&
+          (prefix === '' || (text.charCodeAt(prefix.length - 1) === 47 && text.startsWith(prefix))) &&
+          text.indexOf('/', prefix.length) < 0
+        );
       default:
         return matchTokens(this.#tokens, subject.segments());
     }
   }
-
 }
 
 /** A path or agentId being matched, split into segments on first need. */

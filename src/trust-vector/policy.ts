@@ -308,6 +308,7 @@ function compile(value: unknown, source: string | undefined, locate: (path: read
     else if (list.length > POLICY_LIMITS.maxRules) r.report(['rules'], `holds ${list.length} rules, more than ${POLICY_LIMITS.maxRules}: use broader globs`);
     else {
       const ids = new Map<string, number>();
+      const globs: GlobCache = new Map();
       list.forEach((item, i) => {
         // Checked on the raw item, so that a duplicate is reported even beside other problems.
         const id = isMapping(item) ? item.id : undefined;
@@ -317,7 +318,7 @@ function compile(value: unknown, source: string | undefined, locate: (path: read
             r.report(['rules', i, 'id'], `'${id}' is also the id of rules[${earlier}]: ids must be unique (decisions, audit lines and metrics name a rule by its id)`);
           } else ids.set(id, i);
         }
-        const result = compileRule(item, i, r, locate);
+        const result = compileRule(item, i, r, locate, globs);
         if (result === undefined) return;
         rules.push(result.rule);
         compiled.push(result);
@@ -332,7 +333,10 @@ function compile(value: unknown, source: string | undefined, locate: (path: read
   });
 }
 
-function compileGlobs(value: unknown, path: readonly Segment[], r: Reporter, agent: boolean): Glob[] | undefined {
+/** One Glob per distinct source in a policy, so that its last-answer memo serves every rule that repeats it. */
+type GlobCache = Map<string, Glob>;
+
+function compileGlobs(value: unknown, path: readonly Segment[], r: Reporter, agent: boolean, cache: GlobCache): Glob[] | undefined {
   const what = agent ? 'agentId globs, e.g. ["payments/*"]' : 'secret-path globs, e.g. ["payments/*"]';
   if (!Array.isArray(value)) {
     r.report(path, `must be a list of ${what}; got ${got(value)}`);
@@ -349,7 +353,9 @@ function compileGlobs(value: unknown, path: readonly Segment[], r: Reporter, age
   const globs: Glob[] = [];
   let ok = true;
   value.forEach((item, i) => {
-    const glob = Glob.compile(item, { agent });
+    const key = typeof item === 'string' ? `${agent ? 'a' : 'p'}:${item}` : undefined;
+    const glob = (key === undefined ? undefined : cache.get(key)) ?? Glob.compile(item, { agent });
+    if (typeof glob !== 'string' && key !== undefined) cache.set(key, glob);
     if (typeof glob === 'string') {
       r.report([...path, i], `${glob}; got ${got(item)}`);
       ok = false;
@@ -360,7 +366,7 @@ function compileGlobs(value: unknown, path: readonly Segment[], r: Reporter, age
   return ok ? globs : undefined;
 }
 
-function compileRule(item: unknown, i: number, r: Reporter, locate: (path: readonly Segment[]) => number | undefined): CompiledRule | undefined {
+function compileRule(item: unknown, i: number, r: Reporter, locate: (path: readonly Segment[]) => number | undefined, cache: GlobCache): CompiledRule | undefined {
   const at: Segment[] = ['rules', i];
   if (!isMapping(item)) {
     r.report(at, `must be a mapping with id, paths and require; got ${got(item)}`);
@@ -384,10 +390,10 @@ function compileRule(item: unknown, i: number, r: Reporter, locate: (path: reado
 
   let paths: Glob[] | undefined;
   if (item.paths === undefined || item.paths === null) r.report([...at, 'paths'], 'is required: a list of secret-path globs, e.g. ["payments/*"]');
-  else paths = compileGlobs(item.paths, [...at, 'paths'], r, false);
+  else paths = compileGlobs(item.paths, [...at, 'paths'], r, false, cache);
 
   let agents: Glob[] | null = null;
-  if (item.agents !== undefined && item.agents !== null) agents = compileGlobs(item.agents, [...at, 'agents'], r, true) ?? null;
+  if (item.agents !== undefined && item.agents !== null) agents = compileGlobs(item.agents, [...at, 'agents'], r, true, cache) ?? null;
 
   let mode: RuleMode = 'enforce';
   if (item.mode !== undefined && item.mode !== null) mode = r.oneOf(item.mode, [...at, 'mode'], RULE_MODES) ?? 'enforce';

@@ -8,6 +8,7 @@ import { describeLoad, describeMachine } from './lib/machine.js';
 const MODULES: Readonly<Record<string, () => Promise<BenchModule>>> = {
   noise: async () => (await import('./noise.js')).noiseBench,
   proxy: async () => (await import('./proxy.js')).proxyBench,
+  trust: async () => (await import('./trust.js')).trustBench,
 };
 
 async function main(args: readonly string[]): Promise<void> {

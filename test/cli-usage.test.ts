@@ -116,6 +116,12 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
       { args: ['demo', '--serve=yes'], line: /^noisemesh demo: option --serve takes no value$/, exit: 2, usage: true },
       { args: ['demo', 'now'], line: /^noisemesh demo: unexpected argument 'now'$/, exit: 2, usage: true },
     ],
+    explain: [
+      { args: ['explain', '--policy'], line: /^noisemesh explain: option --policy needs a value$/, exit: 2, usage: true },
+      { args: ['explain', '--policy', missing, '--registry', missing, 'a/b', 'p'], line: /^noisemesh explain: --policy: .*missing\.yaml does not exist: create it, or fix --policy$/, exit: 2 },
+      { args: ['explain', '--policy', dir, '--registry', missing, 'a/b', 'p'], line: /^noisemesh explain: --policy: .* is a directory, not a regular file: point --policy at a regular file \(a symlink to one is fine\)$/, exit: 2 },
+      { args: ['explain', '--policy', unreadable, '--registry', missing, 'a/b', 'p'], line: /^noisemesh explain: --policy: .*unreadable\.yaml cannot be read: permission denied: make it readable by the user noisemesh runs as$/, exit: 2, asNobody: true },
+    ],
     'init-iptables': [
       { args: ['init-iptables', '--proxy-uid'], line: /^noisemesh init-iptables: option --proxy-uid needs a value$/, exit: 2, usage: true },
       { args: ['init-iptables', '--dry-run', '--mesh-port', 'x'], line: /^noisemesh init-iptables: --mesh-port: 'x' is not a whole number$/, exit: 2 },
@@ -133,7 +139,7 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
       { args: ['proxy', '--config'], line: /^noisemesh proxy: option --config needs a value$/, exit: 2, usage: true },
       { args: ['proxy', '--config', missing], line: /^noisemesh proxy: --config: .*missing\.yaml does not exist: create it, or fix --config$/, exit: 2 },
       { args: ['proxy', '--config', dir], line: /^noisemesh proxy: --config: .* is a directory, not a regular file: point --config at a regular file \(a symlink to one is fine\)$/, exit: 2 },
-      { args: ['proxy', '--config', unreadable], line: /^noisemesh proxy: --config: .*unreadable\.yaml cannot be read: permission denied: make it readable by the proxy user$/, exit: 2, asNobody: true },
+      { args: ['proxy', '--config', unreadable], line: /^noisemesh proxy: --config: .*unreadable\.yaml cannot be read: permission denied: make it readable by the user noisemesh runs as$/, exit: 2, asNobody: true },
     ],
     registry: [
       { args: ['registry'], line: /^noisemesh registry: name a subcommand; usage: noisemesh registry validate FILE\.\.\.$/, exit: 2 },

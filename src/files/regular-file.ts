@@ -47,7 +47,7 @@ export class FileReadError extends Error {
   explain(setting: string): string {
     const fix =
       this.failure === 'missing' ? `create it, or fix ${setting}`
-      : this.failure === 'permission' ? 'make it readable by the proxy user'
+      : this.failure === 'permission' ? 'make it readable by the user noisemesh runs as'
       : this.failure === 'not-regular' ? `point ${setting} at a regular file (a symlink to one is fine)`
       : this.failure === 'too-large' ? `point ${setting} at the intended file`
       : `check the file and ${setting}`;

@@ -1,11 +1,18 @@
 {
-  # The original-destination addon (native/original_dst.c). npm runs `node-gyp rebuild` at
-  # install when this file exists; the result is build/Release/original_dst.node, loaded by
-  # src/proxy/capture/addon.ts.
+  # The native addons (native/*.c). npm runs `node-gyp rebuild` at
+  # install when this file exists; the results are build/Release/<target>.node: original_dst
+  # (loaded by src/proxy/capture/addon.ts), tcp_liveness (src/proxy/transport/liveness-addon.ts)
+  # and aead_context (src/noise/aead-openssl.ts).
   "targets": [
     {
       "target_name": "original_dst",
       "sources": ["native/original_dst.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
+      "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
+    },
+    {
+      "target_name": "tcp_liveness",
+      "sources": ["native/tcp_liveness.c"],
       "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
       "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
     },

@@ -264,7 +264,7 @@ test('a message 1 replayed after its key was revoked and restored is still a rep
   fresh.socket.destroy();
 });
 
-test('without the AEAD addon a proxy still works, on node:crypto, and warns with the fix', async () => {
+test('without the AEAD and TCP liveness addons a proxy still works, on node:crypto and Node keepalive, and warns with the fix', async () => {
   const api = pods[1]!;
   api.child!.kill('SIGKILL');
   await exited(api.child!);
@@ -279,6 +279,9 @@ test('without the AEAD addon a proxy still works, on node:crypto, and warns with
     assert.match(api.log, /the AEAD context addon is unavailable \(.*aead_context\.node is missing\)/);
     assert.match(api.log, /run `npm ci`/);
     assert.doesNotMatch(pods[0]!.log, /AEAD context addon is unavailable/, 'a proxy with the addon does not warn');
+    // The same install lacks the TCP liveness addon: keepalive falls back to Node's, and says what is lost.
+    assert.match(api.log, /"event":"keepalive","boundSeconds":25,.*the TCP liveness addon is unavailable \(.*tcp_liveness\.node is missing\).*no TCP_USER_TIMEOUT.*instead of 25 s; run `npm ci`/);
+    assert.doesNotMatch(pods[0]!.log, /TCP liveness addon is unavailable/, 'a proxy with the addon does not warn');
   } finally {
     api.child!.kill('SIGKILL');
     await exited(api.child!);

@@ -11,3 +11,4 @@ export * from './protocol/index.js';
 export { ReplayWindow, type ReplayVerdict } from './session/replay-window.js';
 export { TimestampClock, wallClockNs } from './session/timestamp-clock.js';
 export { tuneHeapForProxy } from './runtime/index.js';
+export { DEFAULT_KEEPALIVE, KEEPALIVE_LIMITS, deadPeerBoundSeconds, type KeepaliveSettings } from './transport/index.js';

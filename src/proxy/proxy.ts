@@ -9,6 +9,7 @@ import { parseProtocolName, type CryptoBackend, type Protocol } from '../noise/i
 import { PROTOCOL, prologue as makePrologue } from './protocol/index.js';
 import { MeshResponder, type InboundPolicy } from './inbound/mesh-responder.js';
 import { handleInboundCaptured, type InboundMode } from './inbound/inbound-capture.js';
+import { PodAddresses } from './inbound/arrival-address.js';
 import { MeshInitiator } from './outbound/mesh-initiator.js';
 import {
   PeerBalancer,
@@ -22,6 +23,7 @@ import { SessionTable } from './session/session-table.js';
 import type { TimestampClock } from './session/timestamp-clock.js';
 import { ProxyMetrics } from './telemetry/metrics.js';
 import { createAdminServer } from './telemetry/admin-server.js';
+import { MeshSocketLiveness, type KeepaliveSettings } from './transport/index.js';
 import type { Logger } from './telemetry/logger.js';
 import type { Identity, PeerDirectory } from './peers.js';
 
@@ -48,7 +50,8 @@ export interface ProxyOptions {
   };
   readonly inbound: {
     readonly mesh: ListenAddress;
-    readonly targetHost: string;
+    /** Absent: the pod address each mesh connection arrived on (PROTOCOL.md 4.2). */
+    readonly targetHost?: string;
     readonly capture?: ListenAddress & { readonly mode: InboundMode };
   };
   readonly admin?: ListenAddress;
@@ -58,6 +61,8 @@ export interface ProxyOptions {
   readonly handshakeTimeoutMs?: number;
   /** The source of P1 timestamps; tests inject one to step the initiator's wall clock. */
   readonly timestampClock?: TimestampClock;
+  /** Dead-peer detection on mesh sockets; DEFAULT_KEEPALIVE when absent. */
+  readonly keepalive?: KeepaliveSettings;
 }
 
 export interface BoundPorts {
@@ -74,6 +79,8 @@ export class Proxy {
   readonly sessions = new SessionTable();
   readonly metrics = new ProxyMetrics(this.sessions);
   readonly protocol: Protocol;
+  /** Keepalive and user timeout of every mesh socket; says what is lost without its addon. */
+  readonly liveness: MeshSocketLiveness;
   private readonly responder: MeshResponder;
   private readonly initiator: MeshInitiator;
   private readonly servers: Server[] = [];
@@ -88,6 +95,7 @@ export class Proxy {
 
   constructor(private readonly o: ProxyOptions) {
     this.protocol = parseProtocolName(o.protocolName ?? PROTOCOL.protocolName);
+    this.liveness = new MeshSocketLiveness(o.keepalive);
     if ((o.outbound.capture || o.inbound.capture) && o.originalDestinationOf === undefined) {
       throw new Error('capture listeners need an original-destination lookup');
     }
@@ -101,12 +109,13 @@ export class Proxy {
       sessions: this.sessions,
       metrics: this.metrics,
       log: o.log,
+      liveness: this.liveness,
       ...(o.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: o.handshakeTimeoutMs }),
     };
     this.initiator = new MeshInitiator({ ...shared, ...(o.timestampClock && { clock: o.timestampClock }) });
     this.responder = new MeshResponder({
       ...shared,
-      targetHost: o.inbound.targetHost,
+      ...(o.inbound.targetHost !== undefined && { targetHost: o.inbound.targetHost }),
       ownPorts: this.ownPorts,
       ...(o.policy && { policy: o.policy }),
     });
@@ -130,8 +139,9 @@ export class Proxy {
       if (o.inbound.capture) {
         const { mode } = o.inbound.capture;
         const lookup = o.originalDestinationOf!;
+        const podAddresses = new PodAddresses();
         inboundCapture = await this.listen(o.inbound.capture, (s) =>
-          handleInboundCaptured(s, lookup, mode, o.inbound.targetHost, ownPorts, this.metrics, o.log),
+          handleInboundCaptured(s, lookup, mode, podAddresses, ownPorts, this.metrics, o.log),
         );
         ownPorts.add(inboundCapture);
       }

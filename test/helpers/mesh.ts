@@ -23,6 +23,7 @@ import {
   silentLogger,
   type Identity,
   type AddressLookup,
+  type KeepaliveSettings,
   type MeshPeer,
   type PeerDirectory,
   type ProxyOptions,
@@ -95,11 +96,13 @@ export interface TwoProxyOptions {
   readonly handshakeTimeoutMs?: number;
   /** The client proxy's P1 timestamp source, to step its wall clock. */
   readonly clientClock?: TimestampClock;
+  readonly keepalive?: KeepaliveSettings;
 }
 
 /**
  * Proxy A (client side) with an explicit listener to the server agent's `targetPort`, and
- * proxy B (server side) whose responder forwards to 127.0.0.1:`targetPort`. Each proxy has
+ * proxy B (server side) whose responder forwards to `targetPort` on the address the mesh
+ * connection arrived on, 127.0.0.1 (the default, as in a pod). Each proxy has
  * its own registry view; both start out knowing both peers at generation 1.
  */
 export async function twoProxies(targetPort: number, options: TwoProxyOptions = {}): Promise<TwoProxies> {
@@ -112,13 +115,14 @@ export async function twoProxies(targetPort: number, options: TwoProxyOptions = 
     backend: nativeBackend,
     log: silentLogger(),
     ...(options.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: options.handshakeTimeoutMs }),
+    ...(options.keepalive && { keepalive: options.keepalive }),
   };
   const server = new Proxy({
     ...common,
     identity: serverId,
     directory: serverView,
     outbound: { mode: 'permissive', explicit: [] },
-    inbound: { mesh: { host: '127.0.0.1', port: 0 }, targetHost: '127.0.0.1' },
+    inbound: { mesh: { host: '127.0.0.1', port: 0 } },
   });
   const serverMeshPort = (await server.start()).mesh;
   const dialPort = options.via ? await options.via(serverMeshPort) : serverMeshPort;
@@ -128,7 +132,7 @@ export async function twoProxies(targetPort: number, options: TwoProxyOptions = 
     directory: clientView,
     ...(options.clientClock && { timestampClock: options.clientClock }),
     outbound: { mode: 'permissive', explicit: [{ listen: { host: '127.0.0.1', port: 0 }, peer: serverId.agentId, port: targetPort }] },
-    inbound: { mesh: { host: '127.0.0.1', port: 0 }, targetHost: '127.0.0.1' },
+    inbound: { mesh: { host: '127.0.0.1', port: 0 } },
   });
   const clientPorts = await client.start();
   for (const view of [clientView, serverView]) {

@@ -90,11 +90,14 @@ export const proxy: Command = {
       },
       inbound: {
         mesh: { host: config.inbound.bind, port: config.inbound.meshPort },
-        targetHost: config.inbound.targetHost,
+        ...(config.inbound.targetHost !== null && { targetHost: config.inbound.targetHost }),
         ...(config.inbound.capture && { capture: config.inbound.capture }),
       },
       ...(config.admin && { admin: config.admin }),
+      keepalive: config.keepalive,
     });
+    const livenessLost = sidecar.liveness.describeFallback();
+    if (livenessLost !== undefined) log.warn({ event: 'keepalive', boundSeconds: sidecar.liveness.boundSeconds }, `${livenessLost}; ${REBUILD_HINT}`);
     registry.attach(sidecar);
     try {
       await sidecar.start();

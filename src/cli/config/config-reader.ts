@@ -109,6 +109,15 @@ export class ConfigReader {
     return value;
   }
 
+  integer(value: unknown, path: string, min: number, max: number): number | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      this.problem(path, `must be an integer from ${min} to ${max}; got ${JSON.stringify(value)}`);
+      return undefined;
+    }
+    return value;
+  }
+
   list(value: unknown, path: string, what: string): unknown[] {
     if (value === undefined || value === null) return [];
     if (!Array.isArray(value)) {

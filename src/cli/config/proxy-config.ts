@@ -7,7 +7,7 @@ import { BlockList, isIP } from 'node:net';
 import { LineCounter, parseDocument } from 'yaml';
 import { readRegularFileSync } from '../../files/index.js';
 import { parseProtocolName, NoiseError } from '../../noise/index.js';
-import { PROTOCOL } from '../../proxy/index.js';
+import { DEFAULT_KEEPALIVE, KEEPALIVE_LIMITS, PROTOCOL, deadPeerBoundSeconds, type KeepaliveSettings } from '../../proxy/index.js';
 import { yamlSyntaxHint } from '../../registry-sync/index.js';
 import { ConfigError, ConfigReader, FILE } from './config-reader.js';
 
@@ -32,10 +32,13 @@ export interface ProxyConfig {
   readonly inbound: {
     readonly bind: string;
     readonly meshPort: number;
-    readonly targetHost: string;
+    /** null: the pod address each mesh connection arrived on (PROTOCOL.md 4.2). */
+    readonly targetHost: string | null;
     readonly capture: (HostPort & { readonly mode: 'permissive' | 'strict'; readonly excludePorts: readonly number[] }) | null;
   };
   readonly admin: HostPort | null;
+  /** Dead-peer detection on mesh connections, both roles. */
+  readonly keepalive: KeepaliveSettings;
   readonly drainSeconds: number;
   /** Null when the file does not set it: NOISEMESH_LOG_LEVEL, then `info`, apply. */
   readonly logLevel: LogLevel | null;
@@ -83,7 +86,7 @@ export function loadProxyConfig(file: string): ProxyConfig {
 
 /** `r`: the reader to collect into; acceptedConfigKeys() passes its own to read the schema. */
 export function parseProxyConfig(document: unknown, source = 'config', r = new ConfigReader()): ProxyConfig {
-  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'shutdown', 'log']) ?? {};
+  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'keepalive', 'shutdown', 'log']) ?? {};
 
   const trustDomain = r.string(root.trustDomain, 'trustDomain', 'a DNS-like name such as cluster.local') ?? 'cluster.local';
   const suite = r.string(root.suite, 'suite', `a Noise IK protocol name such as ${PROTOCOL.protocolName}`) ?? PROTOCOL.protocolName;
@@ -147,7 +150,7 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
   const inbound = r.object(root.inbound, 'inbound', ['bind', 'meshPort', 'targetHost', 'capture']);
   const bind = address(r, inbound?.bind, 'inbound.bind') ?? '0.0.0.0';
   const meshPort = r.port(inbound?.meshPort, 'inbound.meshPort') ?? PROTOCOL.defaultMeshPort;
-  const targetHost = address(r, inbound?.targetHost, 'inbound.targetHost') ?? '127.0.0.1';
+  const targetHost = address(r, inbound?.targetHost, 'inbound.targetHost') ?? null;
   const inCapture = r.object(inbound?.capture, 'inbound.capture', ['port', 'mode', 'excludePorts']);
   const inboundCapture =
     inCapture === undefined
@@ -170,6 +173,15 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
           host: address(r, adminNode?.bind, 'admin.bind') ?? '0.0.0.0',
           port: r.port(adminNode?.port, 'admin.port') ?? PROTOCOL.defaultAdminPort,
         };
+  const keepaliveNode = r.object(root.keepalive, 'keepalive', ['idleSeconds', 'intervalSeconds', 'probes']);
+  const keepalive: KeepaliveSettings = {
+    idleSeconds: r.integer(keepaliveNode?.idleSeconds, 'keepalive.idleSeconds', 1, KEEPALIVE_LIMITS.maxIdleSeconds) ?? DEFAULT_KEEPALIVE.idleSeconds,
+    intervalSeconds: r.integer(keepaliveNode?.intervalSeconds, 'keepalive.intervalSeconds', 1, KEEPALIVE_LIMITS.maxIntervalSeconds) ?? DEFAULT_KEEPALIVE.intervalSeconds,
+    probes: r.integer(keepaliveNode?.probes, 'keepalive.probes', 1, KEEPALIVE_LIMITS.maxProbes) ?? DEFAULT_KEEPALIVE.probes,
+  };
+  if (deadPeerBoundSeconds(keepalive) > KEEPALIVE_LIMITS.maxBoundSeconds) {
+    r.problem('keepalive', `idleSeconds + intervalSeconds x probes is the dead-peer bound and TCP_USER_TIMEOUT, at most ${KEEPALIVE_LIMITS.maxBoundSeconds} s; got ${deadPeerBoundSeconds(keepalive)}`);
+  }
   const shutdown = r.object(root.shutdown, 'shutdown', ['drainSeconds']);
   const drainSeconds = r.number(shutdown?.drainSeconds, 'shutdown.drainSeconds', 0, 3600) ?? 15;
   const log = r.object(root.log, 'log', ['level']);
@@ -204,6 +216,7 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
     outbound: { mode, capture, explicit },
     inbound: { bind, meshPort, targetHost, capture: inboundCapture },
     admin,
+    keepalive,
     drainSeconds,
     logLevel,
   };

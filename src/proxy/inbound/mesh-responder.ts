@@ -1,7 +1,8 @@
 /**
  * The responder side of NMP/1 (PROTOCOL.md section 4): reads the preamble and message 1,
  * decides the status from the registry, the replay window and policy, connects to the target
- * for status 0, and answers message 2.
+ * for status 0, and answers message 2. The target is the pod's own address the mesh
+ * connection arrived on, at P1's target port, unless `targetHost` names another.
  *
  * Before message 1 has decrypted, a failure gets silence: the connection closes without a
  * byte, so a prober learns nothing. So does a message 1 from a low-order key, static or
@@ -18,12 +19,17 @@ import { registerSession } from '../session/register-session.js';
 import { connectTcp } from '../session/connect.js';
 import type { MeshPeer } from '../peers.js';
 import type { MeshContext } from '../mesh-context.js';
+import { arrivalTarget } from './arrival-address.js';
 
 /** A policy hook: may refuse an authenticated initiator (status 6) or a port (status 4). */
 export type InboundPolicy = (peer: MeshPeer, p1: P1) => typeof Status.accepted | typeof Status.targetPortNotAllowed | typeof Status.deniedByPolicy;
 
 export interface ResponderOptions extends MeshContext {
-  readonly targetHost: string;
+  /**
+   * Where targets listen. Absent: the local address each mesh connection arrived on (the
+   * pod IP), so a server bound only to 127.0.0.1 is never reached (PROTOCOL.md 4.2).
+   */
+  readonly targetHost?: string;
   /** The proxy's own listening ports: never a target (status 4), so nothing loops. */
   readonly ownPorts: ReadonlySet<number>;
   readonly policy?: InboundPolicy;
@@ -86,11 +92,19 @@ export class MeshResponder {
     const peer = this.o.directory.peerByKey(initiatorKey);
     let status = this.decide(peer, initiatorKey, p1);
     let target: Socket | null = null;
+    let targetDetail: string | undefined;
     if (status === Status.accepted) {
-      try {
-        target = await connectTcp(this.o.targetHost, p1.targetPort, LIMITS.targetConnectTimeoutMs);
-      } catch {
+      const where = this.o.targetHost !== undefined ? { ok: true as const, host: this.o.targetHost } : arrivalTarget(socket.localAddress, socket.remoteAddress);
+      if (!where.ok) {
         status = Status.targetUnavailable;
+        targetDetail = where.reason;
+      } else {
+        try {
+          target = await connectTcp(where.host, p1.targetPort, LIMITS.targetConnectTimeoutMs);
+        } catch (err) {
+          status = Status.targetUnavailable;
+          targetDetail = (err as NodeJS.ErrnoException).code ?? 'connect failed';
+        }
       }
     }
 
@@ -111,10 +125,12 @@ export class MeshResponder {
       transport.wipe();
       target?.destroy();
       socket.end();
-      log.info({ event: 'session-end', direction: 'inbound', peer: peer?.agentId ?? null, status: result, targetPort: p1.targetPort, bytesIn: 0, bytesOut: 0, durationMs: 0 }, 'handshake refused');
+      log.info({ event: 'session-end', direction: 'inbound', peer: peer?.agentId ?? null, status: result, detail: targetDetail, targetPort: p1.targetPort, bytesIn: 0, bytesOut: 0, durationMs: 0 }, 'handshake refused');
       return;
     }
 
+    // Only now: a stranger's connection ends at the handshake timeout and costs no system calls.
+    this.o.liveness.apply(socket);
     const session = registerSession(
       this.o,
       new SecureSession(target!, socket, transport, read.decoder, 'inbound', { agentId: peer!.agentId, publicKeyB64: initiatorKey }, p1.targetPort),

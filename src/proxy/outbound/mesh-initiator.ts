@@ -65,6 +65,7 @@ export class MeshInitiator {
     } catch {
       return fail('connect-failed');
     }
+    this.o.liveness.apply(mesh);
     if (appGone) return fail('app-closed');
 
     const handshake = new HandshakeState({

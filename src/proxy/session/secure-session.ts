@@ -24,6 +24,8 @@ export type AbortReason =
   | 'nonce-exhausted'
   | 'app-reset'
   | 'peer-reset'
+  /** The kernel gave up on the mesh connection (keepalive or user timeout: ETIMEDOUT). */
+  | 'peer-timeout'
   | 'revoked'
   | 'shutdown'
   | 'internal';
@@ -99,7 +101,7 @@ export class SecureSession {
     app.on('close', () => this.socketClosed('app'));
     mesh.on('data', (chunk: Buffer) => this.fromMesh(chunk));
     mesh.on('end', () => this.meshEnded());
-    mesh.on('error', () => this.abort('peer-reset'));
+    mesh.on('error', (err: NodeJS.ErrnoException) => this.abort(err.code === 'ETIMEDOUT' ? 'peer-timeout' : 'peer-reset'));
     mesh.on('close', () => this.socketClosed('mesh'));
     this.fromMesh(EMPTY);
     app.resume();

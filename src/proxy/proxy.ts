@@ -80,6 +80,7 @@ export class Proxy {
   private adminServer: HttpServer | null = null;
   private bound: BoundPorts | null = null;
   private registryReady = false;
+  private registryDetails: (() => Record<string, unknown>) | undefined;
   private draining = false;
   private readonly sockets = new Set<Socket>();
   /** Mesh, capture, explicit and admin ports: never a session target (status 4). */
@@ -166,6 +167,11 @@ export class Proxy {
     this.registryReady = ready;
   }
 
+  /** What /readyz adds about the registry (its source, how stale); not a readiness condition. */
+  setRegistryDetails(details: (() => Record<string, unknown>) | undefined): void {
+    this.registryDetails = details;
+  }
+
   /**
    * A key is no longer valid (removed, revoked, re-keyed or a new generation): abort its
    * sessions. `since` is when the registry change was seen.
@@ -235,6 +241,7 @@ export class Proxy {
       metrics: this.metrics,
       sessions: () => this.sessions.summaries(),
       readiness: () => ({ registry: this.registryReady, listeners: this.bound !== null && !this.draining }),
+      readinessDetails: () => (this.registryDetails === undefined ? {} : { registry: this.registryDetails() }),
     });
     this.adminServer = server;
     return new Promise((resolve, reject) => {

@@ -50,4 +50,4 @@ export {
 export type { RegistrySource, RegistrySourceEvents, SourceStats } from './source.js';
 export { FileRegistrySource, type FileSourceOptions } from './file-source.js';
 export { Registry, type RegistryEvents, type RegistryStats } from './registry.js';
-export type { Listener } from './emitter.js';
+export { Emitter, type Listener } from './emitter.js';

@@ -1,9 +1,12 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { buildSnapshot, formatProblem, parseRegistryYaml, type RegistryProblem } from '../../registry-sync/index.js';
+import { parseArgs } from 'node:util';
+import { buildSnapshot, formatProblem, parseRegistryYaml, type RegistryProblem, type RegistrySnapshot } from '../../registry-sync/index.js';
+import { ApiError, ClusterConfigError, loadClusterAccess, readRegistryOnce } from '../../kubernetes/index.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
-const USAGE = 'registry validate FILE...';
+const USAGE = 'registry validate FILE... | registry get [--kubeconfig FILE] [-n NAMESPACE]...';
 
 /**
  * Checks registry files as the proxy would load them: each file on its own, with the checks
@@ -13,6 +16,7 @@ const USAGE = 'registry validate FILE...';
 export const registry: Command = {
   async run(args) {
     const [sub, ...files] = args;
+    if (sub === 'get') return get(files);
     if (sub !== 'validate') throw new UsageError(sub === undefined ? `usage: noisemesh ${USAGE}` : `unknown subcommand '${sub}'; usage: noisemesh ${USAGE}`);
     if (files.length === 0) throw new UsageError(`name at least one file; usage: noisemesh ${USAGE}`);
     let documents = 0;
@@ -52,3 +56,72 @@ export const registry: Command = {
     return errors + warnings > 0 ? 1 : 0;
   },
 };
+
+/**
+ * `registry get`: what a proxy with this access and these namespaces would load, read once
+ * from the API server and put through the same checks, printed as `kubectl get` prints: one
+ * row per entry in aligned columns, then every problem. Keys appear only as a fingerprint
+ * (the first 8 bytes of SHA-256 of the 32-byte key, hex). Exit 0 when the read succeeded
+ * (problems or not), 1 when the API server could not be read.
+ */
+async function get(args: string[]): Promise<number> {
+  let values: { kubeconfig?: string | undefined; namespace?: string[] | undefined };
+  try {
+    ({ values } = parseArgs({ args, options: { kubeconfig: { type: 'string' }, namespace: { type: 'string', short: 'n', multiple: true } } }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}; usage: noisemesh ${USAGE}`);
+  }
+  let snapshot: RegistrySnapshot;
+  try {
+    const access = await loadClusterAccess({ kubeconfig: values.kubeconfig });
+    try {
+      snapshot = await readRegistryOnce(access, values.namespace ?? []);
+    } finally {
+      await access.close();
+    }
+  } catch (err) {
+    if (err instanceof ClusterConfigError) throw new UsageError(err.message);
+    if (err instanceof ApiError) {
+      process.stderr.write(`noisemesh registry get: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  process.stdout.write(formatRegistryTable(snapshot));
+  return 0;
+}
+
+/** A key's short public fingerprint: the first 8 bytes of its SHA-256, hex. */
+export function keyFingerprint(publicKey: Uint8Array): string {
+  return createHash('sha256').update(publicKey).digest('hex').slice(0, 16);
+}
+
+/** The snapshot as `kubectl get` prints tables: upper-case headers, columns three spaces apart. */
+export function formatRegistryTable(snapshot: RegistrySnapshot): string {
+  const header = ['NAMESPACE', 'AGENT ID', 'KEY', 'GENERATION', 'CLEARANCE', 'STATUS', 'ADDRESSES', 'PROBLEMS'];
+  const rows = snapshot.entries.map((e) => {
+    const document = `${e.source.namespace}/${e.source.name}`;
+    const own = snapshot.problems.filter((p) => p.document === document && (p.path === e.source.path || p.path.startsWith(`${e.source.path}.`)));
+    return [
+      e.namespace,
+      e.agentId,
+      keyFingerprint(e.publicKey),
+      String(e.generation),
+      e.clearance,
+      e.superseded ? 'Superseded' : e.revoked ? 'Revoked' : 'Valid',
+      e.addresses.length === 0 ? '<none>' : e.addresses.join(','),
+      String(own.length),
+    ];
+  });
+  let out = '';
+  if (rows.length === 0) out += `No entries found (${snapshot.objects} ClearanceRegistry object${snapshot.objects === 1 ? '' : 's'}).\n`;
+  else {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const row of [header, ...rows]) out += `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('   ')}\n`;
+  }
+  if (snapshot.problems.length > 0) {
+    out += `\n${snapshot.problems.length} problem${snapshot.problems.length === 1 ? '' : 's'}:\n`;
+    for (const p of snapshot.problems) out += `  ${formatProblem(p)}\n`;
+  }
+  return out;
+}

@@ -10,6 +10,8 @@ export interface AdminSources {
   readonly metrics: ProxyMetrics;
   /** Each readiness condition by name; ready when all are true. */
   readiness(): Record<string, boolean>;
+  /** More for the /readyz body (e.g. the registry's staleness); never decides readiness. */
+  readinessDetails?(): Record<string, unknown>;
   sessions(): SessionSummary[];
 }
 
@@ -27,7 +29,7 @@ export function createAdminServer(sources: AdminSources): Server {
       case '/readyz': {
         const checks = sources.readiness();
         const ready = Object.values(checks).every(Boolean);
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready, checks })}\n`);
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready, checks, ...sources.readinessDetails?.() })}\n`);
         return;
       }
       case '/metrics':

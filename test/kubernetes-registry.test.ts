@@ -684,3 +684,28 @@ test('no API server configured: the error says what to set', async () => {
   writeFileSync(bad, 'users: [{name: u, user: {token: sekrit-token-value}}]\n: : :\n');
   await assert.rejects(loadClusterAccess({ kubeconfig: bad }), (err: Error) => !err.message.includes('sekrit') && /bad-kubeconfig/.test(err.message));
 });
+
+test('a server that echoes our credentials back never gets them into an error', async () => {
+  const { createServer } = await import('node:http');
+  const echoing = createServer((req, res) => {
+    res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 500, message: `you sent ${req.headers.authorization}` }));
+  });
+  await new Promise<void>((resolve) => echoing.listen(0, '127.0.0.1', resolve));
+  const port = (echoing.address() as { port: number }).port;
+  const file = join(dir, 'kubeconfig-echo');
+  writeFileSync(file, kubeconfigFor(`http://127.0.0.1:${port}`, TOKEN));
+  const access = await loadClusterAccess({ kubeconfig: file });
+  const { ApiClient } = await import('../src/kubernetes/index.js');
+  try {
+    await assert.rejects(new ApiClient(access).listPage({ group: '', version: 'v1', resource: 'services' }, {}), (err: unknown) => {
+      assert.ok(err instanceof ApiError);
+      assert.equal(err.reason, 'server_error');
+      assert.ok(!err.message.includes(TOKEN), err.message);
+      assert.match(err.message, /you sent \[redacted\]/);
+      return true;
+    });
+  } finally {
+    await access.close();
+    await new Promise((resolve) => echoing.close(resolve));
+  }
+});

@@ -87,10 +87,14 @@ function isMapping(v: unknown): v is Mapping {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** A server-supplied message, made safe to log: printable, short. */
-function clean(text: unknown): string {
+/**
+ * A server-supplied message, made safe to log: printable, short, and without our credentials
+ * (a hostile or broken server could echo the Authorization header back).
+ */
+function clean(text: unknown, secrets: readonly string[] = []): string {
   if (typeof text !== 'string') return '';
-  const printable = text.replace(/[^\x20-\x7e]/g, '?');
+  let printable = text.replace(/[^\x20-\x7e]/g, '?');
+  for (const secret of secrets) if (secret.length >= 4) printable = printable.split(secret).join('[redacted]');
   return printable.length > 160 ? `${printable.slice(0, 157)}...` : printable;
 }
 
@@ -104,11 +108,11 @@ function reasonForStatus(status: number): ApiFailure {
 }
 
 /** An ApiError from a Status object (a failed response's body, or an ERROR event). */
-function statusError(status: number, body: unknown, what: string): ApiError {
+function statusError(status: number, body: unknown, what: string, secrets: readonly string[]): ApiError {
   const s = isMapping(body) ? body : {};
   const code = typeof s.code === 'number' ? s.code : status;
   const reason = reasonForStatus(code);
-  const detail = clean(s.message) || clean(s.reason);
+  const detail = clean(s.message, secrets) || clean(s.reason, secrets);
   return new ApiError(reason, `${what}: HTTP ${code}${detail === '' ? '' : ` (${detail})`}`, code);
 }
 
@@ -126,6 +130,8 @@ export class ApiClient {
   readonly #maxEventBytes: number;
   readonly #headersTimeoutMs: number;
   readonly #listBodyTimeoutMs: number;
+  /** The credentials last sent, and their parts: never to appear in an error message. */
+  #secrets: string[] = [];
 
   constructor(access: ClusterAccess, limits: ApiClientLimits = {}) {
     this.#access = access;
@@ -148,7 +154,7 @@ export class ApiClient {
     const what = `list ${describeResource(resource)}`;
     const res = await this.#request(resource, params, what, this.#listBodyTimeoutMs, signal);
     const text = await this.#readBody(res.body, this.#maxListBytes, what);
-    if (res.statusCode !== 200) throw statusError(res.statusCode, safeParse(text), what);
+    if (res.statusCode !== 200) throw statusError(res.statusCode, safeParse(text), what, this.#secrets);
     const list = safeParse(text);
     if (!isMapping(list) || !Array.isArray(list.items) || !isMapping(list.metadata) || typeof list.metadata.resourceVersion !== 'string') {
       throw new ApiError('decode', `${what}: the answer is no list (items and metadata.resourceVersion expected)`);
@@ -183,7 +189,7 @@ export class ApiClient {
     const res = await this.#request(resource, params, what, 0, signal);
     if (res.statusCode !== 200) {
       const text = await this.#readBody(res.body, 64 * 1024, what).catch(() => '');
-      throw statusError(res.statusCode, safeParse(text), what);
+      throw statusError(res.statusCode, safeParse(text), what, this.#secrets);
     }
     handlers.opened();
     const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -198,7 +204,7 @@ export class ApiClient {
         throw new ApiError('decode', `${what}: a line of the stream is not JSON`);
       }
       if (!isMapping(value) || typeof value.type !== 'string' || !isMapping(value.object)) throw new ApiError('decode', `${what}: an event without type and object`);
-      if (value.type === 'ERROR') throw statusError(500, value.object, `${what}: ERROR event`);
+      if (value.type === 'ERROR') throw statusError(500, value.object, `${what}: ERROR event`, this.#secrets);
       if (value.type !== 'ADDED' && value.type !== 'MODIFIED' && value.type !== 'DELETED' && value.type !== 'BOOKMARK') {
         throw new ApiError('decode', `${what}: an event of unknown type`);
       }
@@ -237,6 +243,7 @@ export class ApiClient {
     } catch (err) {
       throw new ApiError('unauthorized', `${what}: no credentials: ${clean((err as Error).message)}`);
     }
+    this.#secrets = Object.values(headers).flatMap((v) => [v, v.replace(/^(Bearer|Basic) /, '')]);
     const url = `${this.#access.server}${resourceUrlPath(resource)}?${params.toString()}`;
     let res: Awaited<ReturnType<typeof request>>;
     try {

@@ -1,5 +1,5 @@
 /**
- * registry-sync: ClearanceRegistry sources (a YAML file now, the Kubernetes API next) -> one
+ * registry-sync: ClearanceRegistry sources (a YAML file here; the Kubernetes API in src/kubernetes) -> one
  * in-memory index + change events. Knows nothing of sockets. See README.md for the rules
  * (required fields, defaults, the namespace rule, conflicts, revocation).
  */

@@ -161,12 +161,14 @@ test('initial list in pages, then add, modify and delete through the watch', asy
     assert.deepEqual(h.revoked[2], { key: peers[2]!.publicKey, reason: 'removed' });
     assert.equal(h.registry.index.byPublicKey(peers[2]!.publicKey as string), undefined);
 
-    // A bookmark moves the resourceVersion the next watch starts from.
-    server.apply(registryObject('zz', [], 'other'), { group: 'noisemesh.io', version: 'v1alpha1', resource: 'clearanceregistries', kind: 'ClearanceRegistry' });
-    await waitFor(() => h.source.stats().reloads >= 5, 'the last change');
+    // A bookmark moves the resourceVersion the next watch starts from: a change to another
+    // resource moves the server's resourceVersion past our last event, and only the bookmark
+    // tells us. The stream's end follows the bookmark on the same connection.
+    const services = { group: '', version: 'v1', resource: 'services', kind: 'Service' };
+    server.register(services);
+    server.apply({ metadata: { name: 'db', namespace: 'shop' }, spec: { clusterIP: '10.96.0.10' } }, services);
     server.bookmark();
     const bookmarkRv = String(server.resourceVersion);
-    await sleep(50);
     server.endWatches();
     await waitFor(() => server.watchers === 1 && h.lost.length === 1, 'the rewatch');
     assert.equal(h.lost[0]!.reason, 'closed');
@@ -360,26 +362,30 @@ test('the API server down for 60 s of fake time: the index is kept, /readyz stay
   }
 });
 
-test('before the first list the proxy is not ready', async () => {
+test('before the first list the registry is not ready; a refused list (401) is reported and retried', async () => {
   const server = await new FakeApiServer({ tokens: ['another-token'] }).start();
+  server.apply(registryObject('shop', [peer('shop', 'web')]));
   const clock = new FakeClock();
-  const config = parseProxyConfig({ identity: { agentId: 'shop/web' }, registry: { kubernetes: { kubeconfig: writeKubeconfig(server) } } });
-  const opening = openRegistry(config.registry, silentLogger(), { clock });
-  // The first list is refused (401); the wiring gives up waiting after 10 s of real time, so
-  // look at the source directly.
-  await waitFor(() => server.requests.length >= 1, 'the first list');
-  assert.equal(server.requests[0]!.status, 401);
-  server.tokens.push(TOKEN);
-  await waitFor(() => clock.pending().length > 0, 'the backoff timer');
-  clock.advance(clock.pending()[0]!);
-  const opened = await opening;
+  const access = await loadClusterAccess({ kubeconfig: writeKubeconfig(server) });
+  const source = new KubernetesRegistrySource({ access, clock, tuning: { random: () => 0.5 } });
+  const registry = new Registry(source);
+  const errors: string[] = [];
+  registry.on('error', (e) => errors.push(e.message));
+  registry.start();
   try {
-    await opened.registry.ready();
-    assert.equal(opened.registry.isReady, true);
-    const unauthorized = server.requests.filter((r) => !r.authorized);
-    assert.equal(unauthorized.length, 1);
+    await waitFor(() => errors.length === 1, 'the refused list');
+    assert.equal(server.requests[0]!.status, 401);
+    assert.equal(registry.isReady, false);
+    assert.equal(source.syncStatus().synced, false);
+    assert.match(errors[0]!, /cannot list clearanceregistries in all namespaces \(unauthorized\).*no registry yet, retrying in 1 s/);
+    assert.ok(!errors[0]!.includes(TOKEN));
+    server.tokens.push(TOKEN);
+    clock.advance(1000);
+    await registry.ready();
+    assert.equal(registry.index.size, 1);
+    assert.equal(source.stats().healthy, true);
   } finally {
-    await opened.stop();
+    await registry.stop();
     await server.close();
   }
 });
@@ -414,7 +420,7 @@ test('a hung watch is caught by the watchdog and rewatched', async () => {
     // Bookmarks keep an idle but healthy watch alive.
     for (let i = 0; i < 3; i++) {
       server.bookmark();
-      await sleep(50);
+      await sleep(300);
       h.clock.advance(15_000);
     }
     await sleep(50);

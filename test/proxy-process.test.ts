@@ -420,7 +420,7 @@ test('a registry missing at start: /healthz at once, /readyz says why, no claim 
     assert.deepEqual(Object.keys(body.reasons), ['registry']);
     await waitFor(() => log.includes('"event":"registry-error"'), 'the registry error line');
     assert.doesNotMatch(log, /previous registry|last good snapshot|stays in force/, 'no previous registry to keep');
-    assert.match(log, /no registry loaded: the proxy is not ready and refuses every peer until the file loads/);
+    assert.match(log, /no registry loaded: the proxy is not ready and refuses every peer until the registry loads/);
 
     writeFileSync(registryFile, registry());
     await waitFor(async () => (await get(adminPort!, '/readyz')).status === 200, 'ready once the file appears');

@@ -3,8 +3,10 @@
  * revocations turned into session aborts, and registry metrics and log lines. registry-sync
  * knows nothing of sockets and the proxy nothing of YAML; this is where they meet.
  */
-import { Registry, formatProblem, type RegistryEntry } from '../registry-sync/index.js';
+import { FileRegistrySource, Registry, formatProblem, type RegistryEntry, type RegistrySource } from '../registry-sync/index.js';
+import { KubernetesRegistrySource, loadClusterAccess, type Clock, type ReflectorTuning } from '../kubernetes/index.js';
 import type { AddressLookup, Logger, MeshPeer, PeerDirectory, Proxy } from '../proxy/index.js';
+import type { RegistryConfig } from './config/proxy-config.js';
 
 export interface OpenRegistry {
   readonly directory: PeerDirectory;
@@ -22,8 +24,51 @@ export interface OpenRegistry {
  */
 const FIRST_READ_WAIT_MS = 2_000;
 
-export async function openRegistry(file: string, log: Logger): Promise<OpenRegistry> {
-  const registry = Registry.fromFile(file);
+/** For tests: a fake clock and reflector tuning, a fake in-cluster service account. */
+export interface RegistryWiringOptions {
+  readonly clock?: Clock;
+  readonly tuning?: ReflectorTuning;
+  readonly inClusterRoot?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Opens the configured source and waits (a bounded while) for its first snapshot. A
+ * Kubernetes source whose access cannot be set up (no kubeconfig, no service account) throws
+ * ClusterConfigError, which the proxy turns into a refusal to start.
+ */
+export async function openRegistry(config: RegistryConfig, log: Logger, options: RegistryWiringOptions = {}): Promise<OpenRegistry> {
+  let source: RegistrySource;
+  let kube: KubernetesRegistrySource | undefined;
+  if (config.kubernetes !== undefined) {
+    const access = await loadClusterAccess({
+      kubeconfig: config.kubernetes.kubeconfig,
+      ...(options.inClusterRoot !== undefined && { inClusterRoot: options.inClusterRoot }),
+      ...(options.env !== undefined && { env: options.env }),
+    });
+    kube = new KubernetesRegistrySource({
+      access,
+      namespaces: config.kubernetes.namespaces,
+      resyncSeconds: config.kubernetes.resyncSeconds,
+      ...(options.clock !== undefined && { clock: options.clock }),
+      ...(options.tuning !== undefined && { tuning: options.tuning }),
+    });
+    source = kube;
+    log.info({ event: 'registry-source', source: kube.origin, access: access.description }, 'registry from the Kubernetes API');
+    // One line per relist and per lost watch; a server ending a watch on schedule is routine.
+    kube.on('listed', (i) => {
+      log.info({ event: 'registry-relist', scope: i.scope, reason: i.reason, objects: i.objects, added: i.added, updated: i.updated, deleted: i.deleted }, `listed clearanceregistries in ${i.scope}`);
+    });
+    kube.on('watchLost', (i) => {
+      const fields = { event: 'registry-watch-lost', scope: i.scope, reason: i.reason, retryInSeconds: i.retryInMs / 1000, relist: i.relist };
+      if (i.reason === 'closed' && i.retryInMs === 0) log.debug(fields, i.message);
+      else log.warn(fields, `${i.message}; the registry in force is kept`);
+    });
+  } else {
+    source = new FileRegistrySource(config.file);
+  }
+  const file = config.file ?? source.origin;
+  const registry = new Registry(source);
   const { index } = registry;
   const directory: PeerDirectory = {
     peerByKey: (key) => {
@@ -53,7 +98,7 @@ export async function openRegistry(file: string, log: Logger): Promise<OpenRegis
       log.error({ event: 'registry-error', file, error: err.message }, 'registry not reloaded; the last good snapshot stays in force');
     } else {
       notReadyReason = err.message;
-      log.error({ event: 'registry-error', file, error: err.message }, 'no registry loaded: the proxy is not ready and refuses every peer until the file loads');
+      log.error({ event: 'registry-error', file, error: err.message }, 'no registry loaded: the proxy is not ready and refuses every peer until the registry loads');
     }
   });
 
@@ -68,7 +113,7 @@ export async function openRegistry(file: string, log: Logger): Promise<OpenRegis
   offSnapshot();
   offError();
   if (!registry.isReady && notReadyReason.endsWith('has not been read')) {
-    log.error({ event: 'registry-error', file }, `no registry snapshot after ${FIRST_READ_WAIT_MS} ms: the proxy listens but is not ready, and refuses every peer, until the file loads`);
+    log.error({ event: 'registry-error', file }, `no registry snapshot after ${FIRST_READ_WAIT_MS} ms: the proxy listens but is not ready, and refuses every peer, until the registry loads`);
   }
 
   return {
@@ -88,6 +133,22 @@ export async function openRegistry(file: string, log: Logger): Promise<OpenRegis
         proxy.metrics.registryReloads.inc({ result: 'error' });
         if (!registry.isReady) proxy.setRegistryReady(false, notReadyReason);
       });
+      if (kube !== undefined) {
+        const k = kube;
+        k.on('watchLost', (i) => proxy.metrics.registryWatchRestarts.inc({ reason: i.reason }));
+        proxy.metrics.registrySync = () => k.syncStatus();
+        // Stale but serving: readiness stays with the first snapshot; the body says how stale.
+        proxy.setRegistryDetails(() => {
+          const s = k.syncStatus();
+          return {
+            source: k.origin,
+            synced: s.synced,
+            stale: s.staleSeconds > 0,
+            staleSeconds: Math.round(s.staleSeconds * 10) / 10,
+            lastSyncAt: s.lastSyncAt === undefined ? null : new Date(s.lastSyncAt).toISOString(),
+          };
+        });
+      }
       registry.on('revoked', (key, reason, previous) => {
         const since = process.hrtime.bigint();
         const aborted = proxy.revokeKey(key, since);

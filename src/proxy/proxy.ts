@@ -88,6 +88,7 @@ export class Proxy {
   private bound: BoundPorts | null = null;
   private registryReady = false;
   private registryNotReadyReason: string | undefined;
+  private registryDetails: (() => Record<string, unknown>) | undefined;
   private draining = false;
   private readonly sockets = new Set<Socket>();
   /** Mesh, capture, explicit and admin ports: never a session target (status 4). */
@@ -181,6 +182,11 @@ export class Proxy {
     this.registryNotReadyReason = ready ? undefined : reason;
   }
 
+  /** What /readyz adds about the registry (its source, how stale); not a readiness condition. */
+  setRegistryDetails(details: (() => Record<string, unknown>) | undefined): void {
+    this.registryDetails = details;
+  }
+
   /**
    * A key is no longer valid (removed, revoked, re-keyed or a new generation): abort its
    * sessions. `since` is when the registry change was seen.
@@ -254,6 +260,7 @@ export class Proxy {
         registry: this.registryNotReadyReason ?? 'no registry snapshot loaded yet',
         listeners: this.draining ? 'draining: the proxy is shutting down' : 'listeners not bound yet',
       }),
+      readinessDetails: () => (this.registryDetails === undefined ? {} : { registry: this.registryDetails() }),
     });
     this.adminServer = server;
     return new Promise((resolve, reject) => {

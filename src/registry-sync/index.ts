@@ -1,5 +1,5 @@
 /**
- * registry-sync: ClearanceRegistry sources (a YAML file now, the Kubernetes API next) -> one
+ * registry-sync: ClearanceRegistry sources (a YAML file here; the Kubernetes API in src/kubernetes) -> one
  * in-memory index + change events. Knows nothing of sockets. See README.md for the rules
  * (required fields, defaults, the namespace rule, conflicts, revocation).
  */
@@ -52,4 +52,4 @@ export type { RegistrySource, RegistrySourceEvents, SourceStats } from './source
 export { FileRegistrySource, type FileSourceOptions, type SourceClock } from './file-source.js';
 export { holdBackUnsettled, sameEntries, type HeldBack } from './partial-write.js';
 export { Registry, type RegistryEvents, type RegistryStats } from './registry.js';
-export type { Listener } from './emitter.js';
+export { Emitter, type Listener } from './emitter.js';

@@ -12,6 +12,7 @@ import { addonOriginalDestinationLookup, CaptureError } from '../../proxy/captur
 import { loadProxyConfig, LOG_LEVELS, type LogLevel, type ProxyConfig } from '../config/proxy-config.js';
 import { ConfigError } from '../config/config-reader.js';
 import { openRegistry } from '../registry-wiring.js';
+import { ClusterConfigError } from '../../kubernetes/index.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
@@ -73,7 +74,13 @@ export const proxy: Command = {
       }
     }
 
-    const registry = await openRegistry(config.registry.file, log);
+    let registry: Awaited<ReturnType<typeof openRegistry>>;
+    try {
+      registry = await openRegistry(config.registry, log);
+    } catch (err) {
+      if (err instanceof ClusterConfigError) throw new UsageError(`registry.kubernetes: ${err.message}`);
+      throw err;
+    }
     const sidecar = new Proxy({
       trustDomain: config.trustDomain,
       protocolName: config.suite,

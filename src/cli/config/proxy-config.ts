@@ -23,7 +23,8 @@ export interface ProxyConfig {
   readonly identity: { readonly agentId: string; readonly privateKeyFile: string | null };
   /** For `Noise_IKpsk2_...` suites: the mesh-wide 32-byte pre-shared key, base64 in a file. */
   readonly pskFile: string | null;
-  readonly registry: { readonly file: string };
+  /** Exactly one source: a file, or the Kubernetes API. */
+  readonly registry: RegistryConfig;
   readonly outbound: {
     readonly mode: 'permissive' | 'strict';
     readonly capture: HostPort | null;
@@ -44,6 +45,20 @@ export interface ProxyConfig {
   readonly logLevel: LogLevel | null;
 }
 
+export type RegistryConfig =
+  | { readonly file: string; readonly kubernetes?: undefined }
+  | { readonly file?: undefined; readonly kubernetes: KubernetesRegistryConfig };
+
+export interface KubernetesRegistryConfig {
+  /** Empty: all namespaces (one cluster-wide watch). */
+  readonly namespaces: readonly string[];
+  /** Absent: in-cluster configuration, else $KUBECONFIG. */
+  readonly kubeconfig: string | undefined;
+  /** Periodic full relist; 0: none. */
+  readonly resyncSeconds: number;
+}
+
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const AGENT_ID = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -116,10 +131,11 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
 
   const registry = r.object(root.registry, 'registry', ['file', 'kubernetes']);
   const registryFile = r.string(registry?.file, 'registry.file', 'a path to a YAML file of ClearanceRegistry documents');
-  if (registry?.kubernetes !== undefined) {
-    r.problem('registry.kubernetes', 'the Kubernetes registry source is not in this release yet; use registry.file');
-  } else if (registryFile === undefined) {
-    r.problem('registry.file', 'required: a YAML file of ClearanceRegistry documents');
+  const kubernetes = registry?.kubernetes === undefined || registry.kubernetes === null ? undefined : kubernetesRegistry(r, registry.kubernetes);
+  if (registry?.file !== undefined && registry.kubernetes !== undefined) {
+    r.problem('registry', 'set exactly one of registry.file and registry.kubernetes, not both');
+  } else if (registryFile === undefined && kubernetes === undefined && registry?.kubernetes === undefined) {
+    r.problem('registry', 'required: registry.file (a YAML file of ClearanceRegistry documents) or registry.kubernetes (watch the cluster)');
   }
 
   const outbound = r.object(root.outbound, 'outbound', ['mode', 'capture', 'explicit']);
@@ -212,7 +228,7 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
     crypto,
     identity: { agentId: agentId!, privateKeyFile },
     pskFile,
-    registry: { file: registryFile! },
+    registry: kubernetes !== undefined ? { kubernetes } : { file: registryFile! },
     outbound: { mode, capture, explicit },
     inbound: { bind, meshPort, targetHost, capture: inboundCapture },
     admin,
@@ -251,6 +267,24 @@ function sameListenAddress(a: string, b: string): boolean {
 
 function formatHostPort(at: HostPort): string {
   return isIP(at.host) === 6 ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`;
+}
+
+/** `registry.kubernetes: {namespaces, kubeconfig, resyncSeconds}`. */
+function kubernetesRegistry(r: ConfigReader, value: unknown): KubernetesRegistryConfig | undefined {
+  const k = r.object(value, 'registry.kubernetes', ['namespaces', 'kubeconfig', 'resyncSeconds']);
+  if (k === undefined) return undefined;
+  const namespaces = r.list(k.namespaces, 'registry.kubernetes.namespaces', 'namespace names').flatMap((ns, i) => {
+    const path = `registry.kubernetes.namespaces[${i}]`;
+    if (typeof ns !== 'string' || ns.length > 63 || !NAMESPACE.test(ns)) {
+      r.problem(path, `must be a Kubernetes namespace name (lowercase DNS-1123 label), e.g. payments; got ${JSON.stringify(ns)}`);
+      return [];
+    }
+    return [ns];
+  });
+  const kubeconfig = r.string(k.kubeconfig, 'registry.kubernetes.kubeconfig', 'a path to a kubeconfig file; leave it out in a pod (in-cluster service account)');
+  const resyncSeconds = r.number(k.resyncSeconds, 'registry.kubernetes.resyncSeconds', 0, 86_400) ?? 0;
+  if (resyncSeconds > 0 && resyncSeconds < 10) r.problem('registry.kubernetes.resyncSeconds', `must be 0 (no periodic relist) or at least 10 seconds; got ${resyncSeconds}`);
+  return { namespaces: [...new Set(namespaces)], kubeconfig, resyncSeconds };
 }
 
 function address(r: ConfigReader, value: unknown, path: string): string | undefined {

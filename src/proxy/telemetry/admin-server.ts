@@ -13,6 +13,8 @@ export interface AdminSources {
   readiness(): Record<string, boolean>;
   /** For each condition, what it means when it is false: /readyz shows those of the false ones. */
   reasons?(): Record<string, string>;
+  /** More for the /readyz body (e.g. the registry's staleness); never decides readiness. */
+  readinessDetails?(): Record<string, unknown>;
   sessions(): SessionSummary[];
 }
 
@@ -35,7 +37,7 @@ export function createAdminServer(sources: AdminSources): Server {
           const all = sources.reasons?.() ?? {};
           body.reasons = Object.fromEntries(Object.keys(checks).filter((c) => !checks[c]).map((c) => [c, all[c] ?? 'not ready']));
         }
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ...body, ...sources.readinessDetails?.() })}\n`);
         return;
       }
       case '/metrics':

@@ -20,6 +20,11 @@ export class ProxyMetrics {
   readonly registryReloads: Counter<'result'>;
   readonly revocations: Counter;
   readonly revocationAbortSeconds: Histogram;
+  readonly registryLastSync: Gauge;
+  readonly registryStaleSeconds: Gauge;
+  readonly registryWatchRestarts: Counter<'reason'>;
+  /** Set by a registry source that tracks its sync with a server (Kubernetes); read at scrape time. */
+  registrySync: (() => { readonly lastSyncAt: number | undefined; readonly staleSeconds: number }) | undefined;
   // Bytes of sessions that have ended; live sessions are added at scrape time.
   private readonly endedBytes = new Map<string, number>();
 
@@ -97,6 +102,30 @@ export class ProxyMetrics {
     this.revocations = new Counter({
       name: 'noisemesh_revocations_total',
       help: 'Keys revoked by registry changes',
+      registers,
+    });
+    this.registryLastSync = new Gauge({
+      name: 'noisemesh_registry_last_sync_timestamp_seconds',
+      help: 'When the registry was last known current with its server (Unix seconds; now while its watches are open)',
+      registers,
+      collect: () => {
+        const at = this.registrySync?.().lastSyncAt;
+        if (at !== undefined) this.registryLastSync.set(at / 1000);
+      },
+    });
+    this.registryStaleSeconds = new Gauge({
+      name: 'noisemesh_registry_stale_seconds',
+      help: 'How long the registry in force has not been known current (0 while its watches are open)',
+      registers,
+      collect: () => {
+        const sync = this.registrySync?.();
+        if (sync !== undefined) this.registryStaleSeconds.set(sync.staleSeconds);
+      },
+    });
+    this.registryWatchRestarts = new Counter({
+      name: 'noisemesh_registry_watch_restarts_total',
+      help: 'Registry watches that ended and were restarted, by reason (closed, watchdog, resync, gone, network, ...)',
+      labelNames: ['reason'],
       registers,
     });
     this.revocationAbortSeconds = new Histogram({

@@ -1,0 +1,48 @@
+/**
+ * kubernetes: the API server as a registry source. A reflector (list + watch of any resource
+ * into a local store, with retries, bookmarks, a watchdog and relist on 410) over undici,
+ * cluster access from a kubeconfig or the pod's service account (client-node's KubeConfig),
+ * and `KubernetesRegistrySource`, the registry-sync `RegistrySource` of ClearanceRegistry
+ * objects. All the HTTP of registry-sync lives here; registry-sync itself has none.
+ */
+export { ClusterAccess, ClusterConfigError, loadClusterAccess, SERVICE_ACCOUNT_DIR, type ClusterAccessOptions } from './cluster.js';
+export { TokenFile, TokenFileError } from './token-file.js';
+export {
+  ApiClient,
+  ApiError,
+  describeResource,
+  resourceUrlPath,
+  type ApiClientLimits,
+  type ApiFailure,
+  type ListPage,
+  type ResourcePath,
+  type WatchEvent,
+  type WatchEventType,
+} from './api-client.js';
+export { parseJson, JsonError } from './json.js';
+export { systemClock, type Clock } from './clock.js';
+export {
+  Reflector,
+  objectKey,
+  WATCH_END_REASONS,
+  type KubeObject,
+  type ListReason,
+  type ListedInfo,
+  type ListFailedInfo,
+  type ReflectorEvents,
+  type ReflectorHandlers,
+  type ReflectorOptions,
+  type ReflectorStatus,
+  type WatchEndReason,
+  type WatchLostInfo,
+} from './reflector.js';
+export {
+  KubernetesRegistrySource,
+  CLEARANCE_REGISTRY_RESOURCE,
+  clearanceRegistryResource,
+  readRegistryOnce,
+  type KubernetesSourceEvents,
+  type KubernetesSourceOptions,
+  type ReflectorTuning,
+  type SyncStatus,
+} from './registry-source.js';

@@ -1,0 +1,267 @@
+/**
+ * ClearanceRegistry objects from the API server, as snapshots for registry-sync: the
+ * `RegistrySource` the file source is, fed by reflectors instead of a file.
+ *
+ * One reflector per configured namespace (or one across all namespaces) keeps the objects;
+ * every change validates only the object that changed (validations are cached by
+ * namespace/name and resourceVersion) and then rebuilds the snapshot with buildSnapshot, the
+ * file source's own checks across entries, so the namespace rule and conflicts (one key
+ * claimed by two objects: both refused) apply exactly as they do to a file. Changes that
+ * arrive together (a relist's diff) make one snapshot.
+ *
+ * No snapshot is emitted until every reflector has listed once: a proxy that knew only some
+ * namespaces would refuse the others' peers while claiming to be ready. After that the last
+ * snapshot stays in force whatever the API server does (stale but serving); `syncStatus()`
+ * says how stale, and a failed list is reported as a source error (once per distinct failure).
+ */
+import {
+  API_GROUP,
+  API_VERSION,
+  Emitter,
+  type RegistrySnapshot,
+  type ValidatedObject,
+  RegistrySourceError,
+  buildSnapshot,
+  validateClearanceRegistry,
+  type Listener,
+  type RegistryProblem,
+  type RegistrySource,
+  type RegistrySourceEvents,
+  type SourceStats,
+  type ValidationResult,
+} from '../registry-sync/index.js';
+import { ApiClient, type ApiClientLimits, type ResourcePath } from './api-client.js';
+import type { ClusterAccess } from './cluster.js';
+import type { Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import { Reflector, objectKey, type KubeObject, type ListedInfo, type ListFailedInfo, type ReflectorOptions, type WatchLostInfo } from './reflector.js';
+
+/** The plural of ClearanceRegistry, as the CRD names it. */
+export const CLEARANCE_REGISTRY_RESOURCE = 'clearanceregistries';
+
+/** `{group: 'noisemesh.io', version: 'v1alpha1', resource: 'clearanceregistries'}`, in `namespace` or all. */
+export function clearanceRegistryResource(namespace?: string): ResourcePath {
+  return { group: API_GROUP, version: API_VERSION.slice(API_GROUP.length + 1), resource: CLEARANCE_REGISTRY_RESOURCE, ...(namespace !== undefined && { namespace }) };
+}
+
+/** Reflector tuning, for tests (fake clock, short watchdog); production takes the defaults. */
+export type ReflectorTuning = Omit<ReflectorOptions, 'client' | 'resource' | 'handlers' | 'clock' | 'resyncMs'>;
+
+export interface KubernetesSourceOptions {
+  readonly access: ClusterAccess;
+  /** Namespaces to watch, one watch each; empty: one watch across all namespaces. */
+  readonly namespaces?: readonly string[];
+  /** Periodic full relist; 0 or absent: none. */
+  readonly resyncSeconds?: number;
+  readonly clock?: Clock;
+  readonly limits?: ApiClientLimits;
+  readonly tuning?: ReflectorTuning;
+}
+
+export interface KubernetesSourceEvents extends RegistrySourceEvents {
+  /** A reflector listed (first list, relist after 410, resync): one log line each. */
+  listed: [info: ListedInfo & { readonly scope: string }];
+  /** A watch ended (reason from a closed set): one log line each. */
+  watchLost: [info: WatchLostInfo & { readonly scope: string }];
+  listFailed: [info: ListFailedInfo & { readonly scope: string }];
+}
+
+export interface SyncStatus {
+  /** Every reflector has listed once. */
+  readonly synced: boolean;
+  /** When the whole registry was last known current (the oldest of the reflectors), ms since epoch. */
+  readonly lastSyncAt: number | undefined;
+  /** Seconds the oldest reflector has not been known current; 0 while all watch. */
+  readonly staleSeconds: number;
+}
+
+export class KubernetesRegistrySource implements RegistrySource {
+  readonly origin: string;
+  readonly namespaces: readonly string[];
+  readonly #access: ClusterAccess;
+  readonly #clock: Clock;
+  readonly #reflectors: { readonly scope: string; readonly reflector: Reflector }[];
+  readonly #events = new Emitter<KubernetesSourceEvents>();
+  /** Validation of each object at its resourceVersion, by namespace/name. */
+  readonly #validated = new Map<string, { readonly resourceVersion: unknown; readonly result: ValidationResult }>();
+  #scheduled = false;
+  #running = false;
+  #emitted = false;
+  #reloads = 0;
+  #errors = 0;
+  #lastReloadAt: number | undefined;
+  #lastErrorAt: number | undefined;
+  #lastFailure: string | undefined;
+
+  constructor(options: KubernetesSourceOptions) {
+    this.#access = options.access;
+    this.#clock = options.clock ?? systemClock;
+    this.namespaces = [...new Set(options.namespaces ?? [])];
+    this.origin = `kubernetes ${options.access.server} (${this.namespaces.length === 0 ? 'all namespaces' : `namespaces ${this.namespaces.join(', ')}`})`;
+    const client = new ApiClient(options.access, options.limits);
+    const scopes: (string | undefined)[] = this.namespaces.length === 0 ? [undefined] : [...this.namespaces];
+    this.#reflectors = scopes.map((namespace) => {
+      const scope = namespace === undefined ? 'all namespaces' : `namespace ${namespace}`;
+      const changed = (): void => this.#schedule();
+      const reflector = new Reflector({
+        ...options.tuning,
+        client,
+        resource: clearanceRegistryResource(namespace),
+        clock: this.#clock,
+        resyncMs: (options.resyncSeconds ?? 0) * 1000,
+        handlers: { add: changed, update: changed, delete: changed },
+      });
+      reflector.on('listed', (info) => {
+        this.#recovered();
+        this.#schedule();
+        this.#deliver('listed', { ...info, scope });
+      });
+      reflector.on('watchLost', (info) => this.#deliver('watchLost', { ...info, scope }));
+      reflector.on('listFailed', (info) => {
+        this.#fail(info, scope);
+        this.#deliver('listFailed', { ...info, scope });
+      });
+      return { scope, reflector };
+    });
+  }
+
+  on<K extends keyof KubernetesSourceEvents>(event: K, listener: Listener<KubernetesSourceEvents[K]>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  stats(): SourceStats {
+    return {
+      reloads: this.#reloads,
+      errors: this.#errors,
+      healthy: this.#lastFailure === undefined && this.#reflectors.every((r) => r.reflector.status().listed),
+      lastReloadAt: this.#lastReloadAt,
+      lastErrorAt: this.#lastErrorAt,
+    };
+  }
+
+  syncStatus(): SyncStatus {
+    const all = this.#reflectors.map((r) => r.reflector.status());
+    const synced = all.every((s) => s.listed);
+    if (!synced) return { synced, lastSyncAt: undefined, staleSeconds: 0 };
+    return {
+      synced,
+      lastSyncAt: Math.min(...all.map((s) => s.lastSyncAt ?? 0)),
+      staleSeconds: Math.max(...all.map((s) => s.staleMs)) / 1000,
+    };
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    for (const { reflector } of this.#reflectors) reflector.start();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await Promise.all(this.#reflectors.map(({ reflector }) => reflector.stop()));
+    await this.#access.close();
+  }
+
+  /** Coalesces the changes of one turn (a relist's whole diff) into one snapshot. */
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      if (this.#running) this.#publish();
+    });
+  }
+
+  /** The last snapshot emitted, for the last-good rule. */
+  #inForce: RegistrySnapshot | undefined;
+
+  #publish(): void {
+    if (!this.#reflectors.every((r) => r.reflector.status().listed)) return;
+    const objects = [];
+    const problems: RegistryProblem[] = [];
+    const refusedObjects: string[] = [];
+    const seen = new Set<string>();
+    for (const { reflector } of this.#reflectors) {
+      for (const [key, object] of reflector.store) {
+        seen.add(key);
+        const { object: validated, refusedLabel, problems: found } = this.#validate(key, object);
+        problems.push(...found);
+        if (validated !== undefined) objects.push(validated);
+        if (refusedLabel !== undefined) refusedObjects.push(refusedLabel);
+      }
+    }
+    for (const key of this.#validated.keys()) if (!seen.has(key)) this.#validated.delete(key);
+    // The same last-good rule as the file source: a peer that is now broken (an object the API
+    // server admitted under an older CRD, say) keeps its last good entry; a removal, revoked:
+    // true, a new generation or key are whole statements and apply. Objects arrive whole, so
+    // unlike a file there is nothing to let settle.
+    const snapshot = buildSnapshot(objects, { origin: this.origin, previous: this.#inForce, refusedObjects }, problems);
+    this.#inForce = snapshot;
+    this.#reloads++;
+    this.#lastReloadAt = this.#clock.now();
+    this.#emitted = true;
+    this.#deliver('snapshot', snapshot);
+  }
+
+  #validate(key: string, object: KubeObject): ValidationResult {
+    const meta = object.metadata as Record<string, unknown> | undefined;
+    const resourceVersion = meta?.resourceVersion;
+    const cached = this.#validated.get(key);
+    if (cached !== undefined && resourceVersion !== undefined && cached.resourceVersion === resourceVersion) return cached.result;
+    const result = validateClearanceRegistry(object, { document: objectKey(object) ?? key });
+    this.#validated.set(key, { resourceVersion, result });
+    return result;
+  }
+
+  #recovered(): void {
+    this.#lastFailure = undefined;
+  }
+
+  /** A failed list is a failed read: reported once per distinct failure, the snapshot kept. */
+  #fail(info: ListFailedInfo, scope: string): void {
+    const message = `cannot list ${CLEARANCE_REGISTRY_RESOURCE} in ${scope} (${info.reason}): ${info.message}; ${this.#emitted ? 'the previous registry is kept' : 'no registry yet'}, retrying in ${Math.round(info.retryInMs / 100) / 10} s`;
+    const key = `${scope}:${info.reason}`;
+    if (key === this.#lastFailure) return;
+    this.#lastFailure = key;
+    this.#errors++;
+    this.#lastErrorAt = this.#clock.now();
+    this.#deliver('error', new RegistrySourceError([{ code: 'REGISTRY_READ', severity: 'error', file: undefined, line: undefined, document: 'kubernetes', path: '', message }]));
+  }
+
+  #deliver<K extends keyof KubernetesSourceEvents>(event: K, ...args: KubernetesSourceEvents[K]): void {
+    try {
+      this.#events.emit(event, ...args);
+    } catch (error) {
+      process.nextTick(() => {
+        throw error;
+      });
+    }
+  }
+}
+
+/**
+ * One consistent read of the ClearanceRegistry objects, as a proxy with this access and these
+ * namespaces would load them (`noisemesh registry get`). Throws ApiError when the API server
+ * cannot be read.
+ */
+export async function readRegistryOnce(access: ClusterAccess, namespaces: readonly string[] = [], limits?: ApiClientLimits): Promise<RegistrySnapshot> {
+  const client = new ApiClient(access, limits);
+  const scopes: (string | undefined)[] = namespaces.length === 0 ? [undefined] : [...new Set(namespaces)];
+  const objects: ValidatedObject[] = [];
+  const problems: RegistryProblem[] = [];
+  for (const namespace of scopes) {
+    const resource = clearanceRegistryResource(namespace);
+    let continueToken: string | undefined;
+    do {
+      const page = await client.listPage(resource, { limit: 500, continueToken });
+      for (const item of page.items) {
+        const key = typeof item === 'object' && item !== null ? objectKey(item as KubeObject) : undefined;
+        const result = validateClearanceRegistry(item, { document: key ?? 'an object without a name' });
+        problems.push(...result.problems);
+        if (result.object !== undefined) objects.push(result.object);
+      }
+      continueToken = page.continueToken;
+    } while (continueToken !== undefined);
+  }
+  return buildSnapshot(objects, { origin: `kubernetes ${access.server}` }, problems);
+}

@@ -1,0 +1,396 @@
+/**
+ * A TEST DOUBLE of the Kubernetes API server's HTTP protocol, for the reflector and the
+ * Kubernetes registry source. It is not an API server: no etcd, no admission, no schema; it
+ * speaks enough of the wire protocol (Kubernetes API concepts: "Efficient detection of
+ * changes", "Retrieving large results sets in chunks", "Watch bookmarks") for a client to be
+ * driven through everything a real one does to it:
+ *
+ * - list: `GET /apis/G/V[/namespaces/NS]/PLURAL` (or `/api/v1/...`) answers a `...List` with
+ *   `metadata.resourceVersion`; `limit` pages it, with an opaque `continue` token that carries
+ *   the list's resourceVersion and expires (410, reason Expired) once history is compacted
+ *   past it, as etcd compaction does. Pages after the first show objects' current state (the
+ *   real server serves them from the list's snapshot; clients may not rely on either);
+ * - watch: `?watch=1&resourceVersion=RV` streams, chunked, one JSON event a line: ADDED,
+ *   MODIFIED, DELETED from RV on (history kept until compacted), BOOKMARK when `bookmark()`
+ *   is called and the client sent `allowWatchBookmarks=true`, and ERROR with a Status object.
+ *   An RV older than the compaction point is refused with 410 Gone, either as an HTTP status
+ *   or (the watch cache's way) as a 200 stream holding one ERROR event with code 410; the
+ *   server ends a watch after its `timeoutSeconds`;
+ * - auth: every request needs `Authorization: Bearer <token>` for one of the accepted tokens,
+ *   otherwise 401 with a Status;
+ * - faults: `down()` closes every connection and refuses new ones until `up()`, `dropWatches()`
+ *   resets open watch connections, `hangWatches` accepts watches and then sends nothing,
+ *   `failNext(status)` answers the next requests with a Status error;
+ * - plain HTTP on loopback, or HTTPS with a given certificate.
+ * Integers beyond 2^53 (a ClearanceRegistry generation) are written as exact JSON numbers.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
+
+export type KubeObject = Record<string, unknown> & { metadata: Record<string, unknown> };
+
+/** `noisemesh.io/v1alpha1/clearanceregistries`, `v1/services`: a resource's identity. */
+export interface ResourceId {
+  readonly group: string;
+  readonly version: string;
+  readonly resource: string;
+  /** The Kind of its objects; the list kind is Kind + 'List'. */
+  readonly kind: string;
+}
+
+export const CLEARANCE_REGISTRIES: ResourceId = { group: 'noisemesh.io', version: 'v1alpha1', resource: 'clearanceregistries', kind: 'ClearanceRegistry' };
+
+interface HistoryEvent {
+  readonly rv: number;
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  readonly object: KubeObject;
+}
+
+interface Watcher {
+  readonly resource: string;
+  readonly namespace: string | undefined;
+  readonly bookmarks: boolean;
+  readonly res: ServerResponse;
+  readonly socket: Socket;
+}
+
+export interface RequestRecord {
+  readonly method: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly authorized: boolean;
+  readonly status: number;
+}
+
+export interface FakeApiServerOptions {
+  /** Accepted bearer tokens. Default ['test-token']. */
+  readonly tokens?: readonly string[];
+  /** PEM certificate and key: serve HTTPS. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+}
+
+/** JSON with bigint written as an exact number. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `@@bigint:${v}@@` : v)).replace(/"@@bigint:(-?\d+)@@"/g, '$1');
+}
+
+function status(code: number, reason: string, message: string): Record<string, unknown> {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+}
+
+function resourceKey(r: { group: string; version: string; resource: string }): string {
+  return `${r.group}/${r.version}/${r.resource}`;
+}
+
+export class FakeApiServer {
+  tokens: string[];
+  /** Watches opened from now on get headers and then silence, until set back to false. */
+  hangWatches = false;
+  /** How an expired resourceVersion is refused at watch start: HTTP 410, or an ERROR event. */
+  goneAs: 'status' | 'event' = 'event';
+  readonly requests: RequestRecord[] = [];
+  readonly #kinds = new Map<string, ResourceId>();
+  readonly #objects = new Map<string, Map<string, KubeObject>>();
+  readonly #history: HistoryEvent[] = [];
+  readonly #historyResource: string[] = [];
+  #rv = 100;
+  #compactedRv = 0;
+  readonly #watchers = new Set<Watcher>();
+  readonly #sockets = new Set<Socket>();
+  #failures: { status: number; count: number; watchOnly: boolean } | undefined;
+  readonly #server: Server;
+  #port = 0;
+  #listening = false;
+
+  constructor(readonly options: FakeApiServerOptions = {}) {
+    this.tokens = [...(options.tokens ?? ['test-token'])];
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.#handle(req, res);
+    this.#server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createHttpServer(handler);
+    this.#server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    this.register(CLEARANCE_REGISTRIES);
+  }
+
+  register(resource: ResourceId): void {
+    this.#kinds.set(resourceKey(resource), resource);
+    if (!this.#objects.has(resourceKey(resource))) this.#objects.set(resourceKey(resource), new Map());
+  }
+
+  get url(): string {
+    return `${this.options.tls ? 'https' : 'http'}://127.0.0.1:${this.#port}`;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get resourceVersion(): number {
+    return this.#rv;
+  }
+
+  /** Watch connections open now. */
+  get watchers(): number {
+    return this.#watchers.size;
+  }
+
+  async start(): Promise<this> {
+    await this.up();
+    return this;
+  }
+
+  /** Listens again on the same port after down(). */
+  async up(): Promise<void> {
+    if (this.#listening) return;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#port, '127.0.0.1', () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#port = (this.#server.address() as AddressInfo).port;
+    this.#listening = true;
+  }
+
+  /** The server goes away: every connection is reset and new ones are refused. */
+  async down(): Promise<void> {
+    if (!this.#listening) return;
+    this.#listening = false;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const socket of this.#sockets) socket.destroy();
+    this.#watchers.clear();
+    await closed;
+  }
+
+  async close(): Promise<void> {
+    await this.down();
+  }
+
+  /** Resets every open watch connection (ECONNRESET on the client), as a load balancer might. */
+  dropWatches(): void {
+    for (const w of this.#watchers) w.socket.destroy();
+    this.#watchers.clear();
+  }
+
+  /** Ends every open watch cleanly, as the server does when a watch's timeoutSeconds is up. */
+  endWatches(): void {
+    for (const w of this.#watchers) w.res.end();
+    this.#watchers.clear();
+  }
+
+  /** The next `count` requests (watches only, if asked) are answered with `status`. */
+  failNext(code: number, count = 1, watchOnly = false): void {
+    this.#failures = { status: code, count, watchOnly };
+  }
+
+  /** Forgets history up to the current resourceVersion: older watches and continue tokens get 410. */
+  compact(): void {
+    this.#compactedRv = this.#rv;
+    const keep = this.#history.findIndex((e) => e.rv > this.#compactedRv);
+    const drop = keep < 0 ? this.#history.length : keep;
+    this.#history.splice(0, drop);
+    this.#historyResource.splice(0, drop);
+  }
+
+  /** Sends a BOOKMARK at the current resourceVersion to every watch that allows bookmarks. */
+  bookmark(): void {
+    for (const w of this.#watchers) {
+      if (!w.bookmarks) continue;
+      const kind = this.#kinds.get(w.resource)!;
+      this.#send(w, { type: 'BOOKMARK', object: { kind: kind.kind, apiVersion: apiVersionOf(kind), metadata: { resourceVersion: String(this.#rv) } } });
+    }
+  }
+
+  get(namespace: string, name: string, resource: ResourceId = CLEARANCE_REGISTRIES): KubeObject | undefined {
+    return this.#objects.get(resourceKey(resource))?.get(`${namespace}/${name}`);
+  }
+
+  /** Creates or replaces an object (ADDED or MODIFIED); returns it as stored. */
+  apply(object: Record<string, unknown>, resource: ResourceId = CLEARANCE_REGISTRIES): KubeObject {
+    const meta = { ...(object.metadata as Record<string, unknown>) };
+    const key = `${String(meta.namespace)}/${String(meta.name)}`;
+    const store = this.#objects.get(resourceKey(resource))!;
+    const old = store.get(key);
+    this.#rv++;
+    const stored: KubeObject = {
+      apiVersion: apiVersionOf(resource),
+      kind: resource.kind,
+      ...structuredClone(object),
+      metadata: {
+        ...meta,
+        uid: old?.metadata.uid ?? randomUUID(),
+        resourceVersion: String(this.#rv),
+        generation: ((old?.metadata.generation as number | undefined) ?? 0) + 1,
+        creationTimestamp: old?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      },
+    };
+    store.set(key, stored);
+    this.#record(resource, { rv: this.#rv, type: old === undefined ? 'ADDED' : 'MODIFIED', object: stored });
+    return stored;
+  }
+
+  delete(namespace: string, name: string, resource: ResourceId = CLEARANCE_REGISTRIES): void {
+    const store = this.#objects.get(resourceKey(resource))!;
+    const old = store.get(`${namespace}/${name}`);
+    if (old === undefined) throw new Error(`no ${namespace}/${name}`);
+    store.delete(`${namespace}/${name}`);
+    this.#rv++;
+    // The DELETED event carries the object's last state at the deletion's resourceVersion.
+    const last: KubeObject = { ...old, metadata: { ...old.metadata, resourceVersion: String(this.#rv) } };
+    this.#record(resource, { rv: this.#rv, type: 'DELETED', object: last });
+  }
+
+  #record(resource: ResourceId, event: HistoryEvent): void {
+    this.#history.push(event);
+    this.#historyResource.push(resourceKey(resource));
+    for (const w of this.#watchers) {
+      if (w.resource === resourceKey(resource) && matches(event.object, w.namespace)) this.#send(w, { type: event.type, object: event.object });
+    }
+  }
+
+  #send(w: Watcher, event: Record<string, unknown>): void {
+    if (!w.res.writableEnded && !w.socket.destroyed) w.res.write(`${toJson(event)}\n`);
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const record = (code: number, authorized: boolean): void => {
+      this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, authorized, status: code });
+    };
+    const fail = (code: number, reason: string, message: string, authorized = true): void => {
+      record(code, authorized);
+      res.writeHead(code, { 'content-type': 'application/json' }).end(toJson(status(code, reason, message)));
+    };
+    const auth = req.headers.authorization ?? '';
+    const authorized = this.tokens.some((t) => auth === `Bearer ${t}`);
+    if (!authorized) return fail(401, 'Unauthorized', 'Unauthorized', false);
+    if (req.method !== 'GET') return fail(405, 'MethodNotAllowed', 'only GET is served by this double');
+    const watch = url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true';
+    if (this.#failures !== undefined && this.#failures.count > 0 && (watch || !this.#failures.watchOnly)) {
+      this.#failures.count--;
+      const code = this.#failures.status;
+      return fail(code, code >= 500 ? 'InternalError' : 'BadRequest', `injected failure ${code}`);
+    }
+    const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(url.pathname);
+    const key = m === null ? undefined : resourceKey({ group: m[2] ?? '', version: m[1] ?? m[3]!, resource: m[5]! });
+    const kind = key === undefined ? undefined : this.#kinds.get(key);
+    if (m === null || key === undefined || kind === undefined) return fail(404, 'NotFound', 'the server could not find the requested resource');
+    const namespace = m[4] === undefined ? undefined : decodeURIComponent(m[4]);
+    if (watch) return this.#watch(req, res, url.searchParams, key, kind, namespace, record);
+    this.#list(res, url.searchParams, key, kind, namespace, record, fail);
+  }
+
+  #list(
+    res: ServerResponse,
+    query: URLSearchParams,
+    key: string,
+    kind: ResourceId,
+    namespace: string | undefined,
+    record: (code: number, authorized: boolean) => void,
+    fail: (code: number, reason: string, message: string) => void,
+  ): void {
+    const limit = Number(query.get('limit') ?? '0');
+    let listRv = this.#rv;
+    let after = '';
+    const token = query.get('continue');
+    if (token !== null) {
+      try {
+        const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { rv: number; after: string };
+        listRv = parsed.rv;
+        after = parsed.after;
+      } catch {
+        return fail(400, 'BadRequest', 'invalid continue token');
+      }
+      if (listRv <= this.#compactedRv) {
+        return fail(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+      }
+    }
+    const all = [...this.#objects.get(key)!.entries()]
+      .filter(([, o]) => matches(o, namespace))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .filter(([k]) => k > after);
+    const page = limit > 0 ? all.slice(0, limit) : all;
+    const more = limit > 0 && all.length > limit;
+    const body = {
+      kind: `${kind.kind}List`,
+      apiVersion: apiVersionOf(kind),
+      metadata: {
+        resourceVersion: String(listRv),
+        ...(more && { continue: Buffer.from(JSON.stringify({ rv: listRv, after: page[page.length - 1]![0] })).toString('base64url') }),
+      },
+      items: page.map(([, o]) => o),
+    };
+    record(200, true);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(toJson(body));
+  }
+
+  #watch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: URLSearchParams,
+    key: string,
+    kind: ResourceId,
+    namespace: string | undefined,
+    record: (code: number, authorized: boolean) => void,
+  ): void {
+    const from = Number(query.get('resourceVersion') ?? '0');
+    const gone = from > 0 && from < this.#compactedRv;
+    const message = `too old resource version: ${from} (${this.#compactedRv})`;
+    if (gone && this.goneAs === 'status') {
+      record(410, true);
+      res.writeHead(410, { 'content-type': 'application/json' }).end(toJson(status(410, 'Gone', message)));
+      return;
+    }
+    record(200, true);
+    // No content-length: Node sends the body chunked, as the API server does.
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders();
+    if (gone) {
+      res.end(`${toJson({ type: 'ERROR', object: status(410, 'Expired', message) })}\n`);
+      return;
+    }
+    if (this.hangWatches) return; // headers, then nothing, ever: a hung connection
+    const w: Watcher = { resource: key, namespace, bookmarks: query.get('allowWatchBookmarks') === 'true', res, socket: req.socket };
+    this.#watchers.add(w);
+    res.once('close', () => this.#watchers.delete(w));
+    for (const [i, e] of this.#history.entries()) {
+      if (this.#historyResource[i] === key && e.rv > from && matches(e.object, namespace)) this.#send(w, { type: e.type, object: e.object });
+    }
+    const timeout = Number(query.get('timeoutSeconds') ?? '0');
+    if (timeout > 0) {
+      const timer = setTimeout(() => {
+        this.#watchers.delete(w);
+        res.end();
+      }, timeout * 1000);
+      timer.unref();
+      res.once('close', () => clearTimeout(timer));
+    }
+    void kind;
+  }
+}
+
+function apiVersionOf(r: ResourceId): string {
+  return r.group === '' ? r.version : `${r.group}/${r.version}`;
+}
+
+function matches(object: KubeObject, namespace: string | undefined): boolean {
+  return namespace === undefined || object.metadata.namespace === namespace;
+}
+
+/** A kubeconfig that points at `server` with a bearer token (and its CA, for HTTPS). */
+export function kubeconfigFor(server: string, token: string, caPem?: string): string {
+  const cluster: Record<string, unknown> = { server };
+  if (caPem !== undefined) cluster['certificate-authority-data'] = Buffer.from(caPem).toString('base64');
+  return toJson({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'fake', cluster }],
+    users: [{ name: 'tester', user: { token } }],
+    contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'tester' } }],
+    'current-context': 'fake',
+  });
+}

@@ -60,8 +60,8 @@ test('one message per problem: a wrong value is not reported again as missing', 
   assert.match(sections[1]!.message, /; got a list$/);
 
   // Absent required keys are still reported, once each.
-  assert.deepEqual(paths(problemsOf({})), ['identity', 'registry.file']);
-  assert.deepEqual(paths(problemsOf({ identity: {}, registry: {} })), ['identity.agentId', 'registry.file']);
+  assert.deepEqual(paths(problemsOf({})), ['identity', 'registry']);
+  assert.deepEqual(paths(problemsOf({ identity: {}, registry: {} })), ['identity.agentId', 'registry']);
   assert.deepEqual(paths(problemsOf({ ...BASE, outbound: { explicit: [{}] } })), ['outbound.explicit[0].listen', 'outbound.explicit[0].peer', 'outbound.explicit[0].port']);
 });
 

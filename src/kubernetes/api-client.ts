@@ -1,5 +1,6 @@
 /**
- * The two API-server requests a reflector makes, list and watch, over undici, with every
+ * The two API-server requests a reflector makes, list and watch (and a get of one object, for
+ * the secrets backend), over undici, with every
  * answer treated as hostile: bodies and watch lines are bounded, JSON is parsed with integers
  * kept exact (json.ts), and every failure becomes an ApiError whose `reason` is a closed set,
  * usable as a metric label. A Status message from the server is shortened and stripped of
@@ -168,6 +169,20 @@ export class ApiClient {
   }
 
   /**
+   * One object by name: `GET .../PLURAL/NAME`. Throws ApiError (`not_found` for 404). The body
+   * is bounded by `maxBytes` (default: the largest event, as one object is one event).
+   */
+  async get(resource: ResourcePath, name: string, signal?: AbortSignal, maxBytes = this.#maxEventBytes): Promise<Readonly<Record<string, unknown>>> {
+    const what = `get ${describeResource(resource).replace(/^(\S+)/, `$1/${clean(name)}`)}`;
+    const res = await this.#request(resource, new URLSearchParams(), what, this.#listBodyTimeoutMs, signal, name);
+    const text = await this.#readBody(res.body, maxBytes, what);
+    if (res.statusCode !== 200) throw statusError(res.statusCode, safeParse(text), what, this.#secrets);
+    const object = safeParse(text);
+    if (!isMapping(object) || !isMapping(object.metadata)) throw new ApiError('decode', `${what}: the answer is no object (metadata expected)`);
+    return object;
+  }
+
+  /**
    * Watches from `resourceVersion`, calling `opened` once the server accepted the watch and
    * `event` for each event, in order. Resolves when the server ends the stream (its
    * timeoutSeconds ran out); rejects with an ApiError (`gone` for 410, as a status or an
@@ -236,7 +251,7 @@ export class ApiClient {
     if (pendingBytes > 0) line(Buffer.concat(pending));
   }
 
-  async #request(resource: ResourcePath, params: URLSearchParams, what: string, bodyTimeout: number, signal?: AbortSignal): Promise<Awaited<ReturnType<typeof request>>> {
+  async #request(resource: ResourcePath, params: URLSearchParams, what: string, bodyTimeout: number, signal?: AbortSignal, name?: string): Promise<Awaited<ReturnType<typeof request>>> {
     let headers: Record<string, string>;
     try {
       headers = await this.#access.headers();
@@ -244,7 +259,8 @@ export class ApiClient {
       throw new ApiError('unauthorized', `${what}: no credentials: ${clean((err as Error).message)}`);
     }
     this.#secrets = Object.values(headers).flatMap((v) => [v, v.replace(/^(Bearer|Basic) /, '')]);
-    const url = `${this.#access.server}${resourceUrlPath(resource)}?${params.toString()}`;
+    const query = params.toString();
+    const url = `${this.#access.server}${resourceUrlPath(resource)}${name === undefined ? '' : `/${encodeURIComponent(name)}`}${query === '' ? '' : `?${query}`}`;
     let res: Awaited<ReturnType<typeof request>>;
     try {
       res = await request(url, {

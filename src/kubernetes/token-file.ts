@@ -24,7 +24,14 @@ export class TokenFile {
   #token: string | undefined;
   #reads = 0;
 
-  constructor(readonly path: string) {}
+  /**
+   * `fix`: what to do when the file cannot be read, for the message (the Vault backend's token
+   * file is configured elsewhere than the Kubernetes service account's).
+   */
+  constructor(
+    readonly path: string,
+    readonly fix = 'mount the service-account token, or set registry.kubernetes.kubeconfig',
+  ) {}
 
   /** How many times the file was actually read (for tests of rotation). */
   get reads(): number {
@@ -41,7 +48,7 @@ export class TokenFile {
       stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
     } catch (err) {
       if (err instanceof TokenFileError) throw err;
-      throw new TokenFileError(`the token file ${this.path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): mount the service-account token, or set registry.kubernetes.kubeconfig`);
+      throw new TokenFileError(`the token file ${this.path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): ${this.fix}`);
     }
     if (stamp === this.#stamp && this.#token !== undefined) return this.#token;
     let text: string;

@@ -10,6 +10,9 @@
  *   the list's resourceVersion and expires (410, reason Expired) once history is compacted
  *   past it, as etcd compaction does. Pages after the first show objects' current state (the
  *   real server serves them from the list's snapshot; clients may not rely on either);
+ * - get: `GET .../namespaces/NS/PLURAL/NAME` answers the object, or 404 with a NotFound Status
+ *   (`secrets "x" not found`, details {name, kind}); v1 Secrets are served (SECRETS), with
+ *   `data` values base64 as the real server stores and returns them;
  * - watch: `?watch=1&resourceVersion=RV` streams, chunked, one JSON event a line: ADDED,
  *   MODIFIED, DELETED from RV on (history kept until compacted), BOOKMARK when `bookmark()`
  *   is called and the client sent `allowWatchBookmarks=true`, and ERROR with a Status object.
@@ -17,7 +20,9 @@
  *   or (the watch cache's way) as a 200 stream holding one ERROR event with code 410; the
  *   server ends a watch after its `timeoutSeconds`;
  * - auth: every request needs `Authorization: Bearer <token>` for one of the accepted tokens,
- *   otherwise 401 with a Status;
+ *   otherwise 401 with a Status; `authorize`, when set, is RBAC: a request it refuses gets 403
+ *   with the Forbidden Status the real server writes (`secrets "x" is forbidden: User ...
+ *   cannot get resource "secrets" in API group "" in the namespace "ns"`);
  * - faults: `down()` closes every connection and refuses new ones until `up()`, `dropWatches()`
  *   resets open watch connections, `hangWatches` accepts watches and then sends nothing,
  *   `failNext(status)` answers the next requests with a Status error;
@@ -41,6 +46,16 @@ export interface ResourceId {
 }
 
 export const CLEARANCE_REGISTRIES: ResourceId = { group: 'noisemesh.io', version: 'v1alpha1', resource: 'clearanceregistries', kind: 'ClearanceRegistry' };
+export const SECRETS: ResourceId = { group: '', version: 'v1', resource: 'secrets', kind: 'Secret' };
+
+/** What an RBAC check sees: the verb (get, list, watch), the resource, namespace and name. */
+export interface AccessRequest {
+  readonly verb: 'get' | 'list' | 'watch';
+  readonly group: string;
+  readonly resource: string;
+  readonly namespace: string | undefined;
+  readonly name: string | undefined;
+}
 
 interface HistoryEvent {
   readonly rv: number;
@@ -90,6 +105,8 @@ export class FakeApiServer {
   hangWatches = false;
   /** How an expired resourceVersion is refused at watch start: HTTP 410, or an ERROR event. */
   goneAs: 'status' | 'event' = 'event';
+  /** RBAC: undefined allows everything; otherwise a request it refuses gets 403 Forbidden. */
+  authorize: ((request: AccessRequest) => boolean) | undefined;
   readonly requests: RequestRecord[] = [];
   readonly #kinds = new Map<string, ResourceId>();
   readonly #objects = new Map<string, Map<string, KubeObject>>();
@@ -275,11 +292,31 @@ export class FakeApiServer {
       const code = this.#failures.status;
       return fail(code, code >= 500 ? 'InternalError' : 'BadRequest', `injected failure ${code}`);
     }
-    const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(url.pathname);
+    const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
     const key = m === null ? undefined : resourceKey({ group: m[2] ?? '', version: m[1] ?? m[3]!, resource: m[5]! });
     const kind = key === undefined ? undefined : this.#kinds.get(key);
     if (m === null || key === undefined || kind === undefined) return fail(404, 'NotFound', 'the server could not find the requested resource');
     const namespace = m[4] === undefined ? undefined : decodeURIComponent(m[4]);
+    const name = m[6] === undefined ? undefined : decodeURIComponent(m[6]);
+    // A name needs a namespace for a namespaced kind (every kind this double serves).
+    if (name !== undefined && (namespace === undefined || watch)) return fail(404, 'NotFound', 'the server could not find the requested resource');
+    const verb = name !== undefined ? 'get' : watch ? 'watch' : 'list';
+    if (this.authorize !== undefined && !this.authorize({ verb, group: kind.group, resource: kind.resource, namespace, name })) {
+      const subject = `${kind.resource}${name === undefined ? '' : ` "${name}"`}`;
+      const scope = namespace === undefined ? 'at the cluster scope' : `in the namespace "${namespace}"`;
+      return fail(403, 'Forbidden', `${subject} is forbidden: User "system:serviceaccount:test:tester" cannot ${verb} resource "${kind.resource}" in API group "${kind.group}" ${scope}`);
+    }
+    if (name !== undefined) {
+      const object = this.#objects.get(key)!.get(`${namespace}/${name}`);
+      if (object === undefined) {
+        record(404, true);
+        res.writeHead(404, { 'content-type': 'application/json' }).end(toJson({ ...status(404, 'NotFound', `${kind.resource} "${name}" not found`), details: { name, kind: kind.resource } }));
+        return;
+      }
+      record(200, true);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(toJson(object));
+      return;
+    }
     if (watch) return this.#watch(req, res, url.searchParams, key, kind, namespace, record);
     this.#list(res, url.searchParams, key, kind, namespace, record, fail);
   }

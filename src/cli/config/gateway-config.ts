@@ -55,6 +55,8 @@ export function parseGatewayConfig(document: unknown, source = 'config', r = new
 }
 
 function parseGatewaySection(r: ConfigReader, value: unknown, proxy: ProxyConfig | undefined): GatewaySettings | undefined {
+  // A top-level key of this file, as the proxy's are (their reader records those).
+  r.keys.add('gateway');
   const planned = value !== null && typeof value === 'object' && !Array.isArray(value) && 'cache' in value;
   const g = r.object(planned ? withoutKey(value as Record<string, unknown>, 'cache') : value, 'gateway', ['port', 'policy', 'backend', 'audit', 'loopback']);
   if (planned) r.problem('gateway.cache', 'not in this build: this noisemesh has no secrets cache yet; remove gateway.cache');

@@ -2,7 +2,9 @@
  * The responder side of NMP/1 (PROTOCOL.md section 4): reads the preamble and message 1,
  * decides the status from the registry, the replay window and policy, connects to the target
  * for status 0, and answers message 2. The target is the pod's own address the mesh
- * connection arrived on, at P1's target port, unless `targetHost` names another.
+ * connection arrived on, at P1's target port, unless `targetHost` names another; with
+ * built-in services (the secrets gateway) there is no TCP target: the service gives the
+ * session its application stream, or refuses the port (status 4).
  *
  * Before message 1 has decrypted, a failure gets silence: the connection closes without a
  * byte, so a prober learns nothing. So does a message 1 from a low-order key, static or

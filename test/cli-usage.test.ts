@@ -134,6 +134,12 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
       { args: ['keygen', '--out', join(sub, 'key')], line: /^noisemesh keygen: cannot (open|look at) .*\/sub\/key: permission denied \(EACCES\): check its owner and mode$/, exit: 1, asNobody: true },
       { args: ['keygen', '--force'], line: /^noisemesh keygen: --force only applies to --out FILE$/, exit: 2 },
     ],
+    gateway: [
+      { args: ['gateway'], line: /^noisemesh gateway: --config FILE is required: the YAML configuration \(docs\/configuration\.md\)$/, exit: 2 },
+      { args: ['gateway', '--config'], line: /^noisemesh gateway: option --config needs a value$/, exit: 2, usage: true },
+      { args: ['gateway', '--config', missing], line: /^noisemesh gateway: --config: .*missing\.yaml does not exist: create it, or fix --config$/, exit: 2 },
+      { args: ['gateway', '--config', dir], line: /^noisemesh gateway: --config: .* is a directory, not a regular file: point --config at a regular file \(a symlink to one is fine\)$/, exit: 2 },
+    ],
     proxy: [
       { args: ['proxy'], line: /^noisemesh proxy: --config FILE is required: the YAML configuration \(docs\/configuration\.md\)$/, exit: 2 },
       { args: ['proxy', '--config'], line: /^noisemesh proxy: option --config needs a value$/, exit: 2, usage: true },

@@ -116,9 +116,11 @@ test('demo --serve prints every admin port and holds a session that /debug/sessi
     await sleep(200); // the rest of the lines
     assert.match(out, /serving until Ctrl-C/, out);
     const admin = [...out.matchAll(/curl http:\/\/127\.0\.0\.1:(\d+)\/debug\/sessions +(demo\/\w+)'s admin port/g)].map((m) => [m[2], Number(m[1])] as const);
-    assert.deepEqual(admin.map(([agent]) => agent), ['demo/web', 'demo/api'], out);
-    const declared = /demo\/web +proxy: mesh :\d+ +admin :(\d+).*\n.*demo\/api +proxy: mesh :\d+ +admin :(\d+)/.exec(out);
-    assert.deepEqual(admin.map(([, port]) => port), [Number(declared![1]), Number(declared![2])]);
+    assert.deepEqual(admin.map(([agent]) => agent), ['demo/web', 'demo/api', 'demo/gateway'], out);
+    const declared = /demo\/web +proxy: mesh :\d+ +admin :(\d+).*\n.*demo\/api +proxy: mesh :\d+ +admin :(\d+).*\n.*demo\/gateway +secrets gateway: mesh :\d+ +admin :(\d+)/.exec(out);
+    assert.deepEqual(admin.map(([, port]) => port), [Number(declared![1]), Number(declared![2]), Number(declared![3])]);
+    const gateway = admin.pop()!;
+    assert.equal((await request(`http://127.0.0.1:${gateway[1]}/readyz`)).statusCode, 200);
     const heldPort = Number(/this demo's connection 127\.0\.0\.1:(\d+) -> demo\/web 127\.0\.0\.1:\d+ -> demo\/api port (\d+)/.exec(out)?.[1]);
     const targetPort = Number(/-> demo\/api port (\d+)/.exec(out)?.[1]);
     assert.ok(heldPort > 0, out);
@@ -131,6 +133,10 @@ test('demo --serve prints every admin port and holds a session that /debug/sessi
       assert.equal(sessions[0]!.targetPort, targetPort);
       assert.equal((await request(`http://127.0.0.1:${port}/readyz`)).statusCode, 200);
     }
+    const secret = Number(/curl http:\/\/127\.0\.0\.1:(\d+)\/v1\/secrets\/demo\/db/.exec(out)?.[1]);
+    const fetched = await request(`http://127.0.0.1:${secret}/v1/secrets/demo/db`, { reset: true });
+    assert.equal(fetched.statusCode, 200);
+    await fetched.body.dump();
   } finally {
     child.kill('SIGINT');
   }

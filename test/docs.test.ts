@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { acceptedConfigKeys } from '../src/cli/config/proxy-config.js';
+import { acceptedGatewayConfigKeys } from '../src/cli/config/gateway-config.js';
 import { repoRoot, sharedPath } from './helpers/paths.js';
 
 /** The documents we write (docs/reference/ holds upstream text, carried verbatim). */
-const OWN_DOCS = ['README.md', 'docs/architecture.md', 'docs/configuration.md', 'docs/protocol.md', 'examples/README.md', 'bench/README.md', 'src/registry-sync/README.md'];
+const OWN_DOCS = ['README.md', 'docs/architecture.md', 'docs/configuration.md', 'docs/protocol.md', 'docs/gateway.md', 'examples/README.md', 'bench/README.md', 'src/registry-sync/README.md'];
 
 const read = (path: string): string => readFileSync(join(repoRoot, path), 'utf8');
 
@@ -73,15 +74,19 @@ test('every link in our documents resolves inside the repository; none leads to 
   }
 });
 
-test('docs/configuration.md documents every key the configuration reader accepts', () => {
+test('docs/configuration.md documents every key the proxy and gateway configuration readers accept', () => {
   const keys = acceptedConfigKeys();
   // The reader's own list, so that a key added to the code and not to the page fails here.
   assert.ok(keys.includes('identity.agentId') && keys.includes('outbound.explicit[].peer') && keys.length >= 30, keys.join(' '));
   const page = read('docs/configuration.md');
   const rows = new Set([...page.matchAll(/^\| `([a-z][^`]*)` \|/gm)].map((m) => m[1]!)); // environment variables are upper case
-  const missing = keys.filter((k) => !rows.has(k));
+  // The gateway reads every key of the proxy and its own section.
+  const gatewayKeys = acceptedGatewayConfigKeys();
+  assert.deepEqual(keys.filter((k) => !gatewayKeys.includes(k)), [], 'the gateway accepts every proxy key');
+  assert.ok(gatewayKeys.includes('gateway.backend.file') && gatewayKeys.includes('gateway.audit.stdout'), gatewayKeys.join(' '));
+  const missing = gatewayKeys.filter((k) => !rows.has(k));
   assert.deepEqual(missing, [], `docs/configuration.md has no row for: ${missing.join(', ')}`);
-  const unknown = [...rows].filter((k) => !keys.includes(k));
+  const unknown = [...rows].filter((k) => !gatewayKeys.includes(k));
   assert.deepEqual(unknown, [], `docs/configuration.md documents keys the reader does not accept: ${unknown.join(', ')}`);
 });
 

@@ -3,6 +3,7 @@ export { Proxy, type ProxyOptions, type BoundPorts, type ListenAddress } from '.
 export type { AddressLookup, Identity, MeshPeer, PeerDirectory } from './peers.js';
 export type { InboundPolicy } from './inbound/mesh-responder.js';
 export type { InboundMode } from './inbound/inbound-capture.js';
+export type { BuiltInServices } from './inbound/built-in-services.js';
 export type { OriginalDestination, OriginalDestinationOf, OutboundMode, ExplicitRoute } from './outbound/outbound-listeners.js';
 export type { SessionSummary, SessionEnd, AbortReason, Direction } from './session/secure-session.js';
 export { ProxyMetrics } from './telemetry/metrics.js';

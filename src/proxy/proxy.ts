@@ -10,6 +10,7 @@ import { PROTOCOL, prologue as makePrologue } from './protocol/index.js';
 import { MeshResponder, type InboundPolicy } from './inbound/mesh-responder.js';
 import { handleInboundCaptured, type InboundMode } from './inbound/inbound-capture.js';
 import { PodAddresses } from './inbound/arrival-address.js';
+import type { BuiltInServices } from './inbound/built-in-services.js';
 import { MeshInitiator } from './outbound/mesh-initiator.js';
 import {
   PeerBalancer,
@@ -53,6 +54,8 @@ export interface ProxyOptions {
     /** Absent: the pod address each mesh connection arrived on (PROTOCOL.md 4.2). */
     readonly targetHost?: string;
     readonly capture?: ListenAddress & { readonly mode: InboundMode };
+    /** Instead of TCP targets, for sessions and captured plaintext: services run in-process (the gateway). */
+    readonly services?: BuiltInServices;
   };
   readonly admin?: ListenAddress;
   /** Required when either capture listener is configured. */
@@ -117,6 +120,7 @@ export class Proxy {
     this.responder = new MeshResponder({
       ...shared,
       ...(o.inbound.targetHost !== undefined && { targetHost: o.inbound.targetHost }),
+      ...(o.inbound.services !== undefined && { services: o.inbound.services }),
       ownPorts: this.ownPorts,
       ...(o.policy && { policy: o.policy }),
     });
@@ -142,7 +146,7 @@ export class Proxy {
         const lookup = o.originalDestinationOf!;
         const podAddresses = new PodAddresses();
         inboundCapture = await this.listen(o.inbound.capture, (s) =>
-          handleInboundCaptured(s, lookup, mode, podAddresses, ownPorts, this.metrics, o.log),
+          handleInboundCaptured(s, lookup, mode, podAddresses, ownPorts, this.metrics, o.log, o.inbound.services),
         );
         ownPorts.add(inboundCapture);
       }

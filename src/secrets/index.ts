@@ -1,10 +1,12 @@
 /**
- * secrets: where the gateway's secrets come from. The SecretsBackend interface, the `vault`
- * (Vault/OpenBao KV v2) and `kubernetes` (Secrets of one namespace) backends, the cache that
- * fronts any of them, and the configuration shapes of all three with their parse functions.
- * No value and no credential reaches an error, an event or a counter.
+ * secrets: the gateway's secrets API (DESIGN.md, Secret fetch), its backends (`file`, `vault`
+ * for Vault/OpenBao KV v2, `kubernetes` for the Secrets of one namespace), the cache that fronts
+ * any of them, and its audit sink. Depends on trust-vector (the decision), registry-sync
+ * (entries), kubernetes (API access) and files; not on the proxy, which hands it connections
+ * through its BuiltInServices hook (the cli wires them). No value and no credential reaches an
+ * error, an event or a counter. See README.md.
  */
-export { SecretsBackendError, type BackendFailure, type SecretsBackend, type SecretValue } from './backend.js';
+export { SecretsBackendError, type BackendFailure, type SecretValue, type SecretsBackend } from './backend.js';
 export {
   DEFAULT_CACHE,
   DEFAULT_SERVICE_ACCOUNT_TOKEN,
@@ -23,3 +25,20 @@ export { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 export { VaultBackend, type VaultBackendOptions, type VaultEvent, type VaultStats } from './backends/vault.js';
 export { KubernetesBackend, secretNameOf, type KubernetesBackendOptions } from './backends/kubernetes.js';
 export { SecretsCache, type CacheHooks, type CacheOutcome, type CacheStats, type SecretsCacheOptions } from './cache.js';
+export {
+  BACKEND_KINDS,
+  PLANNED_BACKEND_KINDS,
+  FileSecretsBackend,
+  SecretsFileError,
+  createBackend,
+  formatSecretsFileProblem,
+  parseSecretsFile,
+  type BackendConfig,
+  type BackendDependencies,
+  type BackendKind,
+  type SecretsFileProblem,
+} from './backends/index.js';
+export { AuditOpenError, AuditWriteError, openAuditFile, stdoutAuditSink, type AuditSink } from './audit.js';
+export { DEFAULT_GATEWAY_PORT, DEFAULT_HTTP_LIMITS, MAX_URL_LENGTH, SecretsGateway, keyFingerprint, type GatewayOptions, type HttpLimits } from './gateway/gateway.js';
+export { DECISION_LABELS, NO_RULE, type DecisionLabel } from './gateway/metrics.js';
+export type { SecretsLog } from './log.js';

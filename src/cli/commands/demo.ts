@@ -1,6 +1,7 @@
 /**
  * `noisemesh demo`: a local mesh on loopback, with no root and no Kubernetes. Two real
- * `noisemesh proxy` processes, a registry file, and an HTTP server; requests go through, one
+ * `noisemesh proxy` processes, a `noisemesh gateway` with the file backend (an allowed and a
+ * denied secret, and a refusal after the revocation), a registry file, and an HTTP server; requests go through, one
  * long-lived session is held open, then the registry revokes the client. What follows is
  * measured, not assumed: how many requests still pass while the proxies have not yet re-read
  * the file, when the first is refused, and when the held session is reset. `--serve` keeps
@@ -34,12 +35,14 @@ interface DemoPod {
 
 const USAGE = `usage: noisemesh demo [--serve] [--requests N]
 
-A two-pod mesh on loopback, with no root and no Kubernetes: writes two keys, a registry
-and two proxy configurations to a temporary directory, starts two \`noisemesh proxy\`
-processes (demo/web with an explicit listener, demo/api in front of a small HTTP server),
-sends requests through them, holds one session open, then marks demo/web revoked in the
-registry and reports what happened, measured: how many requests still passed, when the
-first was refused, when the held session was reset. Exit 0 when the revocation took.
+A two-pod mesh and a secrets gateway on loopback, with no root and no Kubernetes: writes
+keys, a registry, a secrets policy and file, and the configurations to a temporary
+directory, starts two \`noisemesh proxy\` processes (demo/web with explicit listeners,
+demo/api in front of a small HTTP server) and a \`noisemesh gateway\` (demo/gateway, file
+backend), sends requests through them, fetches an allowed and a denied secret, holds one
+session open, then marks demo/web revoked in the registry and reports what happened,
+measured: how many requests still passed, when the first was refused, when the held session
+was reset, and that the gateway's secrets are refused too. Exit 0 when the revocation took.
 
   --requests N   requests sent through the mesh before the revocation, 1..1000 (default 5)
   --serve        no revocation: keep the mesh and the held session up until Ctrl-C, and
@@ -58,9 +61,10 @@ export const demo: Command = {
     let held: HeldSession | undefined;
     const say = (line: string): void => void process.stdout.write(`${line}\n`);
     try {
-      const [webMesh, webAdmin, apiMesh, apiAdmin, entry, httpPort] = await freePorts(6);
+      const [webMesh, webAdmin, apiMesh, apiAdmin, entry, httpPort, gwMesh, gwAdmin, gwEntry] = await freePorts(9);
       const web: DemoPod = { agentId: 'demo/web', keyPair: keyPair(), meshPort: webMesh!, adminPort: webAdmin!, installationId: '6f1c2a9e-0b7d-4c4e-9a51-3b2f0e6d7a10' };
       const api: DemoPod = { agentId: 'demo/api', keyPair: keyPair(), meshPort: apiMesh!, adminPort: apiAdmin!, installationId: '0f8e2c1a-5d3b-4a6c-8e9f-1a2b3c4d5e6f' };
+      const gw: DemoPod = { agentId: 'demo/gateway', keyPair: keyPair(), meshPort: gwMesh!, adminPort: gwAdmin!, installationId: '3c9d7e21-4b6a-4f8e-a1d2-5e6f7a8b9c0d' };
 
       http = createHttpServer((req, res) => {
         res.setHeader('content-type', 'text/plain');
@@ -71,8 +75,10 @@ export const demo: Command = {
       await new Promise<void>((resolve) => http!.listen(httpPort, '127.0.0.1', resolve));
 
       const registryFile = join(dir, 'registry.yaml');
-      writeFileSync(registryFile, registryYaml([web, api], false));
-      for (const pod of [web, api]) {
+      writeFileSync(registryFile, registryYaml([web, api, gw], false));
+      writeFileSync(join(dir, 'policy.yaml'), DEMO_POLICY);
+      writeFileSync(join(dir, 'secrets.yaml'), DEMO_SECRETS);
+      for (const pod of [web, api, gw]) {
         const name = pod.agentId.split('/')[1]!;
         writeFileSync(join(dir, `${name}.key`), `${encodeKey(pod.keyPair.privateKey)}\n`, { mode: 0o600 });
         const config = {
@@ -81,25 +87,41 @@ export const demo: Command = {
           inbound: { bind: '127.0.0.1', meshPort: pod.meshPort },
           admin: { bind: '127.0.0.1', port: pod.adminPort },
           shutdown: { drainSeconds: 2 },
-          ...(pod === web && { outbound: { explicit: [{ listen: `127.0.0.1:${entry}`, peer: api.agentId, port: httpPort }] } }),
+          ...(pod === web && {
+            outbound: {
+              explicit: [
+                { listen: `127.0.0.1:${entry}`, peer: api.agentId, port: httpPort },
+                { listen: `127.0.0.1:${gwEntry}`, peer: gw.agentId, port: GATEWAY_PORT },
+              ],
+            },
+          }),
+          ...(pod === gw && {
+            gateway: { port: GATEWAY_PORT, policy: join(dir, 'policy.yaml'), backend: { file: join(dir, 'secrets.yaml') }, audit: { file: join(dir, 'audit.log') } },
+          }),
         };
         writeFileSync(join(dir, `${name}.yaml`), stringify(config));
-        const child = spawn(process.execPath, [CLI, 'proxy', '--config', join(dir, `${name}.yaml`)], {
+        const child = spawn(process.execPath, [CLI, pod === gw ? 'gateway' : 'proxy', '--config', join(dir, `${name}.yaml`)], {
           stdio: ['ignore', 'ignore', 'inherit'],
           env: { ...process.env, NOISEMESH_LOG_LEVEL: process.env.NOISEMESH_LOG_LEVEL ?? 'warn' },
         });
         children.push(child);
       }
-      say(`noisemesh demo: a two-pod mesh on loopback (files in ${dir})`);
+      say(`noisemesh demo: a two-pod mesh and a secrets gateway on loopback (files in ${dir})`);
       say(`  demo/web  proxy: mesh :${web.meshPort}  admin :${web.adminPort}  explicit listener 127.0.0.1:${entry} -> demo/api port ${httpPort}`);
       say(`  demo/api  proxy: mesh :${api.meshPort}  admin :${api.adminPort}  target 127.0.0.1:${httpPort} (an HTTP server)`);
-      await Promise.all([waitReady(web.adminPort), waitReady(api.adminPort)]);
-      say('  both proxies ready (registry loaded, listeners bound)\n');
+      say(`  demo/gateway  secrets gateway: mesh :${gw.meshPort}  admin :${gw.adminPort}  port ${GATEWAY_PORT} served in-process; demo/web reaches it at 127.0.0.1:${gwEntry}`);
+      await Promise.all([waitReady(web.adminPort), waitReady(api.adminPort), waitReady(gw.adminPort)]);
+      say('  all three ready (registry loaded, listeners bound)\n');
 
       for (let i = 1; i <= requests; i++) {
         const res = await request(`http://127.0.0.1:${entry}/orders/${i}`, { reset: true });
         say(`  request ${i}: ${res.statusCode} ${(await res.body.text()).trim()}`);
       }
+      say('');
+      say('secrets through the mesh, decided by demo/gateway on demo/web\'s verified key:');
+      say(`  ${await describeFetch(gwEntry!, 'demo/db')}`);
+      say(`  ${await describeFetch(gwEntry!, 'demo/admin')}`);
+      say(`  (policy: ${join(dir, 'policy.yaml')}; one audit line per decision, no values: ${join(dir, 'audit.log')})`);
       say('');
       say(await summary(web, api));
 
@@ -115,7 +137,8 @@ export const demo: Command = {
         say('\nserving until Ctrl-C; try:');
         const tries = [
           [`curl http://127.0.0.1:${entry}/hello`, 'a request through the mesh (demo/web -> demo/api)'],
-          ...[web, api].map((pod) => [`curl http://127.0.0.1:${pod.adminPort}/debug/sessions`, `${pod.agentId}'s admin port: also /metrics /readyz /healthz`]),
+          [`curl http://127.0.0.1:${gwEntry}/v1/secrets/demo/db`, 'a secret from demo/gateway, as demo/web (also /v1/secrets/demo/admin, /v1/whoami)'],
+          ...[web, api, gw].map((pod) => [`curl http://127.0.0.1:${pod.adminPort}/debug/sessions`, `${pod.agentId}'s admin port: also /metrics /readyz /healthz`]),
         ] as const;
         const width = Math.max(...tries.map(([command]) => command.length));
         for (const [command, what] of tries) say(`  ${command.padEnd(width)}   ${what}`);
@@ -130,7 +153,7 @@ export const demo: Command = {
       say('\nrevoking demo/web in the registry file (revoked: true), and sending a request every 10 ms ...');
       const refusedBefore = await Promise.all([refusals(web), refusals(api)]);
       const writtenAt = performance.now();
-      writeFileSync(registryFile, registryYaml([web, api], true));
+      writeFileSync(registryFile, registryYaml([web, api, gw], true));
       const outcome = await requestsUntilRefused(entry!, writtenAt);
       const heldEnd = await held.ended(Math.max(0, 5000 - (performance.now() - writtenAt)));
       const ms = (t: number): string => `${Math.round(t - writtenAt)} ms`;
@@ -150,8 +173,10 @@ export const demo: Command = {
           ? '  the held session was still open 5 s after the write: it was NOT aborted'
           : `  the held session was ${heldEnd.how} ${ms(heldEnd.at)} after the write`,
       );
+      const afterRevocation = await describeFetch(gwEntry!, 'demo/db');
+      say(`  demo/web asks demo/gateway for demo/db again: ${afterRevocation}`);
       say('\n' + (await summary(web, api)));
-      return outcome.refusedAt !== undefined && heldEnd !== undefined ? 0 : 1;
+      return outcome.refusedAt !== undefined && heldEnd !== undefined && !afterRevocation.startsWith('200') ? 0 : 1;
     } finally {
       held?.socket.destroy();
       for (const child of children) child.kill('SIGTERM');
@@ -161,6 +186,37 @@ export const demo: Command = {
     }
   },
 };
+
+const GATEWAY_PORT = 8200;
+
+/** demo/* may read demo/db at clearance internal; demo/admin needs secrets-only and high authentication. */
+const DEMO_POLICY = `rules:
+  - id: demo-admin
+    paths: ["demo/admin"]
+    agents: ["demo/*"]
+    require: {clearance: secrets-only, authnStrength: high}
+  - id: demo-app
+    paths: ["demo/**"]
+    agents: ["demo/*"]
+    require: {clearance: internal, authnStrength: medium, maxFreshnessSeconds: 3600}
+`;
+const DEMO_SECRETS = `demo/db: {username: app, password: demo-password}
+demo/admin: {token: demo-admin-token}
+`;
+
+/** One line: the status and what the gateway said (the data on 200, the reasons on 403). */
+async function describeFetch(port: number, path: string): Promise<string> {
+  try {
+    const res = await request(`http://127.0.0.1:${port}/v1/secrets/${path}`, { reset: true });
+    const body = (await res.body.json()) as { data?: Record<string, string>; ruleId?: string; reasons?: { message: string }[] };
+    if (res.statusCode === 200) return `200 ${path}: ${JSON.stringify(body.data)}`;
+    if (res.statusCode === 403) return `403 ${path}: denied by rule ${body.ruleId}: ${body.reasons!.map((r) => r.message).join('; ')}`;
+    return `${res.statusCode} ${path}: ${JSON.stringify(body)}`;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    return `refused: ${code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' ? 'the connection was reset: demo/web is revoked, so no session of its key is carried (its own proxy no longer initiates one, and the gateway would refuse its key)' : (code ?? (err as Error).message)}`;
+  }
+}
 
 function keyPair(): KeyPair {
   return nativeBackend.dh('25519').generateKeyPair();

@@ -8,6 +8,7 @@ import type { CommandEntry } from '../command.js';
 export const commands: Readonly<Record<string, CommandEntry>> = {
   demo: { summary: 'run a local demo mesh on loopback: demo [--serve] [--requests N]', load: async () => (await import('./demo.js')).demo },
   explain: { summary: 'the secrets decision for AGENT asking for PATH, requirement by requirement: explain --policy F --registry F AGENT PATH', load: async () => (await import('./explain.js')).explain },
+  gateway: { summary: 'run the secrets gateway: gateway --config FILE (the secrets API on a mesh responder)', load: async () => (await import('./gateway.js')).gateway },
   'init-iptables': { summary: 'install the pod\'s iptables redirection (init container): init-iptables [--dry-run] [--cleanup] ...', load: async () => (await import('./init-iptables.js')).initIptables },
   keygen: { summary: 'make an X25519 key pair: keygen [--out FILE [--force]]; prints the public key', load: async () => (await import('./keygen.js')).keygen },
   proxy: { summary: 'run the sidecar proxy: proxy --config FILE', load: async () => (await import('./proxy.js')).proxy },

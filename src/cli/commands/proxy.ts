@@ -7,11 +7,11 @@ import { parseArgs } from 'node:util';
 import { FileReadError, readRegularFileSync } from '../../files/index.js';
 import { backendByName, decodeKey, defaultAeadEngine, encodeKey, BadKeyError, type KeyPair } from '../../noise/index.js';
 import { REBUILD_HINT } from '../../native/index.js';
-import { Proxy, createLogger, tuneHeapForProxy, type Identity, type OriginalDestinationOf } from '../../proxy/index.js';
+import { Proxy, createLogger, tuneHeapForProxy, type BuiltInServices, type Identity, type Logger, type OriginalDestinationOf } from '../../proxy/index.js';
 import { addonOriginalDestinationLookup, CaptureError } from '../../proxy/capture/index.js';
 import { loadProxyConfig, LOG_LEVELS, type LogLevel, type ProxyConfig } from '../config/proxy-config.js';
 import { ConfigError } from '../config/config-reader.js';
-import { openRegistry } from '../registry-wiring.js';
+import { openRegistry, type OpenRegistry } from '../registry-wiring.js';
 import { ClusterConfigError } from '../../kubernetes/index.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
@@ -47,114 +47,143 @@ export const proxy: Command = {
       if (err instanceof FileReadError) throw new UsageError(err.explain('--config'));
       throw err;
     }
-    const level = config.logLevel ?? logLevelFromEnvironment() ?? 'info';
-    tuneHeapForProxy();
-    const log = createLogger({ level });
-    const backend = backendByName(config.crypto);
-    if (config.crypto === 'native' && defaultAeadEngine.fallbackReason !== undefined) {
-      log.warn(
-        { event: 'crypto', aead: defaultAeadEngine.engine },
-        `the AEAD context addon is unavailable (${defaultAeadEngine.fallbackReason}): sessions encrypt with node:crypto, ` +
-          `which is correct but costs ~10 µs more a message; ${REBUILD_HINT}`,
-      );
-    }
-    const identity = loadIdentity(config, backend.dh('25519').keyPairFromPrivate.bind(backend.dh('25519')), () => backend.dh('25519').generateKeyPair());
-    const psk = config.pskFile === null ? undefined : readKeyFile(config.pskFile, 'psk.file');
-
-    let originalDestinationOf: OriginalDestinationOf | undefined;
-    if (config.outbound.capture !== null || config.inbound.capture !== null) {
-      try {
-        const lookup = addonOriginalDestinationLookup();
-        originalDestinationOf = (socket) => lookup.lookup(socket);
-      } catch (err) {
-        if (err instanceof CaptureError) {
-          throw new UsageError(`capture is configured but the original-destination addon is unavailable: ${err.message}`);
-        }
-        throw err;
-      }
-    }
-
-    let registry: Awaited<ReturnType<typeof openRegistry>>;
-    try {
-      registry = await openRegistry(config.registry, log);
-    } catch (err) {
-      if (err instanceof ClusterConfigError) throw new UsageError(`registry.kubernetes: ${err.message}`);
-      throw err;
-    }
-    const sidecar = new Proxy({
-      trustDomain: config.trustDomain,
-      protocolName: config.suite,
-      backend,
-      identity,
-      directory: registry.directory,
-      log,
-      ...(psk && { psk }),
-      ...(originalDestinationOf && { originalDestinationOf }),
-      outbound: {
-        mode: config.outbound.mode,
-        ...(config.outbound.capture && { capture: config.outbound.capture }),
-        explicit: config.outbound.explicit,
-      },
-      inbound: {
-        mesh: { host: config.inbound.bind, port: config.inbound.meshPort },
-        ...(config.inbound.targetHost !== null && { targetHost: config.inbound.targetHost }),
-        ...(config.inbound.capture && { capture: config.inbound.capture }),
-      },
-      ...(config.admin && { admin: config.admin }),
-      keepalive: config.keepalive,
-    });
-    const livenessLost = sidecar.liveness.describeFallback();
-    if (livenessLost !== undefined) log.warn({ event: 'keepalive', boundSeconds: sidecar.liveness.boundSeconds }, `${livenessLost}; ${REBUILD_HINT}`);
-    registry.attach(sidecar);
-    try {
-      await sidecar.start();
-    } catch (err) {
-      registry.stop();
-      throw new UsageError(`cannot listen: ${(err as Error).message}`);
-    }
-    // What the registry says about this configuration, once there is a registry to ask.
-    const checkAgainstRegistry = (): void => {
-      const ownEntry = registry.directory.peerByKey(identity.publicKeyB64);
-      if (ownEntry === undefined) {
-        log.warn({ event: 'identity', agentId: identity.agentId }, 'this proxy\'s public key is not in the registry: peers will refuse it (status 1) until it is');
-      }
-      for (const [i, route] of config.outbound.explicit.entries()) {
-        if (registry.directory.peersByAgentId(route.peer).length === 0) {
-          log.warn(
-            { event: 'config', setting: `outbound.explicit[${i}].peer`, peer: route.peer },
-            `outbound.explicit[${i}].peer: ${route.peer} is not in the registry: connections to this listener are refused until it is; check the spelling`,
-          );
-        }
-      }
-    };
-    if (registry.registry.isReady) checkAgainstRegistry();
-    else void registry.registry.ready().then(checkAgainstRegistry, () => {});
-
-    const stopped = new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        log.info({ event: 'signal', signal, drainSeconds: config.drainSeconds }, 'draining');
-        // Nothing may keep a terminating pod alive past its deadline: not a read stuck in the
-        // threadpool, not a handle we do not know of. Unref'd: a clean exit does not wait for it.
-        setTimeout(() => {
-          log.error({ event: 'shutdown', outcome: 'forced' }, 'still running after the drain deadline: exiting');
-          process.exit(1);
-        }, config.drainSeconds * 1000 + SHUTDOWN_OVERRUN_MS).unref();
-        void sidecar.shutdown(config.drainSeconds * 1000).then(() => {
-          void registry.stop();
-          resolve();
-        });
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-    });
-    await stopped;
-    identity.keyPair.privateKey.fill(0);
-    // Sessions are closed and listeners too: the process ends when its last handles close,
-    // and at the latest after this grace, whatever is left open.
-    setTimeout(() => process.exit(process.exitCode ?? 0), EXIT_GRACE_MS).unref();
-    return 0;
+    return runSidecar(config);
   },
 };
+
+/**
+ * What a command built on the sidecar adds to it (`noisemesh gateway`): services in place of
+ * TCP targets, started once the registry is open and the proxy built, before it listens, and
+ * stopped after it has drained.
+ */
+export interface SidecarExtension {
+  readonly services: BuiltInServices;
+  /** Throws UsageError to refuse to start (the registry is then stopped). */
+  start(context: { readonly proxy: Proxy; readonly registry: OpenRegistry; readonly identity: Identity; readonly log: Logger }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a proxy from a checked configuration until SIGTERM or SIGINT: the identity, the
+ * registry, every listener, the drain. Resolves to the exit code.
+ */
+export async function runSidecar(config: ProxyConfig, extension?: SidecarExtension): Promise<number> {
+  const level = config.logLevel ?? logLevelFromEnvironment() ?? 'info';
+  tuneHeapForProxy();
+  const log = createLogger({ level });
+  const backend = backendByName(config.crypto);
+  if (config.crypto === 'native' && defaultAeadEngine.fallbackReason !== undefined) {
+    log.warn(
+      { event: 'crypto', aead: defaultAeadEngine.engine },
+      `the AEAD context addon is unavailable (${defaultAeadEngine.fallbackReason}): sessions encrypt with node:crypto, ` +
+        `which is correct but costs ~10 µs more a message; ${REBUILD_HINT}`,
+    );
+  }
+  const identity = loadIdentity(config, backend.dh('25519').keyPairFromPrivate.bind(backend.dh('25519')), () => backend.dh('25519').generateKeyPair());
+  const psk = config.pskFile === null ? undefined : readKeyFile(config.pskFile, 'psk.file');
+
+  let originalDestinationOf: OriginalDestinationOf | undefined;
+  if (config.outbound.capture !== null || config.inbound.capture !== null) {
+    try {
+      const lookup = addonOriginalDestinationLookup();
+      originalDestinationOf = (socket) => lookup.lookup(socket);
+    } catch (err) {
+      if (err instanceof CaptureError) {
+        throw new UsageError(`capture is configured but the original-destination addon is unavailable: ${err.message}`);
+      }
+      throw err;
+    }
+  }
+
+  let registry: Awaited<ReturnType<typeof openRegistry>>;
+  try {
+    registry = await openRegistry(config.registry, log);
+  } catch (err) {
+    if (err instanceof ClusterConfigError) throw new UsageError(`registry.kubernetes: ${err.message}`);
+    throw err;
+  }
+  const sidecar = new Proxy({
+    trustDomain: config.trustDomain,
+    protocolName: config.suite,
+    backend,
+    identity,
+    directory: registry.directory,
+    log,
+    ...(psk && { psk }),
+    ...(originalDestinationOf && { originalDestinationOf }),
+    outbound: {
+      mode: config.outbound.mode,
+      ...(config.outbound.capture && { capture: config.outbound.capture }),
+      explicit: config.outbound.explicit,
+    },
+    inbound: {
+      mesh: { host: config.inbound.bind, port: config.inbound.meshPort },
+      ...(config.inbound.targetHost !== null && { targetHost: config.inbound.targetHost }),
+      ...(config.inbound.capture && { capture: config.inbound.capture }),
+      ...(extension && { services: extension.services }),
+    },
+    ...(config.admin && { admin: config.admin }),
+    keepalive: config.keepalive,
+  });
+  const livenessLost = sidecar.liveness.describeFallback();
+  if (livenessLost !== undefined) log.warn({ event: 'keepalive', boundSeconds: sidecar.liveness.boundSeconds }, `${livenessLost}; ${REBUILD_HINT}`);
+  registry.attach(sidecar);
+  try {
+    await extension?.start({ proxy: sidecar, registry, identity, log });
+  } catch (err) {
+    await registry.stop();
+    throw err;
+  }
+  try {
+    await sidecar.start();
+  } catch (err) {
+    registry.stop();
+    await extension?.stop();
+    throw new UsageError(`cannot listen: ${(err as Error).message}`);
+  }
+  // What the registry says about this configuration, once there is a registry to ask.
+  const checkAgainstRegistry = (): void => {
+    const ownEntry = registry.directory.peerByKey(identity.publicKeyB64);
+    if (ownEntry === undefined) {
+      log.warn({ event: 'identity', agentId: identity.agentId }, 'this proxy\'s public key is not in the registry: peers will refuse it (status 1) until it is');
+    }
+    for (const [i, route] of config.outbound.explicit.entries()) {
+      if (registry.directory.peersByAgentId(route.peer).length === 0) {
+        log.warn(
+          { event: 'config', setting: `outbound.explicit[${i}].peer`, peer: route.peer },
+          `outbound.explicit[${i}].peer: ${route.peer} is not in the registry: connections to this listener are refused until it is; check the spelling`,
+        );
+      }
+    }
+  };
+  if (registry.registry.isReady) checkAgainstRegistry();
+  else void registry.registry.ready().then(checkAgainstRegistry, () => {});
+
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ event: 'signal', signal, drainSeconds: config.drainSeconds }, 'draining');
+      // Nothing may keep a terminating pod alive past its deadline: not a read stuck in the
+      // threadpool, not a handle we do not know of. Unref'd: a clean exit does not wait for it.
+      setTimeout(() => {
+        log.error({ event: 'shutdown', outcome: 'forced' }, 'still running after the drain deadline: exiting');
+        process.exit(1);
+      }, config.drainSeconds * 1000 + SHUTDOWN_OVERRUN_MS).unref();
+      void sidecar.shutdown(config.drainSeconds * 1000).then(async () => {
+        void registry.stop();
+        await extension?.stop();
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await stopped;
+  identity.keyPair.privateKey.fill(0);
+  // Sessions are closed and listeners too: the process ends when its last handles close,
+  // and at the latest after this grace, whatever is left open.
+  setTimeout(() => process.exit(process.exitCode ?? 0), EXIT_GRACE_MS).unref();
+  return 0;
+}
 
 function loadIdentity(config: ProxyConfig, fromPrivate: (key: Uint8Array) => KeyPair, generate: () => KeyPair): Identity {
   const keyPair = config.identity.privateKeyFile === null

@@ -72,6 +72,14 @@ const MAX_CONFIG_BYTES = 1024 * 1024;
  * content is wrong.
  */
 export function loadProxyConfig(file: string): ProxyConfig {
+  return parseProxyConfig(readConfigDocument(file) ?? {}, file);
+}
+
+/**
+ * The YAML document of a configuration file, not yet checked (the gateway's reader adds its
+ * own section). Throws FileReadError or ConfigError as loadProxyConfig does.
+ */
+export function readConfigDocument(file: string): unknown {
   const bytes = readRegularFileSync(file, { maxBytes: MAX_CONFIG_BYTES });
   let text: string;
   try {
@@ -96,7 +104,7 @@ export function loadProxyConfig(file: string): ProxyConfig {
   } catch {
     throw new ConfigError(file, [{ path: FILE, message: 'YAML could not be resolved (too many or circular aliases): write the values out' }]);
   }
-  return parseProxyConfig(document ?? {}, file);
+  return document;
 }
 
 /** `r`: the reader to collect into; acceptedConfigKeys() passes its own to read the schema. */

@@ -10,6 +10,7 @@
 import type { Socket } from 'node:net';
 import { resetSocket } from '../session/socket-reset.js';
 import type { PodAddresses } from './arrival-address.js';
+import type { BuiltInServices } from './built-in-services.js';
 import { passThrough, type OriginalDestinationOf } from '../outbound/outbound-listeners.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -24,6 +25,7 @@ export function handleInboundCaptured(
   ownPorts: ReadonlySet<number>,
   metrics: ProxyMetrics,
   log: Logger,
+  services?: BuiltInServices,
 ): void {
   let address: string;
   let port: number;
@@ -34,11 +36,18 @@ export function handleInboundCaptured(
     resetSocket(app);
     return;
   }
+  // A built-in service answers itself and relays nowhere, so the pod-address check, which
+  // keeps the proxy from relaying to another host, has nothing to guard there.
   const refusal =
     mode === 'strict' ? 'plaintext (strict)'
     : ownPorts.has(port) ? 'proxy port'
+    : services !== undefined ? (services.takePlaintext(port, app) ? 'taken' : 'no built-in service on this port')
     : !podAddresses.has(address) ? "not this pod's address"
     : null;
+  if (refusal === 'taken') {
+    metrics.passthrough.inc({ direction: 'inbound', result: 'passed' });
+    return;
+  }
   if (refusal !== null) {
     metrics.passthrough.inc({ direction: 'inbound', result: 'refused' });
     log.info({ event: 'inbound-refused', port, remote: app.remoteAddress, reason: refusal }, 'plaintext refused');

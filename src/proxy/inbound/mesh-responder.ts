@@ -2,7 +2,9 @@
  * The responder side of NMP/1 (PROTOCOL.md section 4): reads the preamble and message 1,
  * decides the status from the registry, the replay window and policy, connects to the target
  * for status 0, and answers message 2. The target is the pod's own address the mesh
- * connection arrived on, at P1's target port, unless `targetHost` names another.
+ * connection arrived on, at P1's target port, unless `targetHost` names another; with
+ * built-in services (the secrets gateway) there is no TCP target: the service gives the
+ * session its application stream, or refuses the port (status 4).
  *
  * Before message 1 has decrypted, a failure gets silence: the connection closes without a
  * byte, so a prober learns nothing. So does a message 1 from a low-order key, static or
@@ -10,6 +12,7 @@
  * is authenticated and gets a status code; the detail goes to our log only.
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { HandshakeState, LowOrderKeyError, encodeKey } from '../../noise/index.js';
 import { decodeP1, describeP1Error, encodeFrame, encodeP2, LIMITS, PROTOCOL, Status, statusName, type P1 } from '../protocol/index.js';
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
@@ -20,6 +23,7 @@ import { connectTcp } from '../session/connect.js';
 import type { MeshPeer } from '../peers.js';
 import type { MeshContext } from '../mesh-context.js';
 import { arrivalTarget } from './arrival-address.js';
+import type { BuiltInServices } from './built-in-services.js';
 
 /** A policy hook: may refuse an authenticated initiator (status 6) or a port (status 4). */
 export type InboundPolicy = (peer: MeshPeer, p1: P1) => typeof Status.accepted | typeof Status.targetPortNotAllowed | typeof Status.deniedByPolicy;
@@ -30,6 +34,8 @@ export interface ResponderOptions extends MeshContext {
    * pod IP), so a server bound only to 127.0.0.1 is never reached (PROTOCOL.md 4.2).
    */
   readonly targetHost?: string;
+  /** Instead of TCP targets: the services this responder runs itself (the secrets gateway). */
+  readonly services?: BuiltInServices;
   /** The proxy's own listening ports: never a target (status 4), so nothing loops. */
   readonly ownPorts: ReadonlySet<number>;
   readonly policy?: InboundPolicy;
@@ -91,9 +97,12 @@ export class MeshResponder {
     const initiatorKey = encodeKey(handshake.remoteStaticKey!);
     const peer = this.o.directory.peerByKey(initiatorKey);
     let status = this.decide(peer, initiatorKey, p1);
-    let target: Socket | null = null;
+    let target: Duplex | null = null;
     let targetDetail: string | undefined;
-    if (status === Status.accepted) {
+    if (status === Status.accepted && this.o.services !== undefined) {
+      target = this.o.services.openMeshStream(p1.targetPort, peer!);
+      if (target === null) status = Status.targetPortNotAllowed;
+    } else if (status === Status.accepted) {
       const where = this.o.targetHost !== undefined ? { ok: true as const, host: this.o.targetHost } : arrivalTarget(socket.localAddress, socket.remoteAddress);
       if (!where.ok) {
         status = Status.targetUnavailable;

@@ -9,6 +9,7 @@
  * writer instead of growing a buffer. Bound: about 2 x (64 + 64 + 16) KiB = 288 KiB.
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { NoiseError, TAG_LEN, type CipherState, type Transport } from '../../noise/index.js';
 import { FrameBuffers, FrameDecoder, FrameError, PROTOCOL, RECYCLED_FRAME_MIN } from '../protocol/index.js';
 import { resetSocket } from './socket-reset.js';
@@ -76,7 +77,8 @@ export class SecureSession {
   private readonly endListeners: ((end: SessionEnd) => void)[] = [];
 
   constructor(
-    private readonly app: Socket,
+    /** The application's connection: a TCP socket, or the stream of a built-in service (the secrets gateway). */
+    private readonly app: Duplex,
     private readonly mesh: Socket,
     transport: Transport,
     private readonly decoder: FrameDecoder,
@@ -220,7 +222,7 @@ export class SecureSession {
     if (!this.receivedEos || this.decoder.hasPartialFrame()) this.abort('truncated');
   }
 
-  private pauseUntilDrained(reader: Socket, writer: Socket): void {
+  private pauseUntilDrained(reader: Duplex, writer: Duplex): void {
     reader.pause();
     writer.once('drain', () => {
       if (!this.ended) reader.resume();

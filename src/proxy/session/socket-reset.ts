@@ -1,13 +1,20 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /**
  * Ends a TCP connection with RST, so the application sees a reset and never mistakes an
- * aborted session for a clean end of stream (PROTOCOL.md section 5).
+ * aborted session for a clean end of stream (PROTOCOL.md section 5). A stream that is no TCP
+ * socket (a built-in service's end of a session) has no RST to send: it is destroyed, which
+ * its owner sees as an end without the exchange of ends, the same fault.
  */
-export function resetSocket(socket: Socket): void {
+export function resetSocket(socket: Duplex): void {
   if (socket.destroyed) return;
+  const tcp = socket as Duplex & { resetAndDestroy?: () => void };
+  if (typeof tcp.resetAndDestroy !== 'function') {
+    socket.destroy();
+    return;
+  }
   try {
-    socket.resetAndDestroy();
+    tcp.resetAndDestroy();
   } catch {
     // Not connected yet or already half torn down: there is no RST to send.
     socket.destroy();

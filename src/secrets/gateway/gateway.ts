@@ -1,0 +1,429 @@
+/**
+ * The secrets API (DESIGN.md, Secret fetch): an HTTP/1.1 server that never listens on the
+ * network itself. Its connections are handed to it:
+ *
+ * - by the proxy's responder, one per mesh session to the gateway port: the session's
+ *   decrypted stream (a stream pair, stream-pair.ts), the caller being the initiator whose
+ *   static key the handshake verified: `encrypted`;
+ * - by inbound capture, plaintext to the gateway port: an anonymous caller, `plaintext`;
+ * - by the optional loopback listener on 127.0.0.1: the gateway's own pod, `loopback`, with
+ *   the gateway's own registry entry.
+ *
+ * The caller's registry entry is looked up by its key for every request, not once per
+ * connection: a revocation refuses the very next request on a keep-alive connection even
+ * before the proxy's abort of the session lands. Nothing about a decision is cached.
+ *
+ * API (docs/gateway.md):
+ * - `GET /v1/secrets/{path}`: 200 `{path, data, version}`; 403 `{error, decisionId, ruleId,
+ *   reasons, trustVector}`; 404 `{error, decisionId}`; 503 when the backend or the audit
+ *   sink fails (nothing released);
+ * - `GET /v1/whoami`: the caller's agentId, registry entry (its key only as a fingerprint)
+ *   and TrustVector;
+ * - 400 for a body, a query, percent-encoding or a path that is no secret path (`..`, empty
+ *   segments), 405 for any method but GET, 414 for a URL over MAX_URL_LENGTH, 431 for
+ *   headers over maxHeaderSize, 408 for a sender slower than headersTimeout/requestTimeout.
+ *   A request with a body is answered without reading the body and the connection closed.
+ *
+ * Every decision is one audit line (audit.ts), written before the answer; when it cannot be
+ * written the answer is 503 and nothing is released.
+ */
+import { createHash, randomFillSync } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Registry as MetricsRegistry } from 'prom-client';
+import type { RegistryEntry } from '../../registry-sync/index.js';
+import {
+  PLAINTEXT_VECTOR,
+  checkSecretPath,
+  computeTrustVector,
+  decide,
+  type Decision,
+  type NetworkExposure,
+  type Policy,
+  type Reason,
+} from '../../trust-vector/index.js';
+import { SecretsBackendError, type SecretValue, type SecretsBackend } from '../backend.js';
+import { AuditWriteError, type AuditSink } from '../audit.js';
+import type { SecretsLog } from '../log.js';
+import { GatewayMetrics, type DecisionLabel } from './metrics.js';
+import { PAIR_LINGER_MS, streamPair } from './stream-pair.js';
+
+/** The target port the secrets API answers on unless configured otherwise. */
+export const DEFAULT_GATEWAY_PORT = 8200;
+
+const SECRETS_PREFIX = '/v1/secrets/';
+const WHOAMI = '/v1/whoami';
+/** The prefix and the longest secret path (trust-vector's MAX_SECRET_PATH_LENGTH, 512). */
+export const MAX_URL_LENGTH = SECRETS_PREFIX.length + 512;
+
+/** node:http's limits and timeouts for the API's connections. */
+export interface HttpLimits {
+  /** The whole head (request line and headers) must arrive within this (408 otherwise). */
+  readonly headersTimeoutMs: number;
+  /** The whole request must arrive within this. */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  readonly keepAliveTimeoutMs: number;
+  /** How often node:http checks the two timeouts above: their granularity. */
+  readonly checkIntervalMs: number;
+  /** Bytes of request line and headers (431 beyond). */
+  readonly maxHeaderSize: number;
+  readonly maxHeadersCount: number;
+  /** A session whose server end has closed, but whose caller keeps its side open, ends after this. */
+  readonly lingerMs: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 15_000,
+  keepAliveTimeoutMs: 5_000,
+  checkIntervalMs: 1_000,
+  maxHeaderSize: 8 * 1024,
+  maxHeadersCount: 64,
+  lingerMs: PAIR_LINGER_MS,
+});
+
+export interface GatewayOptions {
+  /** The target port the API answers on (`gateway.port`). */
+  readonly port: number;
+  readonly policy: Policy;
+  readonly backend: SecretsBackend;
+  readonly audit: AuditSink;
+  /** The registry entry for a static key, revoked ones included (decide refuses those). */
+  readonly entryByKey: (publicKeyB64: string) => RegistryEntry | undefined;
+  /** The gateway's own static key: whose entry a loopback caller gets. */
+  readonly ownPublicKeyB64: string;
+  /** Where the gateway's metrics are registered (the proxy's, served on /metrics). */
+  readonly metrics: MetricsRegistry;
+  readonly log: SecretsLog;
+  readonly http?: Partial<HttpLimits>;
+  /** Milliseconds since the epoch; tests fix it. */
+  readonly now?: () => number;
+}
+
+/** Who is on a connection, as established by whoever handed it over. */
+interface Caller {
+  readonly exposure: NetworkExposure;
+  /** The verified static key; null for a plaintext caller. */
+  readonly key: string | null;
+  /** First 8 bytes of the key's SHA-256, hex (as `noisemesh registry get` shows keys). */
+  readonly fingerprint: string | null;
+}
+
+const PLAINTEXT_CALLER: Caller = Object.freeze({ exposure: 'plaintext', key: null, fingerprint: null });
+const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
+
+export function keyFingerprint(publicKeyB64: string): string {
+  return createHash('sha256').update(Buffer.from(publicKeyB64, 'base64')).digest('hex').slice(0, 16);
+}
+
+export class SecretsGateway {
+  readonly port: number;
+  private policy: Policy;
+  private readonly server: Server;
+  private readonly callers = new WeakMap<object, Caller>();
+  private readonly metrics: GatewayMetrics;
+  private readonly limits: HttpLimits;
+  private readonly now: () => number;
+  private readonly loopbackServers: TcpServer[] = [];
+  private readonly idBytes = Buffer.alloc(16);
+  private closed = false;
+
+  constructor(private readonly o: GatewayOptions) {
+    this.port = o.port;
+    this.policy = o.policy;
+    this.now = o.now ?? Date.now;
+    this.metrics = new GatewayMetrics(o.metrics);
+    const limits = { ...DEFAULT_HTTP_LIMITS, ...o.http };
+    this.limits = limits;
+    this.server = createServer(
+      {
+        maxHeaderSize: limits.maxHeaderSize,
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        connectionsCheckingInterval: limits.checkIntervalMs,
+        noDelay: true,
+      },
+      (req, res) => void this.handle(req, res),
+    );
+    this.server.maxHeadersCount = limits.maxHeadersCount;
+    // node:http tracks connections, and enforces headersTimeout and requestTimeout on them,
+    // from its own 'listening' event (setupConnectionsTracking). This server never listens:
+    // its connections are handed over. Without this, a slow sender would hold a connection
+    // for ever; the slow-sender test fails if a Node release changes it.
+    this.server.emit('listening');
+  }
+
+  /** Replaces the policy in force (a reload); requests already decided keep their decision. */
+  setPolicy(policy: Policy): void {
+    this.policy = policy;
+  }
+
+  /**
+   * The application end of a mesh session to `targetPort`: the API's connection for the
+   * initiator with `publicKeyB64`, or null when `targetPort` is not the gateway port.
+   */
+  openMeshStream(targetPort: number, publicKeyB64: string): Duplex | null {
+    if (targetPort !== this.port || this.closed) return null;
+    const [session, server] = streamPair(this.limits.lingerMs);
+    this.callers.set(server, { exposure: 'encrypted', key: publicKeyB64, fingerprint: keyFingerprint(publicKeyB64) });
+    this.server.emit('connection', server);
+    return session;
+  }
+
+  /** Takes a plaintext connection (inbound capture) to `port`; false when it is not the gateway port. */
+  takePlaintext(port: number, socket: Socket): boolean {
+    if (port !== this.port || this.closed) return false;
+    this.callers.set(socket, PLAINTEXT_CALLER);
+    this.server.emit('connection', socket);
+    socket.resume();
+    return true;
+  }
+
+  /**
+   * A plain HTTP listener on 127.0.0.1 for the gateway's own pod (`gateway.loopback.port`):
+   * its callers are `loopback`, with the gateway's own entry. Resolves to the bound port.
+   */
+  listenLoopback(port: number, host = '127.0.0.1'): Promise<number> {
+    const caller: Caller = { exposure: 'loopback', key: this.o.ownPublicKeyB64, fingerprint: keyFingerprint(this.o.ownPublicKeyB64) };
+    const tcp = createTcpServer({ noDelay: true }, (socket) => {
+      socket.on('error', () => {});
+      this.callers.set(socket, caller);
+      this.server.emit('connection', socket);
+    });
+    this.loopbackServers.push(tcp);
+    return new Promise((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen({ host, port }, () => {
+        tcp.off('error', reject);
+        resolve((tcp.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  /** Stops taking connections and closes those open; the backend and sink are the caller's. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.loopbackServers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.server.closeAllConnections();
+    this.server.close();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    try {
+      const caller = this.callers.get(req.socket);
+      if (caller === undefined) {
+        // Only connections handed over with their caller reach this server.
+        this.refuse(res, started, 500, 'connection without a caller', true);
+        return;
+      }
+      const url = req.url ?? '';
+      const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+      if (req.method !== 'GET') {
+        res.setHeader('allow', 'GET');
+        this.refuse(res, started, 405, 'only GET is served', hasBody);
+        return;
+      }
+      if (hasBody) {
+        this.refuse(res, started, 400, 'a request with a body is refused: a GET carries none', true);
+        return;
+      }
+      if (url.length > MAX_URL_LENGTH) {
+        this.refuse(res, started, 414, `the URL is longer than ${MAX_URL_LENGTH} characters`, false);
+        return;
+      }
+      // A secret path is A-Z a-z 0-9 . _ - and /: nothing in it needs escaping, so any escape
+      // (%2e%2e, %2f, double encoding) is refused outright rather than decoded and re-checked.
+      if (url.includes('%')) {
+        this.refuse(res, started, 400, 'percent-encoding is refused: a secret path is A-Z a-z 0-9 . _ - and / as they are', false);
+        return;
+      }
+      if (url.includes('?') || url.includes('#')) {
+        this.refuse(res, started, 400, 'a query or fragment is refused', false);
+        return;
+      }
+      if (url === WHOAMI) {
+        this.whoami(caller, res, started);
+        return;
+      }
+      if (!url.startsWith(SECRETS_PREFIX)) {
+        this.refuse(res, started, 404, 'not found: GET /v1/secrets/{path} or /v1/whoami', false);
+        return;
+      }
+      const path = url.slice(SECRETS_PREFIX.length);
+      const invalid = checkSecretPath(path);
+      if (invalid !== undefined) {
+        this.refuse(res, started, 400, `the secret path ${invalid}`, false);
+        return;
+      }
+      await this.fetch(caller, path, res, started);
+    } catch (err) {
+      this.o.log.error({ event: 'gateway-error', error: (err as Error).message }, 'secrets request failed');
+      if (!res.headersSent) this.refuse(res, started, 500, 'internal error', true);
+      else res.destroy();
+    }
+  }
+
+  private async fetch(caller: Caller, path: string, res: ServerResponse, started: number): Promise<void> {
+    const entry = caller.key === null ? undefined : this.o.entryByKey(caller.key);
+    const decision = decide(this.policy, { entry, session: { networkExposure: caller.exposure }, now: this.now(), path });
+    const decisionId = this.decisionId();
+    let status: number;
+    let body: string;
+    let backendFailure: string | undefined;
+    if (!decision.allow) {
+      status = 403;
+      body = JSON.stringify({ error: 'denied', decisionId, ruleId: decision.ruleId, reasons: decision.reasons, trustVector: decision.trustVector });
+    } else {
+      let secret: SecretValue | null = null;
+      try {
+        secret = await this.o.backend.read(path);
+      } catch (err) {
+        if (!(err instanceof SecretsBackendError)) throw err;
+        backendFailure = err.failure;
+        this.metrics.backendError(this.o.backend.name, err.failure);
+        this.o.log.warn({ event: 'backend-error', backend: this.o.backend.name, failure: err.failure, error: err.message }, 'secrets backend could not answer');
+      }
+      // The caller may have been revoked while the backend answered: no value outlives that.
+      const now = caller.key === null ? undefined : this.o.entryByKey(caller.key);
+      if (caller.key !== null && (now === undefined || now.revoked || now.generation !== entry?.generation)) {
+        status = 403;
+        body = JSON.stringify({ error: 'denied', decisionId, ruleId: null, reasons: [revokedMeanwhile], trustVector: null });
+      } else if (backendFailure !== undefined) {
+        status = 503;
+        body = JSON.stringify({ error: 'the secrets backend is unavailable', decisionId });
+      } else if (secret === null) {
+        status = 404;
+        body = JSON.stringify({ error: 'no such secret', decisionId });
+      } else {
+        status = 200;
+        body = JSON.stringify({ path, data: secret.data, version: secret.version });
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    let label: DecisionLabel = status === 403 || !decision.allow ? 'deny' : 'allow';
+    try {
+      this.o.audit.write(auditLine(decisionId, caller, entry, path, decision, status, backendFailure, seconds));
+    } catch (err) {
+      if (!(err instanceof AuditWriteError)) throw err;
+      this.metrics.auditFailures.inc();
+      this.o.log.error({ event: 'audit-error', sink: this.o.audit.description, error: err.message }, 'audit line not written: answered 503, nothing released');
+      label = 'unavailable';
+      status = 503;
+      body = JSON.stringify({ error: 'the audit log cannot be written: nothing is released until it can', decisionId });
+    }
+    this.metrics.request(label, decision.ruleId, (performance.now() - started) / 1000);
+    res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), 'x-noisemesh-decision-id': decisionId }).end(body);
+  }
+
+  private whoami(caller: Caller, res: ServerResponse, started: number): void {
+    const entry = caller.key === null ? undefined : this.o.entryByKey(caller.key);
+    const vector = caller.exposure === 'plaintext' ? PLAINTEXT_VECTOR : computeTrustVector(entry, { networkExposure: caller.exposure }, this.now());
+    if (vector === undefined) {
+      this.refuse(res, started, 403, 'the caller is not in the registry, or is revoked', false);
+      return;
+    }
+    const body = {
+      agentId: entry?.agentId ?? null,
+      networkExposure: caller.exposure,
+      keyFingerprint: caller.fingerprint,
+      entry: caller.exposure === 'plaintext' || entry === undefined ? null : describeEntry(entry, caller.fingerprint!),
+      trustVector: vector,
+    };
+    this.metrics.request('allow', null, (performance.now() - started) / 1000);
+    const text = JSON.stringify(body);
+    res.writeHead(200, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) }).end(text);
+  }
+
+  /** A 4xx/5xx before any decision: counted, not audited (no secret was asked for by a valid request). */
+  private refuse(res: ServerResponse, started: number, status: number, error: string, close: boolean): void {
+    this.metrics.request(status === 403 ? 'deny' : 'invalid', null, (performance.now() - started) / 1000);
+    const text = JSON.stringify({ error });
+    const headers: Record<string, string | number> = { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) };
+    // A body we do not read must not be parsed as the next request: close after answering.
+    if (close) headers.connection = 'close';
+    res.writeHead(status, headers).end(text);
+  }
+
+  /** 16 random bytes, hex (OPA's decision_id is a UUID; this is as unique). */
+  private decisionId(): string {
+    return randomFillSync(this.idBytes).toString('hex');
+  }
+}
+
+const revokedMeanwhile: Reason = Object.freeze({
+  requirement: 'identity',
+  required: null,
+  actual: null,
+  message: 'the caller was revoked (or its key replaced) while the secret was read',
+});
+
+/** The entry as whoami shows it: everything but key material (the key only as its fingerprint). */
+function describeEntry(e: RegistryEntry, fingerprint: string): object {
+  return {
+    agentId: e.agentId,
+    namespace: e.namespace,
+    workload: e.workload,
+    installationId: e.installationId,
+    keyFingerprint: fingerprint,
+    generation: String(e.generation),
+    clearance: e.clearance,
+    addresses: e.addresses,
+    meshPort: e.meshPort ?? null,
+    serviceAccount: e.serviceAccount ?? null,
+    agentType: e.agentType,
+    delegationDepth: e.delegationDepth,
+    attestation:
+      e.attestation === undefined
+        ? null
+        : {
+            authnStrength: e.attestation.authnStrength,
+            attestedAt: e.attestation.attestedAt,
+            imageDigest: e.attestation.imageDigest ?? null,
+            nodeName: e.attestation.nodeName ?? null,
+            bindingHash: e.attestation.bindingHash ?? null,
+            devicePosture: e.attestation.devicePosture ?? null,
+          },
+  };
+}
+
+function failed(reasons: readonly Reason[]): object[] {
+  return reasons.map((r) => ({ requirement: r.requirement, required: r.required, actual: r.actual }));
+}
+
+/**
+ * One audit line: who (agentId, key fingerprint, how it arrived), what (path), the decision
+ * (allow/deny, the rule, every failed requirement, dry-run results, the vector), what was
+ * answered, and how long it took. Never a value: `data` is not in reach of this function.
+ */
+function auditLine(
+  decisionId: string,
+  caller: Caller,
+  entry: RegistryEntry | undefined,
+  path: string,
+  d: Decision,
+  status: number,
+  backendFailure: string | undefined,
+  seconds: number,
+): string {
+  return JSON.stringify({
+    time: new Date().toISOString(),
+    decisionId,
+    agentId: caller.exposure === 'plaintext' ? null : (entry?.agentId ?? null),
+    keyFingerprint: caller.fingerprint,
+    networkExposure: caller.exposure,
+    path,
+    decision: d.allow && status !== 403 ? 'allow' : 'deny',
+    ruleId: d.ruleId,
+    failed: failed(d.reasons),
+    dryRunDenied: d.dryRunDenied,
+    dryRun: d.dryRun.map((r) => ({ ruleId: r.ruleId, allow: r.allow, failed: failed(r.reasons) })),
+    trustVector: d.trustVector,
+    status,
+    ...(backendFailure !== undefined && { backendFailure }),
+    latencyMs: Math.round(seconds * 1e6) / 1000,
+  });
+}

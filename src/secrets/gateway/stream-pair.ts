@@ -1,0 +1,144 @@
+/**
+ * Two connected in-memory streams, as a socketpair is two connected sockets: what one end
+ * writes the other reads. The gateway hands one end to a mesh session (which writes the
+ * caller's decrypted bytes into it) and the other to its HTTP server, as
+ * `server.emit('connection', end)`. Node 20 has no `stream.duplexPair` (22.6 added one).
+ *
+ * Bounded: a write completes only once the other end's reader has room (its readable
+ * highWaterMark), so each direction holds at most about two highWaterMarks, 32 KiB by
+ * default, and a writer that outpaces its reader sees `write()` return false.
+ *
+ * Ends behave as a TCP connection's do: `end()` on one side is end-of-stream on the other
+ * (half-close); `destroy()` on one side is a reset for the other, which is destroyed too,
+ * except in one case: the server end destroyed right after writing a response (node:http
+ * does that for a 4xx on a malformed request), whose bytes must still reach the session
+ * before it ends. There the session end is ended instead, and destroyed if the session has
+ * not finished with it within `lingerMs`, as the kernel bounds an orphaned connection.
+ * Neither end ever emits 'error': a reset is a destroy without one, seen as 'close'.
+ */
+import { Duplex } from 'node:stream';
+
+/** How long the session end of a pair outlives its server end, at most. */
+export const PAIR_LINGER_MS = 10_000;
+
+export class PairEnd extends Duplex {
+  /** The other end; set once by `streamPair`. */
+  other!: PairEnd;
+  /** The callback of our last write, held until the other end's reader wants more. */
+  private blocked: (() => void) | null = null;
+  /** This end's reader saw end-of-stream (or will, once what is buffered is read). */
+  private readEnded = false;
+  /** What the other end writes now goes nowhere: it was torn down or ended by us. */
+  private sinkOnly = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private idleMs = 0;
+
+  constructor(private readonly lingerMs: number) {
+    super({ allowHalfOpen: true, decodeStrings: true, emitClose: true, autoDestroy: true });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.idleTimer?.refresh();
+    const other = this.other;
+    if (this.sinkOnly || other.readEnded || other.destroyed) {
+      callback();
+      return;
+    }
+    other.idleTimer?.refresh();
+    if (other.push(chunk)) callback();
+    else other.blocked = callback;
+  }
+
+  override _read(): void {
+    const wake = this.blocked;
+    if (wake !== null) {
+      this.blocked = null;
+      wake();
+    }
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.other.endReading();
+    callback();
+  }
+
+  override _destroy(_error: Error | null, callback: (error?: Error | null) => void): void {
+    this.clearIdle();
+    const other = this.other;
+    const wake = other.blocked;
+    other.blocked = null;
+    if (!other.destroyed) {
+      if (this.isServer) {
+        // The server is done with the connection, perhaps right after writing a response
+        // (a 4xx): let the session read it, then end-of-stream. Whatever the caller still
+        // sends goes nowhere; if it never ends its side, the linger ends the session.
+        other.sinkOnly = true;
+        other.endReading();
+        if (!other.writableFinished) setTimeout(() => other.destroy(), other.lingerMs).unref();
+      } else {
+        other.destroy();
+      }
+    }
+    wake?.();
+    // Never an 'error' event: the owner of each end treats a destroy as the reset.
+    callback(null);
+  }
+
+  /** Set on the end given to the HTTP server (see the header: the linger case). */
+  isServer = false;
+
+  /**
+   * node:http arms the keep-alive and request timeouts through `socket.setTimeout`: emits
+   * 'timeout' after `ms` without a byte either way; 0 disarms. One timer per end, refreshed.
+   */
+  setTimeout(ms: number, onTimeout?: () => void): this {
+    if (onTimeout !== undefined) this.once('timeout', onTimeout);
+    this.idleMs = ms;
+    if (ms <= 0 || this.destroyed) {
+      this.clearIdle();
+      return this;
+    }
+    if (this.idleTimer === null) {
+      this.idleTimer = setTimeout(() => {
+        this.idleTimer = null;
+        if (this.idleMs > 0 && !this.destroyed) this.emit('timeout');
+      }, ms);
+      this.idleTimer.unref();
+    } else {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+      this.setTimeout(ms);
+    }
+    return this;
+  }
+
+  /** What node:http and its callers may ask of a socket; no-ops here. */
+  setNoDelay(): this {
+    return this;
+  }
+
+  setKeepAlive(): this {
+    return this;
+  }
+
+  private endReading(): void {
+    if (this.readEnded) return;
+    this.readEnded = true;
+    this.push(null);
+  }
+
+  private clearIdle(): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+}
+
+/** `[session, server]`: write the caller's bytes into `session`, serve `server`. */
+export function streamPair(lingerMs = PAIR_LINGER_MS): [PairEnd, PairEnd] {
+  const a = new PairEnd(lingerMs);
+  const b = new PairEnd(lingerMs);
+  a.other = b;
+  b.other = a;
+  b.isServer = true;
+  return [a, b];
+}

@@ -1,0 +1,117 @@
+// The audit sink fails closed: when the audit line cannot be written (a full disk: a tmpfs
+// filled to the last block; /dev/full), the gateway answers 503 and releases nothing, counts
+// it, and answers again once the sink can be written. Needs root (mount) and util-linux.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeSync, openSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { startGatewayFixture, type GatewayFixture } from './helpers/gateway.js';
+
+const POLICY = `rules:
+  - id: payments-db
+    paths: ["payments/**"]
+    agents: ["payments/*"]
+    require: {clearance: secrets-only}
+`;
+const SECRETS = 'payments/db: {password: "SECRET-VALUE-audit"}\n';
+
+async function fetchDb(f: GatewayFixture): Promise<{ status: number; text: string }> {
+  const res = await request(`http://127.0.0.1:${f.callers.get('payments/api')!.entryPort}/v1/secrets/payments/db`, { reset: true });
+  return { status: res.statusCode, text: await res.body.text() };
+}
+
+async function metric(f: GatewayFixture, name: RegExp): Promise<number> {
+  const res = await request(`http://127.0.0.1:${f.adminPort}/metrics`);
+  return Number((await res.body.text()).match(name)?.[1] ?? 0);
+}
+
+test('a full disk under the audit file: 503, nothing released, counted; answers resume once there is room', async (t) => {
+  if (process.getuid?.() !== 0) assert.fail('this test mounts a tmpfs: run it as root');
+  const mountpoint = mkdtempSync(join(tmpdir(), 'noisemesh-audit-fs-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountpoint], { encoding: 'utf8' });
+  if (mounted.error) assert.fail(`mount is missing: install util-linux (${mounted.error.message})`);
+  assert.equal(mounted.status, 0, `mount -t tmpfs failed: ${mounted.stderr}`);
+  t.after(() => {
+    spawnSync('umount', ['-l', mountpoint]);
+    rmSync(mountpoint, { recursive: true, force: true });
+  });
+  const f = await startGatewayFixture({ policy: POLICY, secrets: SECRETS, callers: [{ agentId: 'payments/api' }], auditFile: join(mountpoint, 'audit.log') });
+  t.after(() => f.close());
+
+  assert.equal((await fetchDb(f)).status, 200);
+
+  // Fill the filesystem to its last byte.
+  const filler = join(mountpoint, 'filler');
+  const fd = openSync(filler, 'w');
+  const block = Buffer.alloc(4096, 0x7a);
+  try {
+    for (let i = 0; i < 10_000; i++) writeSync(fd, block);
+    assert.fail('the 64 KiB tmpfs never filled');
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+  try {
+    for (let i = 0; i < 4096; i++) writeSync(fd, block, 0, 1);
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+  closeSync(fd);
+
+  // The audit file's last page may still hold a few lines: the disk fills as it would.
+  const failuresBefore = await metric(f, /^noisemesh_secret_audit_failures_total (\d+)/m);
+  const answered: string[] = [];
+  let first503 = -1;
+  for (let i = 0; i < 20 && first503 < 0; i++) {
+    const r = await fetchDb(f);
+    if (r.status === 503) first503 = i;
+    else {
+      assert.equal(r.status, 200);
+      answered.push(r.text);
+    }
+  }
+  assert.ok(first503 >= 0, 'a 503 once the disk is full');
+  for (let i = 0; i < 3; i++) {
+    const r = await fetchDb(f);
+    assert.equal(r.status, 503);
+    assert.ok(!r.text.includes('SECRET-VALUE'), 'no value with a 503');
+    assert.match(JSON.parse(r.text).error, /audit log cannot be written/);
+  }
+  assert.equal(await metric(f, /^noisemesh_secret_audit_failures_total (\d+)/m), failuresBefore + 4);
+  assert.equal(await metric(f, /^noisemesh_secret_requests_total\{decision="unavailable",rule="payments-db"\} (\d+)/m), 4);
+  assert.ok(f.logLines.some((l) => l.includes('"event":"audit-error"') && l.includes('ENOSPC')));
+
+  unlinkSync(filler);
+  const again = await fetchDb(f);
+  assert.equal(again.status, 200);
+  const text = readFileSync(f.auditFile, 'utf8');
+  assert.ok(!text.includes('SECRET-VALUE'));
+  // Every answered request has its whole line; a line cut by the full disk stands alone.
+  const whole = text.split('\n').flatMap((l) => {
+    try {
+      return [JSON.parse(l)];
+    } catch {
+      return [];
+    }
+  });
+  assert.equal(whole.filter((l) => l.status === 200).length, answered.length + 2);
+  assert.equal(whole.at(-1).status, 200);
+});
+
+test('/dev/full as the audit sink: every fetch and every denial is 503', async (t) => {
+  const f = await startGatewayFixture({
+    policy: POLICY,
+    secrets: SECRETS,
+    callers: [{ agentId: 'payments/api' }, { agentId: 'payments/low', clearance: 'internal' }],
+    auditFile: '/dev/full',
+  });
+  t.after(() => f.close());
+  const allowed = await fetchDb(f);
+  assert.equal(allowed.status, 503);
+  assert.ok(!allowed.text.includes('SECRET-VALUE'));
+  const res = await request(`http://127.0.0.1:${f.callers.get('payments/low')!.entryPort}/v1/secrets/payments/db`, { reset: true });
+  assert.equal(res.statusCode, 503, 'a denial that cannot be audited is not answered either');
+  await res.body.dump();
+});

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commands } from '../src/cli/commands/index.js';
@@ -97,6 +97,11 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
   writeFileSync(existingKey, 'not a key, and not to be overwritten\n', { mode: 0o600 });
   const sub = join(dir, 'sub');
   mkdirSync(sub, { mode: 0o555 }); // not writable: keygen --out into it is refused
+  const fifo = join(dir, 'fifo');
+  const made = spawnSync('mkfifo', [fifo]);
+  assert.equal(made.status, 0, `mkfifo could not run: install it (Debian: apt-get install -y coreutils)`);
+  const link = join(dir, 'link');
+  symlinkSync(existingKey, link);
 
   interface Case {
     readonly args: string[];
@@ -133,6 +138,12 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
       { args: ['keygen', '--out', sub], line: /^noisemesh keygen: --out .*\/sub is a directory: name the file to write, e\.g\. --out .*\/sub\/key$/, exit: 2 },
       { args: ['keygen', '--out', join(sub, 'key')], line: /^noisemesh keygen: cannot (open|look at) .*\/sub\/key: permission denied \(EACCES\): check its owner and mode$/, exit: 1, asNobody: true },
       { args: ['keygen', '--force'], line: /^noisemesh keygen: --force only applies to --out FILE$/, exit: 2 },
+      { args: ['keygen', '--out', ''], line: /^noisemesh keygen: --out needs a file name, e\.g\. --out \.\/key$/, exit: 2 },
+      // --force renames a new file over FILE: over a FIFO, a device or a symlink that would
+      // replace the node itself (as root, /dev/null), so only a regular file is ever replaced.
+      { args: ['keygen', '--out', fifo], line: /^noisemesh keygen: --out .*\/fifo is a FIFO \(named pipe\), not a regular file: keygen writes and replaces only regular files; name a new file$/, exit: 2 },
+      { args: ['keygen', '--out', fifo, '--force'], line: /^noisemesh keygen: --out .*\/fifo is a FIFO \(named pipe\), not a regular file: keygen writes and replaces only regular files; name a new file$/, exit: 2 },
+      { args: ['keygen', '--out', link, '--force'], line: /^noisemesh keygen: --out .*\/link is a symbolic link, not a regular file: keygen writes and replaces only regular files; name a new file$/, exit: 2 },
     ],
     proxy: [
       { args: ['proxy'], line: /^noisemesh proxy: --config FILE is required: the YAML configuration \(docs\/configuration\.md\)$/, exit: 2 },
@@ -182,4 +193,6 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
     }
   }
   assert.equal(readFileSync(existingKey, 'utf8'), 'not a key, and not to be overwritten\n', 'keygen left the existing file alone');
+  assert.ok(lstatSync(fifo).isFIFO(), 'keygen --force left the FIFO in place');
+  assert.ok(lstatSync(link).isSymbolicLink(), 'keygen --force left the symlink in place');
 });

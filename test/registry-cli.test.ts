@@ -54,7 +54,7 @@ test('a syntax error, a missing file and a warning each fail the run', (t) => {
 
   const missing = run('validate', join(dir, 'nope.yaml'));
   assert.equal(missing.code, 1);
-  assert.match(missing.stdout, /nope\.yaml does not exist\n/);
+  assert.match(missing.stdout, /nope\.yaml does not exist: check the path\n/);
   assert.match(missing.stdout, /1 error, 0 warnings\n$/);
 
   const warned = run('validate', superseded);

@@ -55,6 +55,31 @@ export function yamlSyntaxHint(code: string, message: string): string {
   return MESSAGE_HINTS.find(([pattern]) => pattern.test(message))?.[1] ?? SYNTAX_HINTS[code] ?? 'fix the YAML';
 }
 
+/**
+ * Decodes, parses and validates a registry file's bytes: what a proxy loads and what
+ * `registry validate` checks go through this one function, so the two cannot disagree. Bytes
+ * that are not UTF-8 refuse the whole file (a replacement character in a key or an agentId
+ * would be a different key or agentId).
+ */
+export function parseRegistryBytes(bytes: Uint8Array, file?: string): ParsedRegistryFile {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const problem: RegistryProblem = {
+      code: 'REGISTRY_SYNTAX',
+      severity: 'error',
+      file,
+      line: undefined,
+      document: 'file',
+      path: '',
+      message: 'is not UTF-8 text: save it as UTF-8; the whole file is refused',
+    };
+    return { ok: false, objects: [], problems: [problem], refusedObjects: [], documents: 0 };
+  }
+  return parseRegistryYaml(text, file);
+}
+
 /** Parses and validates a registry file's text. */
 export function parseRegistryYaml(text: string, file?: string): ParsedRegistryFile {
   const lineCounter = new LineCounter();

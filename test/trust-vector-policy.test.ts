@@ -172,3 +172,13 @@ test('compilePolicy takes plain data, as from JSON; errors have no line', () => 
     (err: PolicyError) => err.problems[0]!.line === undefined && err.message === 'configmap: 1 problem\n  configmap: rules[0].require.clearance: must be one of open, internal, profile-scoped, secrets-only; got "secret"',
   );
 });
+
+test('a key file named as the policy by mistake: the key is not quoted back', () => {
+  const key = 'GCBeLioSOyY7GvkGj8ZEKGDQQhoE952XVNBZFjicvJk=';
+  assert.deepEqual(problems(`${key}\n`), ['policy.yaml:1: must be a mapping with `rules:`; got a string that looks like a key (not shown)']);
+  const hex = Buffer.from(key, 'base64').toString('hex');
+  const lines = problems(`rules:\n  - id: ${hex}\n    paths: ["/a/*"]\n    require: {}\n`).join('\n');
+  assert.ok(!lines.includes(hex.slice(0, 12)), lines);
+  // A short plain value is still quoted.
+  assert.match(problems('rules:\n  - id: "-x-"\n    paths: ["/a/*"]\n    require: {}\n').join('\n'), /got "-x-"/);
+});

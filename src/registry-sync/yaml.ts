@@ -34,7 +34,9 @@ const SYNTAX_HINTS: Readonly<Record<string, string>> = {
   BAD_SCALAR_START: 'a plain value starts with a reserved character: quote it',
   BLOCK_AS_IMPLICIT_KEY: 'a block used as a key: check indentation and colons',
   BAD_ALIAS: 'an alias names no anchor defined before it',
-  RESOURCE_EXHAUSTION: 'too many alias expansions',
+  // At parse time the library reports only nesting too deep for its stack under this code;
+  // too many aliases is found later, by toJS's maxAliasCount, and said there.
+  RESOURCE_EXHAUSTION: 'lists or mappings nested too deeply to read: flatten the YAML',
 };
 
 /**

@@ -32,6 +32,7 @@ import {
   type AgentType,
   type AuthnStrength,
   type Clearance,
+  yamlSyntaxHint,
 } from '../registry-sync/index.js';
 import { Glob } from './glob.js';
 import { RuleIndex } from './rule-index.js';
@@ -264,7 +265,7 @@ export function parsePolicy(text: string, file?: string): Policy {
             ? 'a key appears twice in one mapping: keep one'
             : e.code === 'MULTIPLE_DOCS'
               ? 'holds more than one YAML document: a policy is one document with `rules:`'
-              : `YAML syntax error (${e.code}): fix the YAML`,
+              : `YAML syntax error (${e.code}): ${yamlSyntaxHint(e.code, e.message)}`,
       })),
       file,
     );

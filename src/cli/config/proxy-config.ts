@@ -247,8 +247,9 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
 export function acceptedConfigKeys(): string[] {
   const r = new ConfigReader();
   try {
-    // One list item, so that the keys of the list's items are visited too.
-    parseProxyConfig({ outbound: { explicit: [{}] } }, 'keys', r);
+    // One list item, so that the keys of the list's items are visited too, and the
+    // Kubernetes section, read only when it is there.
+    parseProxyConfig({ outbound: { explicit: [{}] }, registry: { kubernetes: {} } }, 'keys', r);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
   }

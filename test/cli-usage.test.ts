@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commands } from '../src/cli/commands/index.js';
@@ -97,6 +97,21 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
   writeFileSync(existingKey, 'not a key, and not to be overwritten\n', { mode: 0o600 });
   const sub = join(dir, 'sub');
   mkdirSync(sub, { mode: 0o555 }); // not writable: keygen --out into it is refused
+  const fifo = join(dir, 'fifo');
+  const made = spawnSync('mkfifo', [fifo]);
+  assert.equal(made.status, 0, `mkfifo could not run: install it (Debian: apt-get install -y coreutils)`);
+  const link = join(dir, 'link');
+  symlinkSync(existingKey, link);
+  const latin1 = join(dir, 'latin1.yaml');
+  writeFileSync(latin1, Buffer.from('apiVersion: noisemesh.io/v1alpha1 # caf\xe9\n', 'latin1'));
+  const keyFile = join(dir, 'real.key');
+  const keygen = run(['keygen', '--out', keyFile]);
+  assert.equal(keygen.status, 0, keygen.stderr);
+  const privateKey = readFileSync(keyFile, 'utf8').trim();
+  const jsonNull = join(dir, 'null.json');
+  writeFileSync(jsonNull, 'null\n');
+  const jsonList = join(dir, 'list.json');
+  writeFileSync(jsonList, '[]\n');
 
   interface Case {
     readonly args: string[];
@@ -133,6 +148,12 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
       { args: ['keygen', '--out', sub], line: /^noisemesh keygen: --out .*\/sub is a directory: name the file to write, e\.g\. --out .*\/sub\/key$/, exit: 2 },
       { args: ['keygen', '--out', join(sub, 'key')], line: /^noisemesh keygen: cannot (open|look at) .*\/sub\/key: permission denied \(EACCES\): check its owner and mode$/, exit: 1, asNobody: true },
       { args: ['keygen', '--force'], line: /^noisemesh keygen: --force only applies to --out FILE$/, exit: 2 },
+      { args: ['keygen', '--out', ''], line: /^noisemesh keygen: --out needs a file name, e\.g\. --out \.\/key$/, exit: 2 },
+      // --force renames a new file over FILE: over a FIFO, a device or a symlink that would
+      // replace the node itself (as root, /dev/null), so only a regular file is ever replaced.
+      { args: ['keygen', '--out', fifo], line: /^noisemesh keygen: --out .*\/fifo is a FIFO \(named pipe\), not a regular file: keygen writes and replaces only regular files; name a new file$/, exit: 2 },
+      { args: ['keygen', '--out', fifo, '--force'], line: /^noisemesh keygen: --out .*\/fifo is a FIFO \(named pipe\), not a regular file: keygen writes and replaces only regular files; name a new file$/, exit: 2 },
+      { args: ['keygen', '--out', link, '--force'], line: /^noisemesh keygen: --out .*\/link is a symbolic link, not a regular file: keygen writes and replaces only regular files; name a new file$/, exit: 2 },
     ],
     gateway: [
       { args: ['gateway'], line: /^noisemesh gateway: --config FILE is required: the YAML configuration \(docs\/configuration\.md\)$/, exit: 2 },
@@ -152,19 +173,30 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
       { args: ['registry', 'check', 'x.yaml'], line: /^noisemesh registry: unknown subcommand 'check'; usage: noisemesh registry validate FILE\.\.\. \| registry get \[--kubeconfig FILE\] \[-n NAMESPACE\]\.\.\.$/, exit: 2 },
       { args: ['registry', 'get', '--kubeconfig'], line: /^noisemesh registry: option --kubeconfig needs a value$/, exit: 2, usage: true },
       { args: ['registry', 'get', '--kubeconfig', missing], line: /^noisemesh registry: .*missing\.yaml/, exit: 2 },
+      // client-node's loadFromFile would block for ever on a FIFO.
+      { args: ['registry', 'get', '--kubeconfig', fifo], line: /^noisemesh registry: the kubeconfig .*\/fifo is a FIFO \(named pipe\), not a regular file: name a regular file \(a symlink to one is fine\)$/, exit: 2 },
       { args: ['registry', 'validate'], line: /^noisemesh registry: name at least one file; usage: noisemesh registry validate FILE\.\.\. \| registry get \[--kubeconfig FILE\] \[-n NAMESPACE\]\.\.\.$/, exit: 2 },
-      { args: ['registry', 'validate', missing], line: /^.*missing\.yaml does not exist$/, exit: 1, stdout: true },
-      { args: ['registry', 'validate', dir], line: /^.* is a directory, not a regular file$/, exit: 1, stdout: true },
-      { args: ['registry', 'validate', unreadable], line: /^.*unreadable\.yaml cannot be read: permission denied$/, exit: 1, stdout: true, asNobody: true },
+      { args: ['registry', 'validate', missing], line: /^.*missing\.yaml does not exist: check the path$/, exit: 1, stdout: true },
+      { args: ['registry', 'validate', dir], line: /^.* is a directory, not a regular file: name a regular file \(a symlink to one is fine\)$/, exit: 1, stdout: true },
+      { args: ['registry', 'validate', fifo], line: /^.*\/fifo is a FIFO \(named pipe\), not a regular file: name a regular file \(a symlink to one is fine\)$/, exit: 1, stdout: true },
+      { args: ['registry', 'validate', unreadable], line: /^.*unreadable\.yaml cannot be read: permission denied: make it readable by the user noisemesh runs as$/, exit: 1, stdout: true, asNobody: true },
+      // Not UTF-8: refused as the proxy refuses it, not read with replacement characters.
+      { args: ['registry', 'validate', latin1], line: /^.*latin1\.yaml: is not UTF-8 text: save it as UTF-8; the whole file is refused$/, exit: 1, stdout: true },
     ],
     vectors: [
       { args: ['vectors'], line: /^noisemesh vectors: name at least one vector file$/, exit: 2 },
       { args: ['vectors', '--backend'], line: /^noisemesh vectors: option --backend needs a value$/, exit: 2, usage: true },
       { args: ['vectors', '--backend', 'openssl', missing], line: /^noisemesh vectors: unknown crypto backend 'openssl'/, exit: 2 },
-      { args: ['vectors', missing], line: /^noisemesh vectors: .*missing\.yaml: cannot be read: no such file or directory \(ENOENT\)$/, exit: 2 },
-      { args: ['vectors', dir], line: /^noisemesh vectors: .*: cannot be read: it is a directory, not a file \(EISDIR\)$/, exit: 2 },
-      { args: ['vectors', unreadable], line: /^noisemesh vectors: .*unreadable\.yaml: cannot be read: permission denied \(EACCES\)$/, exit: 2, asNobody: true },
-      { args: ['vectors', existingKey], line: /^noisemesh vectors: .*existing\.key: not JSON: /, exit: 2 },
+      { args: ['vectors', missing], line: /^noisemesh vectors: .*missing\.yaml does not exist: check the path$/, exit: 2 },
+      { args: ['vectors', dir], line: /^noisemesh vectors: .* is a directory, not a regular file: name a regular file \(a symlink to one is fine\)$/, exit: 2 },
+      { args: ['vectors', unreadable], line: /^noisemesh vectors: .*unreadable\.yaml cannot be read: permission denied: make it readable by the user noisemesh runs as$/, exit: 2, asNobody: true },
+      // A FIFO with no writer, and a device that never ends: refused at once, not a hang.
+      { args: ['vectors', fifo], line: /^noisemesh vectors: .*\/fifo is a FIFO \(named pipe\), not a regular file: name a regular file \(a symlink to one is fine\)$/, exit: 2 },
+      { args: ['vectors', '/dev/zero'], line: /^noisemesh vectors: \/dev\/zero is a character device, not a regular file: name a regular file \(a symlink to one is fine\)$/, exit: 2 },
+      // A key named by mistake: JSON.parse's message would quote the start of it.
+      { args: ['vectors', keyFile], line: /^noisemesh vectors: .*real\.key is not valid JSON( \(at character \d+\))?: name a cacophony JSON file, \{"vectors": \[\.\.\.\]\}$/, exit: 2 },
+      { args: ['vectors', jsonNull], line: /^noisemesh vectors: .*null\.json holds no "vectors" list: a cacophony file is a JSON object \{"vectors": \[\.\.\.\]\}$/, exit: 2 },
+      { args: ['vectors', jsonList], line: /^noisemesh vectors: .*list\.json holds no "vectors" list: a cacophony file is a JSON object \{"vectors": \[\.\.\.\]\}$/, exit: 2 },
     ],
   };
   assert.deepEqual(Object.keys(cases).sort(), Object.keys(commands).sort(), 'every command has its bad-argument cases');
@@ -173,6 +205,7 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
     const what = c.args.join(' ');
     const r = run(c.args, { asNobody: c.asNobody ?? false });
     assertNoStack(r, what);
+    for (const part of [privateKey, privateKey.slice(0, 10)]) assert.ok(!(r.stdout + r.stderr).includes(part), `${what}: the key, or a part of it, was echoed`);
     assert.equal(r.status, c.exit, `${what}: exit ${r.status}\n${r.stdout}${r.stderr}`);
     const lines = (c.stdout === true ? r.stdout : r.stderr).split('\n');
     assert.match(lines[0]!, c.line, what);
@@ -188,4 +221,6 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
     }
   }
   assert.equal(readFileSync(existingKey, 'utf8'), 'not a key, and not to be overwritten\n', 'keygen left the existing file alone');
+  assert.ok(lstatSync(fifo).isFIFO(), 'keygen --force left the FIFO in place');
+  assert.ok(lstatSync(link).isSymbolicLink(), 'keygen --force left the symlink in place');
 });

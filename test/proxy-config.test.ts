@@ -59,7 +59,7 @@ test('one message per problem: a wrong value is not reported again as missing', 
   assert.match(sections[0]!.message, /^must be a mapping with keys agentId, privateKeyFile; got 5$/);
   assert.match(sections[1]!.message, /; got a list$/);
 
-  // Absent required keys are still reported, once each.
+  // Absent required keys are still reported, once each; the registry names both its sources.
   assert.deepEqual(paths(problemsOf({})), ['identity', 'registry']);
   assert.deepEqual(paths(problemsOf({ identity: {}, registry: {} })), ['identity.agentId', 'registry']);
   assert.deepEqual(paths(problemsOf({ ...BASE, outbound: { explicit: [{}] } })), ['outbound.explicit[0].listen', 'outbound.explicit[0].peer', 'outbound.explicit[0].port']);
@@ -172,4 +172,50 @@ test('log.level: absent is null (NOISEMESH_LOG_LEVEL or info apply); a bad NOISE
   });
   assert.equal(r.status, 2);
   assert.equal(r.stderr, 'noisemesh proxy: NOISEMESH_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "verbose"\n');
+});
+
+test('a key written where a path, a name or a level was expected never comes back in a message', () => {
+  // As `noisemesh keygen` prints them: base64 of 32 bytes; and the same key in hex.
+  const key = 'GCBeLioSOyY7GvkGj8ZEKGDQQhoE952XVNBZFjicvJk=';
+  const hex = Buffer.from(key, 'base64').toString('hex');
+  for (const secret of [key, hex]) {
+    const problems = problemsOf({
+      trustDomain: 'cluster.local',
+      suite: secret,
+      identity: { agentId: secret, privateKeyFile: secret },
+      psk: secret,
+      registry: { file: secret },
+      outbound: { mode: secret, capture: { bind: secret }, explicit: [{ listen: secret, peer: secret, port: secret }] },
+      inbound: { targetHost: secret },
+      log: { level: secret },
+    });
+    const text = problems.map((p) => `${p.path}: ${p.message}`).join('\n');
+    assert.ok(!text.includes(secret) && !text.includes(secret.slice(0, 12)), text);
+    assert.deepEqual(paths(problems), [
+      'suite',
+      'identity.agentId',
+      'identity.privateKeyFile',
+      'psk',
+      'registry.file',
+      'outbound.mode',
+      'outbound.capture.bind',
+      'outbound.explicit[0].listen',
+      'outbound.explicit[0].peer',
+      'outbound.explicit[0].port',
+      'inbound.targetHost',
+      'log.level',
+    ]);
+    // A path key holding a key is said to be one, with the fix, and is not also "required".
+    assert.match(problems.find((p) => p.path === 'identity.privateKeyFile')!.message, /^holds what looks like a key itself \(not shown\), not a path: write the path of the file that holds it/);
+    assert.match(problems.find((p) => p.path === 'log.level')!.message, /; got a string that looks like a key \(not shown\)$/);
+  }
+  // Ordinary values are still quoted, so that the user sees what was read.
+  assert.match(problemsOf({ ...BASE, log: { level: 'verbose' } })[0]!.message, /; got "verbose"$/);
+  assert.match(problemsOf({ ...BASE, identity: { agentId: 'Shop/Web' } })[0]!.message, /; got "Shop\/Web"$/);
+  assert.deepEqual(problemsOf({ ...BASE, identity: { agentId: 'shop/web', privateKeyFile: '/var/run/noisemesh/key' } }), []);
+});
+
+test('a registry.file of the wrong kind is one problem, not also "registry: required"', () => {
+  const problems = problemsOf({ identity: { agentId: 'shop/web' }, registry: { file: 5 } });
+  assert.deepEqual(paths(problems), ['registry.file']);
 });

@@ -54,7 +54,7 @@ test('a syntax error, a missing file and a warning each fail the run', (t) => {
 
   const missing = run('validate', join(dir, 'nope.yaml'));
   assert.equal(missing.code, 1);
-  assert.match(missing.stdout, /nope\.yaml does not exist\n/);
+  assert.match(missing.stdout, /nope\.yaml does not exist: check the path\n/);
   assert.match(missing.stdout, /1 error, 0 warnings\n$/);
 
   const warned = run('validate', superseded);
@@ -150,4 +150,21 @@ test('a YAML syntax error is printed once, with a hint that fits it', (t) => {
     if (!name.startsWith('indent') && !name.startsWith('tab')) assert.doesNotMatch(lines[0]!, /indent/, `${name}: not an indentation problem`);
     assert.match(lines[0]!, /; the whole file is refused$/, name);
   }
+});
+
+test('YAML nested too deeply is named as such, not as an alias problem, in every reader of YAML', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noisemesh-registry-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const deep = join(dir, 'deep.yaml');
+  writeFileSync(deep, `${'['.repeat(20_000)}${']'.repeat(20_000)}\n`);
+  const r = run('validate', deep);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /deep\.yaml:1: document 1: YAML syntax error \(RESOURCE_EXHAUSTION\): lists or mappings nested too deeply to read: flatten the YAML; the whole file is refused\n/);
+  assert.doesNotMatch(r.stdout, /alias/);
+  const policy = spawnSync(process.execPath, [main, 'explain', '--policy', deep, '--registry', deep, 'a/b', 'x'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(policy.status, 2, policy.stderr);
+  assert.match(policy.stderr, /nested too deeply to read: flatten the YAML/);
+  const proxy = spawnSync(process.execPath, [main, 'proxy', '--config', deep], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(proxy.status, 2, proxy.stderr);
+  assert.match(proxy.stderr, /line 1: not valid YAML: lists or mappings nested too deeply to read: flatten the YAML/);
 });

@@ -144,7 +144,7 @@ test('documents that are not a policy are refused as a whole, without quoting th
   const syntax = problems('rules:\n  - id: "secret-looking-value\n');
   assert.equal(syntax.length >= 1, true);
   for (const line of syntax) {
-    assert.match(line, /^policy\.yaml:\d+: YAML syntax error \([A-Z_]+\): fix the YAML$/);
+    assert.match(line, /^policy\.yaml:\d+: YAML syntax error \([A-Z_]+\): a double-quoted string is not closed: end it with `"`$/);
   }
   const bomb = 'x: &x [a, b]\ny: &y [*x, *x, *x, *x, *x, *x, *x, *x, *x, *x]\nz: &z [*y, *y, *y, *y, *y, *y, *y, *y, *y, *y]\nrules: [*z, *z, *z, *z, *z, *z, *z, *z, *z, *z]\n';
   assert.deepEqual(problems(bomb), ['policy.yaml: YAML could not be resolved (too many or circular aliases): write the values out']);
@@ -171,4 +171,14 @@ test('compilePolicy takes plain data, as from JSON; errors have no line', () => 
     () => compilePolicy({ rules: [{ id: 'a', paths: ['payments/*'], require: { clearance: 'secret' } }] }, 'configmap'),
     (err: PolicyError) => err.problems[0]!.line === undefined && err.message === 'configmap: 1 problem\n  configmap: rules[0].require.clearance: must be one of open, internal, profile-scoped, secrets-only; got "secret"',
   );
+});
+
+test('a key file named as the policy by mistake: the key is not quoted back', () => {
+  const key = 'GCBeLioSOyY7GvkGj8ZEKGDQQhoE952XVNBZFjicvJk=';
+  assert.deepEqual(problems(`${key}\n`), ['policy.yaml:1: must be a mapping with `rules:`; got a string that looks like a key (not shown)']);
+  const hex = Buffer.from(key, 'base64').toString('hex');
+  const lines = problems(`rules:\n  - id: ${hex}\n    paths: ["/a/*"]\n    require: {}\n`).join('\n');
+  assert.ok(!lines.includes(hex.slice(0, 12)), lines);
+  // A short plain value is still quoted.
+  assert.match(problems('rules:\n  - id: "-x-"\n    paths: ["/a/*"]\n    require: {}\n').join('\n'), /got "-x-"/);
 });

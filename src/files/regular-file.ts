@@ -53,6 +53,20 @@ export class FileReadError extends Error {
       : `check the file and ${setting}`;
     return `${setting}: ${this.message}: ${fix}`;
   }
+
+  /**
+   * One line for a file named on the command line, where no setting names it: the path, what
+   * is wrong and the fix, e.g. `/tmp/r.yaml is a FIFO (named pipe), not a regular file: name a regular file (a symlink to one is fine)`.
+   */
+  explainArgument(): string {
+    const fix =
+      this.failure === 'missing' ? 'check the path'
+      : this.failure === 'permission' ? 'make it readable by the user noisemesh runs as'
+      : this.failure === 'not-regular' ? 'name a regular file (a symlink to one is fine)'
+      : this.failure === 'too-large' ? 'name the intended file'
+      : 'check the file';
+    return `${this.message}: ${fix}`;
+  }
 }
 
 export interface ReadLimit {

@@ -10,9 +10,10 @@
  */
 import type { RequestOptions } from 'node:https';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent } from 'undici';
+import { FileReadError, readRegularFileSync } from '../files/index.js';
 import { TokenFile, TokenFileError } from './token-file.js';
 
 /** The service account's files, as the kubelet mounts them. */
@@ -113,10 +114,23 @@ export async function loadClusterAccess(options: ClusterAccessOptions = {}): Pro
   );
 }
 
+/** A kubeconfig is a few KiB; one with embedded certificates for many clusters, a few hundred. */
+const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024;
+
 async function fromKubeconfig(file: string, description: string): Promise<ClusterAccess> {
   const kc = new KubeConfig();
+  // KubeConfig.loadFromFile reads with readFileSync, which blocks for ever on a FIFO and never
+  // ends on /dev/zero: read it through src/files, then resolve its relative paths as it would.
+  let bytes: Buffer;
   try {
-    kc.loadFromFile(file);
+    bytes = readRegularFileSync(file, { maxBytes: MAX_KUBECONFIG_BYTES });
+  } catch (err) {
+    if (err instanceof FileReadError) throw new ClusterConfigError(`the kubeconfig ${err.explainArgument()}`);
+    throw err;
+  }
+  try {
+    kc.loadFromString(bytes.toString('utf8'));
+    kc.makePathsAbsolute(dirname(file));
   } catch (err) {
     // The parser's message can quote the file, and a kubeconfig holds credentials: say where only.
     const code = (err as NodeJS.ErrnoException).code;

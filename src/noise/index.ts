@@ -13,7 +13,7 @@ export { backends, backendByName } from './backend.js';
 export { nativeBackend, nativeBackendWith } from './backend-native.js';
 export { defaultAeadEngine, type AeadEngine } from './aead-openssl.js';
 export { nobleBackend } from './backend-noble.js';
-export { decodeKey, encodeKey } from './keys.js';
+export { decodeKey, encodeKey, looksLikeKeyText } from './keys.js';
 export { isLowOrderPublicKey } from './low-order.js';
 export { runVector, vectorName, type CacophonyVector, type VectorOutcome } from './test-vectors.js';
 export * from './constants.js';

@@ -20,3 +20,20 @@ export function decodeKey(text: string, length: number, what = 'key'): Uint8Arra
 export function encodeKey(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64');
 }
+
+/**
+ * Whether a string someone wrote may be key material: 16 bytes or more in base64 (standard or
+ * URL-safe, padded or not) or in hex, with nothing else in it. Error messages that quote what
+ * they were given use it to say "a string that looks like a key" instead: a key pasted where a
+ * path, a level or a name was expected must not come back in a message or a log. Paths are
+ * not taken for keys (they start with `/` or `.`).
+ */
+export function looksLikeKeyText(text: string): boolean {
+  const t = text.trim();
+  if (t.startsWith('/') || t.startsWith('.')) return false;
+  if (/^(0x)?[0-9a-fA-F]{32,}$/.test(t)) return true;
+  if (!/^[A-Za-z0-9+/_-]{22,}={0,2}$/.test(t)) return false;
+  // A word of letters is a name; random base64 of 32 bytes lacks a digit and `+/` once in
+  // 1,700, and lower or upper case almost never.
+  return /[0-9+/]/.test(t) || (t.length >= 40 && /[a-z]/.test(t) && /[A-Z]/.test(t));
+}

@@ -31,7 +31,7 @@ import { holdBackUnsettled, sameEntries } from './partial-write.js';
 import { RegistrySourceError, type RegistryProblem } from './problems.js';
 import { buildSnapshot, type RegistrySnapshot } from './snapshot.js';
 import type { RegistrySource, RegistrySourceEvents, SourceStats } from './source.js';
-import { parseRegistryYaml, type ParsedRegistryFile } from './yaml.js';
+import { parseRegistryBytes, type ParsedRegistryFile } from './yaml.js';
 
 /** The timers a source runs on; tests pass a manual clock. */
 export interface SourceClock {
@@ -287,12 +287,7 @@ export class FileRegistrySource implements RegistrySource {
     if (hash === this.#hash) return this.#unchanged();
     this.#hash = hash;
 
-    let parsed: Unsettled['parsed'];
-    try {
-      parsed = parseRegistryYaml(new TextDecoder('utf-8', { fatal: true }).decode(bytes), this.#file);
-    } catch {
-      parsed = { ok: false, problems: [{ ...this.#readProblem('is not UTF-8 text: save it as UTF-8'), code: 'REGISTRY_SYNTAX' }] };
-    }
+    const parsed: Unsettled['parsed'] = parseRegistryBytes(bytes, this.#file);
     this.#clearSettleTimer();
     const unsettled: Unsettled = { hash, since: this.#clock.now(), parsed };
     this.#unsettled = unsettled;

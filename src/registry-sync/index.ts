@@ -39,7 +39,7 @@ export {
   type ValidationContext,
   type ValidationResult,
 } from './validate.js';
-export { parseRegistryYaml, yamlSyntaxHint, type ParsedRegistryFile } from './yaml.js';
+export { parseRegistryBytes, parseRegistryYaml, yamlSyntaxHint, type ParsedRegistryFile } from './yaml.js';
 export { buildSnapshot, type RegistrySnapshot, type AddressResolution, type BuildOptions } from './snapshot.js';
 export {
   RegistryIndex,

@@ -58,8 +58,8 @@ export function formatProblem(p: RegistryProblem): string {
   const where = p.file === undefined ? '' : p.line === undefined ? `${p.file}: ` : `${p.file}:${p.line}: `;
   const level = p.severity === 'warning' ? 'warning: ' : '';
   const path = p.path === '' ? '' : `${p.path}: `;
-  // A file that cannot be read has no document to name.
-  const document = p.code === 'REGISTRY_READ' ? '' : `${p.document}: `;
+  // A file that cannot be read, or not decoded, has no document to name.
+  const document = p.code === 'REGISTRY_READ' || p.document === 'file' ? '' : `${p.document}: `;
   return `${where}${level}${document}${path}${p.message}`;
 }
 

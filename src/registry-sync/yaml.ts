@@ -34,7 +34,9 @@ const SYNTAX_HINTS: Readonly<Record<string, string>> = {
   BAD_SCALAR_START: 'a plain value starts with a reserved character: quote it',
   BLOCK_AS_IMPLICIT_KEY: 'a block used as a key: check indentation and colons',
   BAD_ALIAS: 'an alias names no anchor defined before it',
-  RESOURCE_EXHAUSTION: 'too many alias expansions',
+  // At parse time the library reports only nesting too deep for its stack under this code;
+  // too many aliases is found later, by toJS's maxAliasCount, and said there.
+  RESOURCE_EXHAUSTION: 'lists or mappings nested too deeply to read: flatten the YAML',
 };
 
 /**
@@ -53,6 +55,31 @@ const MESSAGE_HINTS: readonly (readonly [RegExp, string])[] = [
 /** What to fix for one error of the yaml library: safe to print (never quotes the source). */
 export function yamlSyntaxHint(code: string, message: string): string {
   return MESSAGE_HINTS.find(([pattern]) => pattern.test(message))?.[1] ?? SYNTAX_HINTS[code] ?? 'fix the YAML';
+}
+
+/**
+ * Decodes, parses and validates a registry file's bytes: what a proxy loads and what
+ * `registry validate` checks go through this one function, so the two cannot disagree. Bytes
+ * that are not UTF-8 refuse the whole file (a replacement character in a key or an agentId
+ * would be a different key or agentId).
+ */
+export function parseRegistryBytes(bytes: Uint8Array, file?: string): ParsedRegistryFile {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const problem: RegistryProblem = {
+      code: 'REGISTRY_SYNTAX',
+      severity: 'error',
+      file,
+      line: undefined,
+      document: 'file',
+      path: '',
+      message: 'is not UTF-8 text: save it as UTF-8; the whole file is refused',
+    };
+    return { ok: false, objects: [], problems: [problem], refusedObjects: [], documents: 0 };
+  }
+  return parseRegistryYaml(text, file);
 }
 
 /** Parses and validates a registry file's text. */

@@ -22,6 +22,7 @@
  * one. A policy with any problem is refused whole: a gateway keeps the last good one.
  */
 import { LineCounter, parseDocument } from 'yaml';
+import { looksLikeKeyText } from '../noise/index.js';
 import {
   AGENT_TYPES,
   AUTHN_STRENGTHS,
@@ -31,6 +32,7 @@ import {
   type AgentType,
   type AuthnStrength,
   type Clearance,
+  yamlSyntaxHint,
 } from '../registry-sync/index.js';
 import { Glob } from './glob.js';
 import { RuleIndex } from './rule-index.js';
@@ -169,12 +171,14 @@ function formatPath(path: readonly Segment[]): string {
   return out;
 }
 
-/** What was found, quoted when it is a short scalar (a policy holds no secret). */
+/** What was found, quoted when it is a short scalar that cannot be a key. */
 function got(v: unknown): string {
   if (v === null || v === undefined) return 'nothing';
   if (Array.isArray(v)) return 'a list';
   if (v instanceof Date) return 'a timestamp';
   if (typeof v === 'object') return 'a mapping';
+  // A policy holds no secret, but a key file named as the policy by mistake does.
+  if (typeof v === 'string' && looksLikeKeyText(v)) return 'a string that looks like a key (not shown)';
   const text = JSON.stringify(typeof v === 'bigint' ? v.toString() : v) ?? String(v);
   return text.length <= 48 ? text : `${text.slice(0, 45)}..."`;
 }
@@ -261,7 +265,7 @@ export function parsePolicy(text: string, file?: string): Policy {
             ? 'a key appears twice in one mapping: keep one'
             : e.code === 'MULTIPLE_DOCS'
               ? 'holds more than one YAML document: a policy is one document with `rules:`'
-              : `YAML syntax error (${e.code}): fix the YAML`,
+              : `YAML syntax error (${e.code}): ${yamlSyntaxHint(e.code, e.message)}`,
       })),
       file,
     );

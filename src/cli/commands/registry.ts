@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { FileReadError, readRegularFileSync } from '../../files/index.js';
-import { buildSnapshot, formatProblem, parseRegistryYaml, type RegistryProblem, type RegistrySnapshot } from '../../registry-sync/index.js';
+import { buildSnapshot, formatProblem, parseRegistryBytes, type RegistryProblem, type RegistrySnapshot } from '../../registry-sync/index.js';
 import { ApiError, ClusterConfigError, loadClusterAccess, readRegistryOnce } from '../../kubernetes/index.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
@@ -46,16 +46,16 @@ export const registry: Command = {
     let warnings = 0;
     for (const file of files) {
       let problems: readonly RegistryProblem[];
-      let text: string | undefined;
+      let bytes: Buffer;
       try {
-        text = readRegularFileSync(file, { maxBytes: MAX_REGISTRY_BYTES }).toString('utf8');
+        bytes = readRegularFileSync(file, { maxBytes: MAX_REGISTRY_BYTES });
       } catch (err) {
         if (!(err instanceof FileReadError)) throw err;
-        process.stdout.write(`${err.message}\n`);
+        process.stdout.write(`${err.explainArgument()}\n`);
         errors++;
         continue;
       }
-      const parsed = parseRegistryYaml(text, file);
+      const parsed = parseRegistryBytes(bytes, file);
       if (parsed.ok) {
         const snapshot = buildSnapshot(parsed.objects, { origin: `file ${file}` }, parsed.problems);
         problems = snapshot.problems;

@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { FileReadError, readRegularFileSync } from '../../files/index.js';
 import { backendByName, runVector, type CacophonyVector } from '../../noise/index.js';
 import type { Command } from '../command.js';
-import { errnoText } from '../system-error.js';
 import { UsageError } from '../usage-error.js';
 
 const USAGE = `usage: noisemesh vectors [--backend native|noble] FILE...
@@ -13,6 +12,9 @@ vector failed.
 
   --backend NAME   native (node:crypto and the AEAD addon; the default) or noble (pure JS)
 `;
+
+/** Longest vector file read (the cacophony set is 1.7 MB). */
+const MAX_VECTOR_BYTES = 64 * 1024 * 1024;
 
 export const vectors: Command = {
   usage: USAGE,
@@ -33,19 +35,7 @@ export const vectors: Command = {
     let failed = 0;
     let skipped = 0;
     for (const file of positionals) {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (err) {
-        throw new UsageError(`${file}: cannot be read: ${errnoText(err)}`);
-      }
-      let list: CacophonyVector[];
-      try {
-        list = (JSON.parse(text) as { vectors?: CacophonyVector[] }).vectors ?? [];
-      } catch (err) {
-        throw new UsageError(`${file}: not JSON: ${(err as Error).message}`);
-      }
-      if (!Array.isArray(list)) throw new UsageError(`${file}: "vectors" must be a list of cacophony vectors`);
+      const list = readVectorFile(file);
       for (const [i, v] of list.entries()) {
         const malformed = shapeProblem(v);
         if (malformed !== undefined) {
@@ -53,7 +43,7 @@ export const vectors: Command = {
           process.stdout.write(`FAIL ${file} #${i}: not a cacophony vector: ${malformed}\n`);
           continue;
         }
-        const outcome = runVector(v, backend, i);
+        const outcome = runVector(v as CacophonyVector, backend, i);
         if (outcome.status === 'passed') {
           passed++;
         } else if (outcome.status === 'failed') {
@@ -69,6 +59,31 @@ export const vectors: Command = {
     return failed > 0 ? 1 : 0;
   },
 };
+
+/**
+ * The vectors of one file, through src/files (a FIFO or /dev/zero would hang a plain read), or
+ * a one-line UsageError. JSON.parse's message quotes the text where it failed, and a file named
+ * by mistake may be a key: only the position reaches the message.
+ */
+function readVectorFile(file: string): unknown[] {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(readRegularFileSync(file, { maxBytes: MAX_VECTOR_BYTES }));
+  } catch (err) {
+    if (err instanceof FileReadError) throw new UsageError(err.explainArgument());
+    throw new UsageError(`${file} is not UTF-8 text: name a cacophony JSON file`);
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (err) {
+    const position = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw new UsageError(`${file} is not valid JSON${position === undefined ? '' : ` (at character ${position})`}: name a cacophony JSON file, {"vectors": [...]}`);
+  }
+  const list = typeof document === 'object' && document !== null && !Array.isArray(document) ? (document as { vectors?: unknown }).vectors : undefined;
+  if (!Array.isArray(list)) throw new UsageError(`${file} holds no "vectors" list: a cacophony file is a JSON object {"vectors": [...]}`);
+  return list;
+}
 
 const HEX_FIELDS = ['init_prologue', 'resp_prologue', 'init_static', 'init_ephemeral', 'init_remote_static', 'resp_static', 'resp_ephemeral', 'resp_remote_static', 'handshake_hash'] as const;
 const REQUIRED = new Set<string>(['init_prologue', 'resp_prologue', 'init_ephemeral']);

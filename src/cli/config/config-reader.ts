@@ -3,6 +3,7 @@
  * fix, instead of stopping at the first. Tools outside the project write these files, so
  * each message must say exactly what to change.
  */
+import { looksLikeKeyText } from '../../noise/index.js';
 export interface ConfigProblem {
   /** `inbound.meshPort`, `outbound.explicit[0].peer`; `(top level)` for the document itself, `(file)` for the file. */
   readonly path: string;
@@ -112,7 +113,7 @@ export class ConfigReader {
   integer(value: unknown, path: string, min: number, max: number): number | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      this.problem(path, `must be an integer from ${min} to ${max}; got ${JSON.stringify(value)}`);
+      this.problem(path, `must be an integer from ${min} to ${max}; got ${describeValue(value)}`);
       return undefined;
     }
     return value;
@@ -141,6 +142,7 @@ export function describeValue(value: unknown): string {
   }
   if (typeof value === 'string') {
     if (value === '') return 'an empty string';
+    if (looksLikeKeyText(value)) return 'a string that looks like a key (not shown)';
     const quoted = JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
     return value.trim() !== '' && Number.isFinite(Number(value)) ? `the string ${quoted} (write numbers without quotes)` : quoted;
   }

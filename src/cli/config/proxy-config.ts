@@ -6,10 +6,10 @@
 import { BlockList, isIP } from 'node:net';
 import { LineCounter, parseDocument } from 'yaml';
 import { readRegularFileSync } from '../../files/index.js';
-import { parseProtocolName, NoiseError } from '../../noise/index.js';
+import { looksLikeKeyText, parseProtocolName, NoiseError } from '../../noise/index.js';
 import { DEFAULT_KEEPALIVE, KEEPALIVE_LIMITS, PROTOCOL, deadPeerBoundSeconds, type KeepaliveSettings } from '../../proxy/index.js';
 import { yamlSyntaxHint } from '../../registry-sync/index.js';
-import { ConfigError, ConfigReader, FILE } from './config-reader.js';
+import { ConfigError, ConfigReader, FILE, describeValue } from './config-reader.js';
 
 export interface HostPort {
   readonly host: string;
@@ -120,7 +120,8 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
     }
   } catch (err) {
     if (!(err instanceof NoiseError)) throw err;
-    r.problem('suite', `${err.message}; e.g. ${PROTOCOL.protocolName}`);
+    // The parser's message quotes the name it was given, which may be a key pasted here.
+    r.problem('suite', looksLikeKeyText(suite) ? `must be a Noise protocol name; got ${describeValue(suite)}; e.g. ${PROTOCOL.protocolName}` : `${err.message}; e.g. ${PROTOCOL.protocolName}`);
   }
   const crypto = r.oneOf(root.crypto, 'crypto', ['native', 'noble'] as const) ?? 'native';
 
@@ -128,21 +129,22 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
   if (identity === undefined) r.problem('identity', 'required: identity.agentId names this workload as <namespace>/<workload>');
   const agentId = r.string(identity?.agentId, 'identity.agentId', 'write <namespace>/<workload>, e.g. payments/api');
   if (identity !== undefined && identity.agentId === undefined) r.problem('identity.agentId', 'required: write <namespace>/<workload>, e.g. payments/api');
-  if (agentId !== undefined && !AGENT_ID.test(agentId)) r.problem('identity.agentId', `must be <namespace>/<workload> in lower case, e.g. payments/api; got ${JSON.stringify(agentId)}`);
-  const privateKeyFile = r.string(identity?.privateKeyFile, 'identity.privateKeyFile', 'a path to a base64 X25519 private key (noisemesh keygen --out FILE)') ?? null;
+  if (agentId !== undefined && !AGENT_ID.test(agentId)) r.problem('identity.agentId', `must be <namespace>/<workload> in lower case, e.g. payments/api; got ${describeValue(agentId)}`);
+  const privateKeyFile = filePath(r, identity?.privateKeyFile, 'identity.privateKeyFile', 'a path to a base64 X25519 private key (noisemesh keygen --out FILE)') ?? null;
 
   const psk = r.object(root.psk, 'psk', ['file']);
-  const pskFile = r.string(psk?.file, 'psk.file', 'a path to the base64 32-byte mesh key') ?? null;
+  const pskFile = filePath(r, psk?.file, 'psk.file', 'a path to the base64 32-byte mesh key') ?? null;
   const usesPsk = suite.startsWith('Noise_IKpsk2_');
   if (usesPsk && pskFile === null) r.problem('psk.file', `required by ${suite}: a file holding the mesh's base64 32-byte pre-shared key`);
   if (!usesPsk && pskFile !== null) r.problem('psk.file', `only an IKpsk2 suite uses a pre-shared key; set suite to Noise_IKpsk2_... or remove psk`);
 
   const registry = r.object(root.registry, 'registry', ['file', 'kubernetes']);
-  const registryFile = r.string(registry?.file, 'registry.file', 'a path to a YAML file of ClearanceRegistry documents');
+  const registryFile = filePath(r, registry?.file, 'registry.file', 'a path to a YAML file of ClearanceRegistry documents');
   const kubernetes = registry?.kubernetes === undefined || registry.kubernetes === null ? undefined : kubernetesRegistry(r, registry.kubernetes);
   if (registry?.file !== undefined && registry.kubernetes !== undefined) {
     r.problem('registry', 'set exactly one of registry.file and registry.kubernetes, not both');
-  } else if (registryFile === undefined && kubernetes === undefined && registry?.kubernetes === undefined) {
+  } else if ((registry?.file === undefined || registry.file === null) && kubernetes === undefined && registry?.kubernetes === undefined) {
+    // Only when neither is written: a registry.file of the wrong kind has its own problem above.
     r.problem('registry', 'required: registry.file (a YAML file of ClearanceRegistry documents) or registry.kubernetes (watch the cluster)');
   }
 
@@ -164,7 +166,7 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
     const listen = hostPort(r, e.listen, `${path}.listen`);
     if (listen !== undefined) explicitListeners.push({ path: `${path}.listen`, at: listen });
     const peer = r.string(e.peer, `${path}.peer`, 'the agentId to reach, e.g. payments/db');
-    if (peer !== undefined && !AGENT_ID.test(peer)) r.problem(`${path}.peer`, `must be an agentId, <namespace>/<workload> in lower case, e.g. payments/db; got ${JSON.stringify(peer)}`);
+    if (peer !== undefined && !AGENT_ID.test(peer)) r.problem(`${path}.peer`, `must be an agentId, <namespace>/<workload> in lower case, e.g. payments/db; got ${describeValue(peer)}`);
     const port = r.port(e.port, `${path}.port`);
     if (peer === undefined) r.problem(`${path}.peer`, 'required: the agentId to reach, e.g. payments/db');
     if (port === undefined) r.problem(`${path}.port`, "required: the target port on the peer's pod");
@@ -253,8 +255,9 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
 export function acceptedConfigKeys(): string[] {
   const r = new ConfigReader();
   try {
-    // One list item, so that the keys of the list's items are visited too.
-    parseProxyConfig({ outbound: { explicit: [{}] } }, 'keys', r);
+    // One list item, so that the keys of the list's items are visited too, and the
+    // Kubernetes section, read only when it is there.
+    parseProxyConfig({ outbound: { explicit: [{}] }, registry: { kubernetes: {} } }, 'keys', r);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
   }
@@ -284,21 +287,35 @@ function kubernetesRegistry(r: ConfigReader, value: unknown): KubernetesRegistry
   const namespaces = r.list(k.namespaces, 'registry.kubernetes.namespaces', 'namespace names').flatMap((ns, i) => {
     const path = `registry.kubernetes.namespaces[${i}]`;
     if (typeof ns !== 'string' || ns.length > 63 || !NAMESPACE.test(ns)) {
-      r.problem(path, `must be a Kubernetes namespace name (lowercase DNS-1123 label), e.g. payments; got ${JSON.stringify(ns)}`);
+      r.problem(path, `must be a Kubernetes namespace name (lowercase DNS-1123 label), e.g. payments; got ${describeValue(ns)}`);
       return [];
     }
     return [ns];
   });
-  const kubeconfig = r.string(k.kubeconfig, 'registry.kubernetes.kubeconfig', 'a path to a kubeconfig file; leave it out in a pod (in-cluster service account)');
+  const kubeconfig = filePath(r, k.kubeconfig, 'registry.kubernetes.kubeconfig', 'a path to a kubeconfig file; leave it out in a pod (in-cluster service account)');
   const resyncSeconds = r.number(k.resyncSeconds, 'registry.kubernetes.resyncSeconds', 0, 86_400) ?? 0;
   if (resyncSeconds > 0 && resyncSeconds < 10) r.problem('registry.kubernetes.resyncSeconds', `must be 0 (no periodic relist) or at least 10 seconds; got ${resyncSeconds}`);
   return { namespaces: [...new Set(namespaces)], kubeconfig, resyncSeconds };
 }
 
+/**
+ * A key whose value is a file's path. A key pasted in place of its file's path would come back
+ * in every message about that file (does not exist, and the keygen hint), and in logs: refused
+ * here, without quoting it.
+ */
+function filePath(r: ConfigReader, value: unknown, path: string, fix: string): string | undefined {
+  const text = r.string(value, path, fix);
+  if (text !== undefined && looksLikeKeyText(text)) {
+    r.problem(path, `holds what looks like a key itself (not shown), not a path: write the path of the file that holds it (${fix})`);
+    return undefined;
+  }
+  return text;
+}
+
 function address(r: ConfigReader, value: unknown, path: string): string | undefined {
   const text = r.string(value, path, 'an IP address such as 0.0.0.0, 127.0.0.1 or ::');
   if (text !== undefined && isIP(text) === 0) {
-    r.problem(path, `must be an IP address such as 0.0.0.0, 127.0.0.1 or ::; got ${JSON.stringify(text)}`);
+    r.problem(path, `must be an IP address such as 0.0.0.0, 127.0.0.1 or ::; got ${describeValue(text)}`);
     return undefined;
   }
   return text;
@@ -315,7 +332,7 @@ function hostPort(r: ConfigReader, value: unknown, path: string): HostPort | und
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);
   if (host === undefined || isIP(host) === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
-    r.problem(path, `must be host:port with an IP address and a port 1..65535, e.g. "127.0.0.1:7000"; got ${JSON.stringify(text)}`);
+    r.problem(path, `must be host:port with an IP address and a port 1..65535, e.g. "127.0.0.1:7000"; got ${describeValue(text)}`);
     return undefined;
   }
   return { host, port };

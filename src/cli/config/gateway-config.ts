@@ -164,7 +164,7 @@ function withoutKey(o: Record<string, unknown>, key: string): Record<string, unk
 export function acceptedGatewayConfigKeys(): string[] {
   const r = new ConfigReader();
   try {
-    parseGatewayConfig({ outbound: { explicit: [{}] }, gateway: { backend: {}, audit: {}, loopback: {} } }, 'keys', r);
+    parseGatewayConfig({ outbound: { explicit: [{}] }, registry: { kubernetes: {} }, gateway: { backend: {}, audit: {}, loopback: {} } }, 'keys', r);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
   }

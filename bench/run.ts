@@ -8,6 +8,7 @@ import { describeLoad, describeMachine } from './lib/machine.js';
 const MODULES: Readonly<Record<string, () => Promise<BenchModule>>> = {
   noise: async () => (await import('./noise.js')).noiseBench,
   proxy: async () => (await import('./proxy.js')).proxyBench,
+  load: async () => (await import('./load.js')).loadBench,
 };
 
 async function main(args: readonly string[]): Promise<void> {

@@ -290,7 +290,8 @@ test('an open model keeps its arrival rate when the server slows; a closed loop 
     assert.equal(summary.errors, 0);
     assert.equal(summary.achievedRate, 50);
     const lag = lagSummary(raw)!;
-    assert.ok(lag.p99 < 150, `requests started ${lag.p99} ms behind schedule: the arrivals waited for answers`);
+    // A closed loop of two would fall seconds behind (100 requests, 200 ms each, two at a time).
+    assert.ok(lag.p99 < 500, `requests started ${lag.p99} ms behind schedule: the arrivals waited for answers`);
     assert.ok(summary.latencyMs!.p50 >= 200);
     // Two connections in a closed loop: at most one request per 200 ms each, ~10/s, whatever the target rate.
     const closed = await closedLoop({ ...options, concurrency: 2, durationMs: 2000 });

@@ -11,7 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Scenario } from '../k6/contract.js';
 import { isDenied } from '../k6/contract.js';
-import { makePool, openLoop, type RequestPlan } from './generator.js';
+import { MAX_CONNECTIONS, makePool, openLoop, type RequestPlan } from './generator.js';
 import { arrivalsFor, constantArrivals } from './schedule.js';
 import { parseScenarios } from './scenarios.js';
 import { lagSummary, summarizeRun } from './summary.js';
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     maxInFlight: scenario.maxInFlight,
     timeoutMs: spec.timeoutMs,
   };
-  const common = { ...options, pool: makePool(options, scenario.maxInFlight) };
+  const common = { ...options, pool: makePool(options, Math.min(scenario.maxInFlight, MAX_CONNECTIONS)) };
   if (spec.warmupSeconds > 0) {
     const firstRate = scenario.kind === 'ramp' ? scenario.steps[0]! : scenario.rate;
     await openLoop({ ...common, schedule: constantArrivals(firstRate, spec.warmupSeconds) });

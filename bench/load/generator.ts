@@ -56,6 +56,16 @@ export function outcomeOf(code: number): Outcome {
   return OUTCOMES[code]!;
 }
 
+/**
+ * Keep-alive connections a run may open. An open model with an unbounded pool opens a new
+ * connection for every request that finds none free, so one stall turns into a storm of
+ * connects (and, through a mesh, of handshakes) that feeds the stall: seen here as a fresh
+ * proxy's accept queue holding ~800 connections. Clients keep bounded pools; requests beyond
+ * it wait in order, their wait counted in their latency. (k6 opens a connection per VU, up to
+ * maxVUs: the one way its keep-alive runs differ from ours.)
+ */
+export const MAX_CONNECTIONS = 64;
+
 /** The connection pool of a run (http1.ts), at most `maxConnections` keep-alive connections. */
 export function makePool(o: GeneratorOptions, maxConnections: number): Http1Pool {
   return new Http1Pool({ target: o.target, maxConnections, newConnectionPerRequest: o.newConnectionPerRequest, timeoutMs: o.timeoutMs, body: o.body });
@@ -67,7 +77,7 @@ export async function openLoop(o: OpenOptions): Promise<RawRun> {
   const outcome = new Uint8Array(n);
   const latencyMs = new Float64Array(n).fill(Number.NaN);
   const lagMs = new Float64Array(n).fill(Number.NaN);
-  const pool = o.pool ?? makePool(o, o.maxInFlight);
+  const pool = o.pool ?? makePool(o, Math.min(o.maxInFlight, MAX_CONNECTIONS));
   const pending = new Set<Promise<void>>();
   let inFlight = 0;
   let lastEnd = 0;

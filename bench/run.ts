@@ -10,6 +10,7 @@ const MODULES: Readonly<Record<string, () => Promise<BenchModule>>> = {
   proxy: async () => (await import('./proxy.js')).proxyBench,
   trust: async () => (await import('./trust.js')).trustBench,
   gateway: async () => (await import('./gateway.js')).gatewayBench,
+  load: async () => (await import('./load.js')).loadBench,
 };
 
 async function main(args: readonly string[]): Promise<void> {

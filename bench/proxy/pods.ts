@@ -80,11 +80,17 @@ const TOOLS: readonly (readonly [string, string])[] = [
   ['openssl', 'openssl'],
 ];
 
+/** What the load benchmark (bench/load.ts) runs: no iperf3 or wireguard, haproxy instead. */
+export const LOAD_TOOLS: readonly (readonly [string, string])[] = [
+  ...TOOLS.filter(([tool]) => !['iperf3', 'wireguard-go', 'wg'].includes(tool)),
+  ['haproxy', 'haproxy'],
+];
+
 /** Fails, naming the Debian packages to install, when anything the benchmark runs is missing. */
-export function requireBenchTools(): void {
+export function requireBenchTools(tools: readonly (readonly [string, string])[] = TOOLS): void {
   if (process.getuid?.() !== 0) throw new Error('the proxy benchmark needs root: it creates network namespaces, iptables rules and wg interfaces');
   const dirs = (process.env.PATH ?? '').split(delimiter).concat('/usr/sbin', '/sbin');
-  const missing = TOOLS.filter(([tool]) => !dirs.some((dir) => isExecutable(join(dir, tool))));
+  const missing = tools.filter(([tool]) => !dirs.some((dir) => isExecutable(join(dir, tool))));
   if (missing.length > 0) {
     const packages = [...new Set(missing.map(([, pkg]) => pkg))].join(' ');
     throw new Error(`missing ${missing.map(([t]) => t).join(', ')}: install them with apt-get install -y ${packages}`);

@@ -15,8 +15,8 @@ import { PORTS, poll, reachable, start, type Endpoint, type Pod, type PodNetwork
 const CLIENT_BASE = 20000;
 const SERVER_BASE = 30000;
 
-export interface StunnelPath {
-  readonly endpoint: (service: Service) => Endpoint;
+export interface StunnelPath<S extends string = Service> {
+  readonly endpoint: (service: S) => Endpoint;
   /** A's then B's. */
   readonly daemons: readonly [Running, Running];
   stop(): Promise<void>;
@@ -27,8 +27,12 @@ function openssl(dir: string, args: readonly string[]): void {
   if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
 }
 
-/** A CA and one certificate per pod (CN and subjectAltName IP = the pod's address), in `dir`. */
-function makeCertificates(dir: string, pods: readonly Pod[]): void {
+/**
+ * A CA and one certificate per pod (CN and subjectAltName IP = the pod's address), in `dir`:
+ * `<pod>.pem` and `<pod>.key`, and `<pod>-trust.pem` (the CA and the peer's certificate).
+ * The haproxy pair (haproxy.ts) uses the same files.
+ */
+export function makeCertificates(dir: string, pods: readonly Pod[]): void {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   openssl(dir, ['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=noisemesh-bench-ca']);
   for (const pod of pods) {
@@ -46,7 +50,7 @@ function makeCertificates(dir: string, pods: readonly Pod[]): void {
   writeFileSync(join(dir, `${b!.name}-trust.pem`), ca + readFileSync(join(dir, `${a!.name}.pem`), 'utf8'));
 }
 
-function config(dir: string, pod: Pod, client: boolean, peer: Pod): string {
+function config(dir: string, pod: Pod, client: boolean, peer: Pod, ports: Readonly<Record<string, number>>): string {
   const common = [
     'foreground = yes',
     'pid =',
@@ -64,8 +68,8 @@ function config(dir: string, pod: Pod, client: boolean, peer: Pod): string {
     'socket = l:TCP_NODELAY=1',
     'socket = r:TCP_NODELAY=1',
   ];
-  const services = (Object.keys(PORTS) as Service[]).flatMap((service) => {
-    const n = PORTS[service];
+  const services = Object.keys(ports).flatMap((service) => {
+    const n = ports[service]!;
     return client
       ? [`[${service}]`, 'client = yes', `accept = 127.0.0.1:${CLIENT_BASE + n}`, `connect = ${peer.ipv4}:${SERVER_BASE + n}`]
       : [`[${service}]`, `accept = ${pod.ipv4}:${SERVER_BASE + n}`, `connect = 127.0.0.1:${n}`];
@@ -73,7 +77,27 @@ function config(dir: string, pod: Pod, client: boolean, peer: Pod): string {
   return [...common, ...services, ''].join('\n');
 }
 
-export async function startStunnel(net: PodNetwork, a: Pod, b: Pod, dir: string): Promise<StunnelPath> {
+/**
+ * The pair, with one stunnel service per entry of `ports` (B's server ports; default: PORTS),
+ * ready once `ready` says the first service answers through it (default: a byte to `once`).
+ */
+export async function startStunnel(net: PodNetwork, a: Pod, b: Pod, dir: string): Promise<StunnelPath>;
+export async function startStunnel<S extends string>(
+  net: PodNetwork,
+  a: Pod,
+  b: Pod,
+  dir: string,
+  ports: Readonly<Record<S, number>>,
+  ready: (first: Endpoint) => Promise<boolean>,
+): Promise<StunnelPath<S>>;
+export async function startStunnel(
+  net: PodNetwork,
+  a: Pod,
+  b: Pod,
+  dir: string,
+  ports: Readonly<Record<string, number>> = PORTS,
+  ready?: (first: Endpoint) => Promise<boolean>,
+): Promise<StunnelPath<string>> {
   makeCertificates(dir, [a, b]);
   const daemons: Running[] = [];
   const stop = async (): Promise<void> => {
@@ -82,14 +106,15 @@ export async function startStunnel(net: PodNetwork, a: Pod, b: Pod, dir: string)
   try {
     for (const [pod, client, peer] of [[b, false, a], [a, true, b]] as const) {
       const file = join(dir, `stunnel-${pod.name}.conf`);
-      writeFileSync(file, config(dir, pod, client, peer));
+      writeFileSync(file, config(dir, pod, client, peer, ports));
       chmodSync(file, 0o600);
       const daemon = start(net, pod, `stunnel in ${pod.name}`, 'stunnel4', [file]);
       daemons.push(daemon);
       await daemon.waitFor(/Configuration successful/);
     }
-    const endpoint = (service: Service): Endpoint => ({ host: '127.0.0.1', port: CLIENT_BASE + PORTS[service] });
-    await poll('a TCP connection through stunnel', () => reachable(net, a, endpoint('once')), 20, 200);
+    const endpoint = (service: string): Endpoint => ({ host: '127.0.0.1', port: CLIENT_BASE + ports[service]! });
+    const first = endpoint(ready === undefined ? 'once' : Object.keys(ports)[0]!);
+    await poll('a TCP connection through stunnel', () => (ready ?? ((e: Endpoint) => reachable(net, a, e)))(first), 20, 200);
     return { endpoint, daemons: [daemons[1]!, daemons[0]!], stop };
   } catch (err) {
     await stop();

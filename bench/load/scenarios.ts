@@ -1,0 +1,134 @@
+/**
+ * scenarios.json, read by the runner: the file the k6 scripts `open()`, checked field by
+ * field here so that a wrong value names its place and the fix rather than surfacing as NaN
+ * in a table. The types are the k6 side's own (bench/k6/contract.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../../test/helpers/paths.js';
+import type { Scenario, ScenarioFile, ScenarioKind, Thresholds } from '../k6/contract.js';
+
+export const SCENARIO_FILE = join(repoRoot, 'bench/k6/scenarios.json');
+
+/** The k6 script that runs each kind of scenario, in bench/k6/. */
+export const K6_SCRIPTS: Readonly<Record<ScenarioKind, string>> = {
+  constant: 'http.ts',
+  ramp: 'ramp.ts',
+  churn: 'churn.ts',
+  gateway: 'gateway.ts',
+};
+
+/** Upper bounds that keep a typo from asking for a run of a day or a million connections. */
+const LIMITS = { rate: 100_000, seconds: 3600, bytes: 1 << 20, inFlight: 20_000, steps: 32 } as const;
+
+class ScenarioError extends Error {}
+
+type Json = Record<string, unknown>;
+
+function field(where: string, obj: Json, key: string): unknown {
+  if (!(key in obj)) throw new ScenarioError(`${where}.${key}: missing`);
+  return obj[key];
+}
+
+function number(where: string, obj: Json, key: string, min: number, max: number, integer = true): number {
+  const v = field(where, obj, key);
+  if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+    throw new ScenarioError(`${where}.${key}: must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, not ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function string(where: string, obj: Json, key: string): string {
+  const v = field(where, obj, key);
+  if (typeof v !== 'string' || v === '') throw new ScenarioError(`${where}.${key}: must be a non-empty string`);
+  return v;
+}
+
+function object(where: string, v: unknown): Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ScenarioError(`${where}: must be an object`);
+  return v as Json;
+}
+
+function paths(where: string, obj: Json, key: string): string[] {
+  const v = field(where, obj, key);
+  // A path goes into a URL as it is: letters, digits and - _ . / only, no "..".
+  if (!Array.isArray(v) || v.length === 0 || v.some((p) => typeof p !== 'string' || !/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(p) || p.split('/').includes('..'))) {
+    throw new ScenarioError(`${where}.${key}: must be a non-empty list of secret paths like "team/db"`);
+  }
+  return v as string[];
+}
+
+function thresholds(where: string, obj: Json): Thresholds {
+  const t = object(`${where}.thresholds`, field(where, obj, 'thresholds'));
+  return {
+    p99Ms: number(`${where}.thresholds`, t, 'p99Ms', 0.001, 60_000, false),
+    errorRate: number(`${where}.thresholds`, t, 'errorRate', 0, 1, false),
+  };
+}
+
+function scenario(where: string, raw: unknown): Scenario {
+  const o = object(where, raw);
+  const common = {
+    name: string(where, o, 'name'),
+    description: string(where, o, 'description'),
+    thresholds: thresholds(where, o),
+    maxInFlight: number(where, o, 'maxInFlight', 1, LIMITS.inFlight),
+  };
+  const kind = field(where, o, 'kind');
+  const bytes = () => ({
+    requestBytes: number(where, o, 'requestBytes', 0, LIMITS.bytes),
+    responseBytes: number(where, o, 'responseBytes', 0, LIMITS.bytes),
+  });
+  switch (kind) {
+    case 'constant':
+    case 'churn':
+      return { ...common, kind, rate: number(where, o, 'rate', 1, LIMITS.rate), durationSeconds: number(where, o, 'durationSeconds', 1, LIMITS.seconds), ...bytes() };
+    case 'ramp': {
+      const steps = field(where, o, 'steps');
+      if (!Array.isArray(steps) || steps.length === 0 || steps.length > LIMITS.steps) throw new ScenarioError(`${where}.steps: must be a list of 1 to ${LIMITS.steps} rates`);
+      const rates = steps.map((_, i) => number(`${where}.steps`, steps as unknown as Json, String(i), 1, LIMITS.rate));
+      if (rates.some((r, i) => i > 0 && r <= rates[i - 1]!)) throw new ScenarioError(`${where}.steps: rates must ascend`);
+      return { ...common, kind, steps: rates, stepSeconds: number(where, o, 'stepSeconds', 1, LIMITS.seconds), ...bytes() };
+    }
+    case 'gateway':
+      return {
+        ...common,
+        kind,
+        rate: number(where, o, 'rate', 1, LIMITS.rate),
+        durationSeconds: number(where, o, 'durationSeconds', 1, LIMITS.seconds),
+        deniedShare: number(where, o, 'deniedShare', 0, 1, false),
+        allowedPaths: paths(where, o, 'allowedPaths'),
+        deniedPaths: paths(where, o, 'deniedPaths'),
+      };
+    default:
+      throw new ScenarioError(`${where}.kind: must be one of constant, ramp, churn, gateway, not ${JSON.stringify(kind)}`);
+  }
+}
+
+/** Parses and checks a scenario file's text; errors name the field (`scenarios[2].rate: ...`). */
+export function parseScenarios(text: string, source = 'scenarios.json'): ScenarioFile {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${source}: not JSON: ${(err as Error).message}`);
+  }
+  try {
+    const list = field('', object('(top level)', raw), 'scenarios');
+    if (!Array.isArray(list) || list.length === 0) throw new ScenarioError('scenarios: must be a non-empty list');
+    const scenarios = list.map((s, i) => scenario(`scenarios[${i}]`, s));
+    const seen = new Set<string>();
+    scenarios.forEach((s, i) => {
+      if (seen.has(s.name)) throw new ScenarioError(`scenarios[${i}].name: "${s.name}" is already used by an earlier scenario`);
+      seen.add(s.name);
+    });
+    return { scenarios };
+  } catch (err) {
+    if (err instanceof ScenarioError) throw new Error(`${source}: ${err.message.replace(/^\./, '')}`);
+    throw err;
+  }
+}
+
+export function loadScenarios(file = SCENARIO_FILE): ScenarioFile {
+  return parseScenarios(readFileSync(file, 'utf8'), file);
+}

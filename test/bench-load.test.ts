@@ -1,0 +1,372 @@
+// The load harness (bench/k6, bench/load): the k6 scripts type-check against the pinned
+// @types/k6 and render as a Kubernetes Job with kustomize; the runner's own logic (arrival
+// schedule, percentiles, the summary) holds against real servers with known delays; an open
+// model keeps its arrival rate when the server slows, where a closed loop does not; and a short
+// run end to end on loopback, through two real proxies, fills every field of the summary and
+// counts a resetting target's requests as errors. No timing bound here is about speed: each is
+// a margin around a delay the test server itself imposes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, parseAllDocuments } from 'yaml';
+import { isDenied, rampProfile, type ConstantScenario, type LoadSummary, type RampScenario, type Scenario } from '../bench/k6/contract.js';
+import { closedLoop, openLoop } from '../bench/load/generator.js';
+import { K6_SCRIPTS, loadScenarios, parseScenarios } from '../bench/load/scenarios.js';
+import { constantArrivals, rampArrivals, arrivalsFor } from '../bench/load/schedule.js';
+import { lagSummary, latencySummary, nearestRank, summarizeRun } from '../bench/load/summary.js';
+import { planFor } from '../bench/load/client.js';
+import { medianRun, scenarioTable, type PathRun } from '../bench/load/report.js';
+import { gatewayAvailable, gatewayLine } from '../bench/load.js';
+import { commands } from '../src/cli/commands/index.js';
+import { isExecutable } from './helpers/executable.js';
+import { twoProxies } from './helpers/mesh.js';
+import { repoRoot } from './helpers/paths.js';
+
+const K6_DIR = join(repoRoot, 'bench/k6');
+const TSC = join(repoRoot, 'node_modules/.bin/tsc');
+const SERVER = join(repoRoot, 'dist/bench/load/http-server.js');
+const CLIENT = join(repoRoot, 'dist/bench/load/client.js');
+
+function constant(over: Partial<ConstantScenario> = {}): ConstantScenario {
+  return {
+    name: 'test',
+    kind: 'constant',
+    description: 'test',
+    rate: 50,
+    durationSeconds: 1,
+    requestBytes: 1024,
+    responseBytes: 1024,
+    maxInFlight: 200,
+    thresholds: { p99Ms: 1000, errorRate: 0 },
+    ...over,
+  };
+}
+
+/** bench/load/http-server.js on a free loopback port; resolves once it listens. */
+async function startServer(...args: string[]): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [SERVER, '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /^ready (\d+)$/m.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`http-server exited (${code}) before listening`)));
+  });
+  return {
+    port,
+    child,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Runs the runner's client process once; resolves to its summary. */
+function runClient(scenario: Scenario, port: number, warmupSeconds = 0): Promise<{ summary: LoadSummary; lagMs: unknown }> {
+  const spec = { scenario, host: '127.0.0.1', port, timeoutMs: 5000, warmupSeconds };
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLIENT, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    child.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`client exited ${code}: ${err}`));
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line === undefined) return reject(new Error(`client printed no summary: ${out}`));
+      resolve(JSON.parse(line) as { summary: LoadSummary; lagMs: unknown });
+    });
+  });
+}
+
+// --- the k6 scripts ---
+
+function typeCheck(project: string): { status: number | null; output: string } {
+  const r = spawnSync(TSC, ['--noEmit', '-p', project], { encoding: 'utf8', timeout: 120_000 });
+  if (r.error) assert.fail(`could not run ${TSC} (npm ci installs typescript): ${r.error.message}`);
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+test('the k6 scripts type-check against @types/k6 (tsc --noEmit -p bench/k6/tsconfig.json)', () => {
+  const r = typeCheck(join(K6_DIR, 'tsconfig.json'));
+  assert.equal(r.status, 0, r.output);
+});
+
+test('the type check catches a wrong call into the k6 API', () => {
+  // A copy of the scripts with one call made wrong must fail the same check.
+  const dir = mkdtempSync(join(tmpdir(), 'noisemesh-k6-typecheck-'));
+  try {
+    cpSync(K6_DIR, dir, { recursive: true });
+    symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'));
+    const http = readFileSync(join(dir, 'http.ts'), 'utf8');
+    const broken = http.replace("http.post(url, body, { timeout: '10s'", "http.post(url, body, { timeout: '10s', redirects: 'none'");
+    assert.notEqual(broken, http, 'the edit must apply');
+    writeFileSync(join(dir, 'http.ts'), broken);
+    const r = typeCheck(join(dir, 'tsconfig.json'));
+    assert.notEqual(r.status, 0, 'a type error must fail the check');
+    assert.match(r.output, /http\.ts\(\d+,\d+\): error TS2322/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('@types/k6 is pinned exactly, and the Job runs the k6 release it describes', () => {
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+  const types = pkg.devDependencies['@types/k6'];
+  assert.match(types ?? '', /^\d+\.\d+\.\d+$/, '@types/k6 must be an exact version');
+  const job = parse(readFileSync(join(K6_DIR, 'deploy/job.yaml'), 'utf8')) as { spec: { template: { spec: { containers: { image: string }[] } } } };
+  const image = job.spec.template.spec.containers[0]!.image;
+  const tag = /^grafana\/k6:(\d+)\.(\d+)\.\d+$/.exec(image);
+  assert.ok(tag, `${image} must be grafana/k6 at a pinned release`);
+  assert.equal(`${tag[1]}.${tag[2]}`, types!.split('.').slice(0, 2).join('.'), 'the types describe the image\'s major.minor');
+});
+
+test('every scenario of scenarios.json has a k6 script of its kind', () => {
+  const file = loadScenarios();
+  assert.ok(file.scenarios.length > 0);
+  for (const s of file.scenarios) {
+    const script = readFileSync(join(K6_DIR, K6_SCRIPTS[s.kind]), 'utf8');
+    assert.match(script, new RegExp(`pickScenario\\('${s.kind}'\\)`), `${K6_SCRIPTS[s.kind]} runs ${s.kind} scenarios`);
+  }
+  const kinds = new Set(file.scenarios.map((s) => s.kind));
+  for (const kind of ['constant', 'ramp', 'churn', 'gateway'] as const) assert.ok(kinds.has(kind), `a ${kind} scenario`);
+  const rates = file.scenarios.filter((s): s is ConstantScenario => s.kind === 'constant').map((s) => s.rate);
+  assert.deepEqual(rates, [20, 200, 2000]);
+});
+
+test('a broken scenario file is refused with the field and what it must be', () => {
+  const good = JSON.parse(readFileSync(join(K6_DIR, 'scenarios.json'), 'utf8')) as { scenarios: Record<string, unknown>[] };
+  const cases: [(s: Record<string, unknown>[]) => void, RegExp][] = [
+    [(s) => (s[0]!.rate = -1), /scenarios\[0\]\.rate: must be an integer from 1/],
+    [(s) => delete s[1]!.thresholds, /scenarios\[1\]\.thresholds: missing/],
+    [(s) => (s[2]!.kind = 'soak'), /scenarios\[2\]\.kind: must be one of/],
+    [(s) => (s[3]!.steps = [100, 50]), /scenarios\[3\]\.steps: rates must ascend/],
+    [(s) => (s[5]!.deniedPaths = ['../etc']), /scenarios\[5\]\.deniedPaths: must be a non-empty list of secret paths/],
+    [(s) => (s[1]!.name = s[0]!.name), /scenarios\[1\]\.name: "http-20" is already used/],
+  ];
+  for (const [mutate, message] of cases) {
+    const copy = structuredClone(good);
+    mutate(copy.scenarios);
+    assert.throws(() => parseScenarios(JSON.stringify(copy)), message);
+  }
+  assert.throws(() => parseScenarios('{'), /not JSON/);
+});
+
+// --- the kubernetes manifests ---
+
+test('bench/k6 renders with kubectl kustomize: a k6 Job with every script in its ConfigMap', () => {
+  const kubectl = ['/usr/bin', '/usr/local/bin', ...(process.env.PATH ?? '').split(':')].map((d) => join(d, 'kubectl')).find(isExecutable);
+  if (kubectl === undefined) assert.fail('kubectl is missing: install the Debian package kubernetes-client');
+  const r = spawnSync(kubectl, ['kustomize', K6_DIR], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const docs = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string }; data?: Record<string, string>; spec?: any });
+  const cm = docs.find((d) => d.kind === 'ConfigMap');
+  const job = docs.find((d) => d.kind === 'Job');
+  assert.ok(cm && job, 'a ConfigMap and a Job');
+  assert.equal(job.metadata.namespace, 'noisemesh-bench');
+  // Every file k6 loads is in the ConfigMap, as it is in the repository.
+  const files = readdirSync(K6_DIR).filter((f) => f.endsWith('.ts') || f === 'scenarios.json');
+  assert.deepEqual(Object.keys(cm.data!).sort(), files.sort());
+  for (const f of files) assert.equal(cm.data![f], readFileSync(join(K6_DIR, f), 'utf8'), `${f} verbatim`);
+  const pod = job.spec.template.spec;
+  const volume = pod.volumes.find((v: { configMap?: { name: string } }) => v.configMap !== undefined);
+  assert.equal(volume.configMap.name, cm.metadata.name, 'the Job mounts the generated (hashed) ConfigMap');
+  const container = pod.containers[0];
+  const env = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+  assert.ok(env.SCRIPT in cm.data!, `SCRIPT ${env.SCRIPT} is a mounted file`);
+  const scenario = loadScenarios().scenarios.find((s) => s.name === env.SCENARIO);
+  assert.ok(scenario, `SCENARIO ${env.SCENARIO} is in scenarios.json`);
+  assert.equal(K6_SCRIPTS[scenario.kind], env.SCRIPT);
+  assert.deepEqual(container.args, ['run', '--no-usage-report', '/scripts/$(SCRIPT)']);
+  assert.equal(pod.restartPolicy, 'Never');
+});
+
+// --- the runner's logic ---
+
+test('arrival schedule: constant rate and a ramp give the rate k6 would at every moment', () => {
+  const c = constantArrivals(2000, 2);
+  assert.equal(c.length, 4000);
+  assert.equal(c[0], 0);
+  assert.equal(c[1], 0.5);
+  assert.equal(c[3999], 1999.5);
+
+  const ramp: RampScenario = { name: 'r', kind: 'ramp', description: 'r', steps: [100, 300, 600], stepSeconds: 2, requestBytes: 1, responseBytes: 1, maxInFlight: 10, thresholds: { p99Ms: 1, errorRate: 0 } };
+  const times = arrivalsFor(ramp);
+  for (let i = 1; i < times.length; i++) assert.ok(times[i]! > times[i - 1]!, 'strictly ascending');
+  const { windows, stages } = rampProfile(ramp);
+  assert.deepEqual(windows.map((w) => [w.rate, w.fromSeconds, w.toSeconds]), [[100, 0, 2], [300, 3, 5], [600, 6, 8]]);
+  const count = (from: number, to: number): number => times.filter((t) => t >= from * 1000 && t < to * 1000).length;
+  // Each hold: rate x seconds (to one arrival at the edges); each 1 s climb: the mean of its ends.
+  for (const w of windows) assert.ok(Math.abs(count(w.fromSeconds, w.toSeconds) - w.rate * 2) <= 1, `step ${w.rate}`);
+  assert.ok(Math.abs(count(2, 3) - 200) <= 1);
+  assert.ok(Math.abs(count(5, 6) - 450) <= 1);
+  assert.equal(times.length, Math.round(200 + 200 + 600 + 450 + 1200));
+  // A flat ramp is the constant schedule.
+  assert.deepEqual(Array.from(rampArrivals(50, [{ seconds: 2, target: 50 }])), Array.from(constantArrivals(50, 2)));
+  assert.equal(stages.length, 5);
+});
+
+test('percentiles are nearest-rank; no values, no latency', () => {
+  const values = Array.from({ length: 1000 }, (_, i) => 1000 - i); // 1..1000, unsorted
+  const l = latencySummary(values)!;
+  assert.deepEqual(l, { p50: 500, p99: 990, p999: 999, max: 1000 });
+  assert.equal(nearestRank([7], 0.999), 7);
+  assert.equal(nearestRank([1, 2, 3, 4], 0.5), 2);
+  assert.equal(latencySummary([]), null);
+  // Of several rounds, the one with the median p99, with the range; a round with no answer ranks last.
+  const round = (p99: number | null): PathRun => ({
+    path: 'chacha',
+    name: String(p99),
+    summary: { latencyMs: p99 === null ? null : { p50: 1, p99, p999: p99, max: p99 } } as LoadSummary,
+    lagMs: null,
+    costs: [],
+  });
+  const m = medianRun([round(9), round(null), round(3)]);
+  assert.equal(m.name, '9');
+  assert.deepEqual(m.p99RangeMs, [3, Number.POSITIVE_INFINITY]);
+  assert.equal(medianRun([round(4)]).p99RangeMs, undefined);
+});
+
+test('the gateway mix is exact and the same on both sides', () => {
+  for (const share of [0, 0.2, 0.5, 1]) {
+    let denied = 0;
+    for (let i = 0; i < 1000; i++) if (isDenied(i, share)) denied++;
+    assert.equal(denied, Math.round(1000 * share));
+  }
+  const plan = planFor({ name: 'g', kind: 'gateway', description: 'g', rate: 1, durationSeconds: 1, deniedShare: 0.2, allowedPaths: ['a/x'], deniedPaths: ['b/y'], maxInFlight: 1, thresholds: { p99Ms: 1, errorRate: 0 } });
+  const asked = Array.from({ length: 10 }, (_, i) => plan(i));
+  assert.deepEqual(asked.filter((p) => p.expectStatus === 403).map((p) => p.path), ['/v1/secrets/b/y', '/v1/secrets/b/y']);
+  assert.ok(asked.every((p) => p.method === 'GET' && (p.expectStatus === 200) === (p.path === '/v1/secrets/a/x')));
+});
+
+test('against a server that answers after 20 ms, p50 is 20 ms and up; the summary counts every request', async () => {
+  const server = await startServer('--delay-ms', '20');
+  try {
+    const s = constant({ rate: 40, durationSeconds: 2 });
+    const raw = await openLoop({
+      target: { host: '127.0.0.1', port: server.port },
+      schedule: arrivalsFor(s),
+      plan: planFor(s),
+      body: Buffer.alloc(1024),
+      newConnectionPerRequest: false,
+      maxInFlight: 100,
+      timeoutMs: 5000,
+    });
+    const summary = summarizeRun(s, raw);
+    assert.equal(summary.requests, 80);
+    assert.equal(summary.errors, 0);
+    assert.equal(summary.dropped, 0);
+    const l = summary.latencyMs!;
+    assert.ok(l.p50 >= 20, `p50 ${l.p50} ms cannot beat the server's 20 ms`);
+    assert.ok(l.p50 < 120, `p50 ${l.p50} ms: 20 ms plus a generous margin`);
+    assert.ok(l.p50 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max);
+    assert.equal(summary.thresholds.p99Ms.ok, l.p99 < 1000);
+    // A threshold below the server's delay fails, and the run with it.
+    const strict = summarizeRun(constant({ rate: 40, durationSeconds: 2, thresholds: { p99Ms: 15, errorRate: 0 } }), raw);
+    assert.equal(strict.thresholds.p99Ms.ok, false);
+    assert.equal(strict.ok, false);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('an open model keeps its arrival rate when the server slows; a closed loop does not', async () => {
+  const server = await startServer('--delay-ms', '200');
+  try {
+    const s = constant({ rate: 50, durationSeconds: 2 });
+    const options = { target: { host: '127.0.0.1', port: server.port }, plan: planFor(s), body: Buffer.alloc(1024), newConnectionPerRequest: false, timeoutMs: 5000 };
+    const raw = await openLoop({ ...options, schedule: arrivalsFor(s), maxInFlight: 100 });
+    const summary = summarizeRun(s, raw);
+    // Every arrival was sent on its schedule, ten or so waiting at a time, and each waited 200 ms.
+    assert.equal(summary.requests, 100);
+    assert.equal(summary.errors, 0);
+    assert.equal(summary.achievedRate, 50);
+    const lag = lagSummary(raw)!;
+    // A closed loop of two would fall seconds behind (100 requests, 200 ms each, two at a time).
+    assert.ok(lag.p99 < 500, `requests started ${lag.p99} ms behind schedule: the arrivals waited for answers`);
+    assert.ok(summary.latencyMs!.p50 >= 200);
+    // Two connections in a closed loop: at most one request per 200 ms each, ~10/s, whatever the target rate.
+    const closed = await closedLoop({ ...options, concurrency: 2, durationMs: 2000 });
+    assert.ok(closed.requests <= 24, `a closed loop sent ${closed.requests}`);
+    assert.ok(closed.requests / (closed.elapsedMs / 1000) < 25);
+    // And with too few requests allowed in flight, the open model drops and counts, never queues.
+    const capped = summarizeRun(s, await openLoop({ ...options, schedule: arrivalsFor(s), maxInFlight: 4 }));
+    assert.ok(capped.dropped > 50, `${capped.dropped} dropped`);
+    assert.equal(capped.requests + capped.dropped, 100);
+    assert.equal(capped.ok, false);
+  } finally {
+    await server.stop();
+  }
+});
+
+// --- end to end on loopback ---
+
+const SUMMARY_FIELDS = ['scenario', 'kind', 'generator', 'targetRate', 'durationSeconds', 'requests', 'dropped', 'achievedRate', 'errors', 'errorRate', 'errorKinds', 'latencyMs', 'thresholds', 'ok'];
+
+test('end to end through two proxies on loopback: every field of the summary, and a resetting target is all errors', async () => {
+  const app = await startServer();
+  const resetting = await startServer('--reset');
+  const mesh = await twoProxies(app.port);
+  try {
+    const s = constant({ name: 'e2e', rate: 100, durationSeconds: 1 });
+    const { summary, lagMs } = await runClient(s, mesh.entryPort, 1);
+    for (const f of SUMMARY_FIELDS) assert.ok(f in summary, `summary.${f}`);
+    assert.deepEqual(Object.keys(summary.latencyMs!).sort(), ['max', 'p50', 'p99', 'p999']);
+    assert.deepEqual(Object.keys(summary.errorKinds).sort(), ['body', 'other', 'refused', 'reset', 'status', 'timeout']);
+    assert.equal(summary.generator, 'node-open-model');
+    assert.equal(summary.requests, 100);
+    assert.equal(summary.errors, 0, JSON.stringify(summary.errorKinds));
+    assert.ok(lagMs !== null);
+
+    // A new connection per request through the mesh: each one a Noise handshake.
+    const churn = await runClient({ ...s, name: 'e2e-churn', kind: 'churn', rate: 50 }, mesh.entryPort);
+    assert.equal(churn.summary.requests, 50);
+    assert.equal(churn.summary.errors, 0);
+    assert.ok('handshakes' in churn.summary);
+
+    const bad = await runClient(constant({ name: 'reset', rate: 50, durationSeconds: 1 }), resetting.port);
+    assert.equal(bad.summary.requests, 50);
+    assert.equal(bad.summary.errors, 50, 'every reset is an error');
+    assert.equal(bad.summary.errorKinds.reset, 50);
+    assert.equal(bad.summary.errorRate, 1);
+    assert.equal(bad.summary.latencyMs, null, 'a reset is not a fast request');
+    assert.equal(bad.summary.thresholds.errorRate.ok, false);
+    assert.equal(bad.summary.ok, false);
+
+    // A 404 is the wrong answer, not a success.
+    const wrong = await runClient({ ...constant({ name: 'gw', rate: 20, durationSeconds: 1 }), kind: 'gateway', deniedShare: 0, allowedPaths: ['a/b'], deniedPaths: ['c/d'] } as Scenario, app.port);
+    assert.equal(wrong.summary.errorKinds.status, 20);
+
+    // The runner prints these summaries as its tables.
+    const runs: PathRun[] = [
+      { path: 'plain', name: 'plain TCP', summary: bad.summary, lagMs: null, costs: [] },
+      { path: 'chacha', name: 'noisemesh', summary, lagMs: null, costs: [{ label: 'A', cores: 0.01, peakRssKiB: 51200 }, { label: 'B', cores: 0.02, peakRssKiB: 40960 }] },
+    ];
+    const table = scenarioTable(runs);
+    assert.match(table, /plain TCP .* 50 \(100\.00%\) reset 50/);
+    assert.match(table, /noisemesh .* 0 \(0\.00%\)/);
+    assert.match(table, /50\.0 +40\.0/);
+  } finally {
+    await mesh.close();
+    await app.stop();
+    await resetting.stop();
+  }
+});
+
+test('gateway scenarios report "not available" until the CLI has a gateway command', () => {
+  const s = loadScenarios().scenarios.find((x) => x.kind === 'gateway')!;
+  // The command list the CLI prints is the one the runner checks.
+  const usage = spawnSync(process.execPath, [join(repoRoot, 'dist/src/cli/main.js')], { encoding: 'utf8' }).stderr;
+  assert.equal(/^\s+gateway\s/m.test(usage), gatewayAvailable());
+  assert.equal(gatewayAvailable(), 'gateway' in commands);
+  assert.equal(gatewayLine(s, {}), `${s.name}: gateway: not available in this build`);
+  assert.match(gatewayLine(s, { ...commands, gateway: {} }), /exists, but this runner does not start it yet/);
+});

@@ -1,7 +1,8 @@
 {
-  # The original-destination addon (native/original_dst.c). npm runs `node-gyp rebuild` at
-  # install when this file exists; the result is build/Release/original_dst.node, loaded by
-  # src/proxy/capture/addon.ts.
+  # The addons (native/*.c). npm runs `node-gyp rebuild` at install when this file exists;
+  # the results are build/Release/<target>.node: original_dst, loaded by
+  # src/proxy/capture/addon.ts; aead_context, by src/noise/aead-openssl.ts; nofile_limit, by
+  # src/proxy/runtime/descriptor-limit.ts.
   "targets": [
     {
       "target_name": "original_dst",
@@ -12,6 +13,12 @@
     {
       "target_name": "aead_context",
       "sources": ["native/aead_context.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
+      "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
+    },
+    {
+      "target_name": "nofile_limit",
+      "sources": ["native/nofile_limit.c"],
       "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
       "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
     }

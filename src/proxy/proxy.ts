@@ -21,6 +21,7 @@ import {
 import { SessionTable } from './session/session-table.js';
 import { ProxyMetrics } from './telemetry/metrics.js';
 import { createAdminServer } from './telemetry/admin-server.js';
+import type { ConnectionCaps } from './runtime/descriptor-budget.js';
 import type { Logger } from './telemetry/logger.js';
 import type { Identity, PeerDirectory } from './peers.js';
 
@@ -55,6 +56,8 @@ export interface ProxyOptions {
   readonly originalDestinationOf?: OriginalDestinationOf;
   readonly policy?: InboundPolicy;
   readonly handshakeTimeoutMs?: number;
+  /** From the descriptor limit (`descriptorBudget`); absent: LIMITS' ceilings, admin unbounded. */
+  readonly caps?: ConnectionCaps;
 }
 
 export interface BoundPorts {
@@ -99,12 +102,17 @@ export class Proxy {
       log: o.log,
       ...(o.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: o.handshakeTimeoutMs }),
     };
-    this.initiator = new MeshInitiator(shared);
+    const caps = o.caps && {
+      maxSessions: o.caps.sessions,
+      pending: { total: o.caps.pendingHandshakes, perSource: o.caps.pendingHandshakesPerSource },
+    };
+    this.initiator = new MeshInitiator({ ...shared, ...(caps && { maxSessions: caps.maxSessions }) });
     this.responder = new MeshResponder({
       ...shared,
       targetHost: o.inbound.targetHost,
       ownPorts: this.ownPorts,
       ...(o.policy && { policy: o.policy }),
+      ...caps,
     });
   }
 
@@ -230,6 +238,8 @@ export class Proxy {
       readiness: () => ({ registry: this.registryReady, listeners: this.bound !== null && !this.draining }),
     });
     this.adminServer = server;
+    // Its share of the descriptor budget: connections beyond it are closed on accept.
+    if (this.o.caps) server.maxConnections = this.o.caps.adminConnections;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: address.host, port: address.port }, () => {

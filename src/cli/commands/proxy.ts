@@ -7,7 +7,17 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { backendByName, decodeKey, defaultAeadEngine, encodeKey, BadKeyError, type KeyPair } from '../../noise/index.js';
 import { REBUILD_HINT } from '../../native/index.js';
-import { Proxy, createLogger, tuneHeapForProxy, type Identity, type OriginalDestinationOf } from '../../proxy/index.js';
+import {
+  Proxy,
+  createLogger,
+  descriptorBudget,
+  raiseDescriptorLimit,
+  tuneHeapForProxy,
+  type ConnectionCaps,
+  type Identity,
+  type Logger,
+  type OriginalDestinationOf,
+} from '../../proxy/index.js';
 import { addonOriginalDestinationLookup, CaptureError } from '../../proxy/capture/index.js';
 import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
 import { ConfigError } from '../config/config-reader.js';
@@ -36,6 +46,7 @@ export const proxy: Command = {
           `which is correct but costs ~10 µs more a message; ${REBUILD_HINT}`,
       );
     }
+    const caps = connectionCaps(config, log);
     const identity = loadIdentity(config, backend.dh('25519').keyPairFromPrivate.bind(backend.dh('25519')), () => backend.dh('25519').generateKeyPair());
     const psk = config.pskFile === null ? undefined : readKeyFile(config.pskFile, 'psk.file');
 
@@ -73,6 +84,7 @@ export const proxy: Command = {
         ...(config.inbound.capture && { capture: config.inbound.capture }),
       },
       ...(config.admin && { admin: config.admin }),
+      caps,
     });
     registry.attach(sidecar);
     try {
@@ -102,6 +114,36 @@ export const proxy: Command = {
     return 0;
   },
 };
+
+/**
+ * Raises the descriptor limit to the hard limit and shares it out (README, "Strangers");
+ * caps set in the configuration may lower a derived cap, never raise it past the limit.
+ */
+function connectionCaps(config: ProxyConfig, log: Logger): ConnectionCaps {
+  const limit = raiseDescriptorLimit();
+  if (limit.problem !== undefined) log.warn({ event: 'descriptors', limit: limit.soft }, limit.problem);
+  const listeners = 1 + (config.admin ? 1 : 0) + (config.outbound.capture ? 1 : 0) + (config.inbound.capture ? 1 : 0) + config.outbound.explicit.length;
+  const budget = descriptorBudget(limit.soft, listeners);
+  const pick = (key: keyof ProxyConfig['limits'], derived: number, ceiling: number, why: string): number => {
+    const wanted = config.limits[key];
+    if (wanted === null) return Math.min(derived, ceiling);
+    if (wanted > ceiling) {
+      log.warn({ event: 'descriptors', setting: `limits.${key}`, wanted, used: ceiling, limit: limit.soft }, `limits.${key} is more than ${why}; using ${ceiling}`);
+      return ceiling;
+    }
+    return wanted;
+  };
+  const allows = `the descriptor limit allows (raise it with ulimit -n or the pod's limits)`;
+  const pendingHandshakes = pick('pendingHandshakes', budget.pendingHandshakes, budget.pendingHandshakes, allows);
+  const caps: ConnectionCaps = {
+    pendingHandshakes,
+    pendingHandshakesPerSource: pick('pendingHandshakesPerSource', budget.pendingHandshakesPerSource, pendingHandshakes, 'limits.pendingHandshakes'),
+    sessions: pick('sessions', budget.sessions, budget.sessions, allows),
+    adminConnections: budget.adminConnections,
+  };
+  log.info({ event: 'descriptors', limit: limit.soft, hard: limit.hard, raisedFrom: limit.raisedFrom, reserved: budget.reserved, ...caps }, 'connection caps');
+  return caps;
+}
 
 function loadIdentity(config: ProxyConfig, fromPrivate: (key: Uint8Array) => KeyPair, generate: () => KeyPair): Identity {
   const keyPair = config.identity.privateKeyFile === null

@@ -37,6 +37,12 @@ export interface ProxyConfig {
   readonly admin: HostPort | null;
   readonly drainSeconds: number;
   readonly logLevel: string;
+  /** Lower caps than the descriptor limit allows (README, "Strangers"); null: the derived cap. */
+  readonly limits: {
+    readonly pendingHandshakes: number | null;
+    readonly pendingHandshakesPerSource: number | null;
+    readonly sessions: number | null;
+  };
 }
 
 const AGENT_ID = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
@@ -60,7 +66,7 @@ export function loadProxyConfig(file: string): ProxyConfig {
 
 export function parseProxyConfig(document: unknown, source = 'config'): ProxyConfig {
   const r = new ConfigReader();
-  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'shutdown', 'log']) ?? {};
+  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'shutdown', 'log', 'limits']) ?? {};
 
   const trustDomain = r.string(root.trustDomain, 'trustDomain', 'a DNS-like name such as cluster.local') ?? 'cluster.local';
   const suite = r.string(root.suite, 'suite', `a Noise IK protocol name such as ${PROTOCOL.protocolName}`) ?? PROTOCOL.protocolName;
@@ -148,6 +154,15 @@ export function parseProxyConfig(document: unknown, source = 'config'): ProxyCon
   const drainSeconds = r.number(shutdown?.drainSeconds, 'shutdown.drainSeconds', 0, 3600) ?? 15;
   const log = r.object(root.log, 'log', ['level']);
   const logLevel = r.oneOf(log?.level, 'log.level', LOG_LEVELS) ?? 'info';
+  const limitsNode = r.object(root.limits, 'limits', ['pendingHandshakes', 'pendingHandshakesPerSource', 'sessions']);
+  const limits = {
+    pendingHandshakes: count(r, limitsNode?.pendingHandshakes, 'limits.pendingHandshakes'),
+    pendingHandshakesPerSource: count(r, limitsNode?.pendingHandshakesPerSource, 'limits.pendingHandshakesPerSource'),
+    sessions: count(r, limitsNode?.sessions, 'limits.sessions'),
+  };
+  if (limits.pendingHandshakes !== null && limits.pendingHandshakesPerSource !== null && limits.pendingHandshakesPerSource > limits.pendingHandshakes) {
+    r.problem('limits.pendingHandshakesPerSource', `must not exceed limits.pendingHandshakes (${limits.pendingHandshakes}); got ${limits.pendingHandshakesPerSource}`);
+  }
 
   const ports = [
     ['inbound.meshPort', meshPort],
@@ -176,7 +191,19 @@ export function parseProxyConfig(document: unknown, source = 'config'): ProxyCon
     admin,
     drainSeconds,
     logLevel,
+    limits,
   };
+}
+
+/** A cap: an integer from 1 to 1,000,000, or null when absent. */
+function count(r: ConfigReader, value: unknown, path: string): number | null {
+  const n = r.number(value, path, 1, 1_000_000);
+  if (n === undefined) return null;
+  if (!Number.isInteger(n)) {
+    r.problem(path, `must be a whole number from 1 to 1000000; got ${JSON.stringify(value)}`);
+    return null;
+  }
+  return n;
 }
 
 function address(r: ConfigReader, value: unknown, path: string): string | undefined {

@@ -36,7 +36,7 @@ import { readHandshakeFrame, HandshakeReadError } from '../src/proxy/session/han
 import { readProcLimits } from '../src/proxy/runtime/index.js';
 import { parseProxyConfig } from '../src/cli/config/proxy-config.js';
 import { ConfigError } from '../src/cli/config/config-reader.js';
-import { TRUST_DOMAIN, dial, tcpServer, twoProxies } from './helpers/mesh.js';
+import { TRUST_DOMAIN, dial, readAll, tcpServer, twoProxies } from './helpers/mesh.js';
 
 const IK = parseProtocolName(PROTOCOL.protocolName);
 const PREAMBLE = Buffer.from(PROTOCOL.preamble);
@@ -254,6 +254,49 @@ test('a message 1 that arrives in pieces, within bounds, is answered: status 0',
     socket.destroy();
   } finally {
     await mesh.close();
+    await target.close();
+  }
+});
+
+/** How a new connection to `port` ends; a reset can come before node has seen it connect. */
+async function endingOf(port: number): Promise<string> {
+  try {
+    return (await readAll(await dial(port))).ending;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET') return 'reset';
+    throw err;
+  }
+}
+
+test('the session cap counts handshakes under way, in both directions', async () => {
+  const target = await tcpServer((s) => s.pipe(s));
+  const one = { pendingHandshakes: 4, pendingHandshakesPerSource: 4, sessions: 1, adminConnections: 4 };
+  // The server takes one session: a second handshake gets status 7 and the application a reset.
+  const mesh = await twoProxies(target.port, { caps: { server: one } });
+  try {
+    const first = await dial(mesh.entryPort);
+    first.write('one');
+    await new Promise((r) => first.once('data', r));
+    assert.equal(await endingOf(mesh.entryPort), 'reset');
+    const metrics = await mesh.server.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total');
+    assert.match(metrics, /result="overloaded"\} 1/);
+    first.destroy();
+  } finally {
+    await mesh.close();
+  }
+  // The client opens one: a second application connection is reset before it dials.
+  const client = await twoProxies(target.port, { caps: { client: one } });
+  try {
+    const first = await dial(client.entryPort);
+    first.write('one');
+    await new Promise((r) => first.once('data', r));
+    assert.equal(await endingOf(client.entryPort), 'reset');
+    const metrics = await client.client.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total');
+    assert.match(metrics, /role="initiator",result="overloaded"\} 1/);
+    assert.doesNotMatch(await client.server.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total'), /overloaded/);
+    first.destroy();
+  } finally {
+    await client.close();
     await target.close();
   }
 });

@@ -26,6 +26,7 @@ import {
   type MeshPeer,
   type PeerDirectory,
   type ProxyOptions,
+  type ConnectionCaps,
 } from '../../src/proxy/index.js';
 
 export const TRUST_DOMAIN = 'cluster.local';
@@ -92,6 +93,8 @@ export interface TwoProxyOptions {
   /** Puts something between the proxies: given B's mesh port, returns the port A dials. */
   readonly via?: (serverMeshPort: number) => Promise<number>;
   readonly handshakeTimeoutMs?: number;
+  /** Connection caps of each proxy (absent: LIMITS' ceilings). */
+  readonly caps?: { readonly client?: ConnectionCaps; readonly server?: ConnectionCaps };
 }
 
 /**
@@ -116,6 +119,7 @@ export async function twoProxies(targetPort: number, options: TwoProxyOptions = 
     directory: serverView,
     outbound: { mode: 'permissive', explicit: [] },
     inbound: { mesh: { host: '127.0.0.1', port: 0 }, targetHost: '127.0.0.1' },
+    ...(options.caps?.server && { caps: options.caps.server }),
   });
   const serverMeshPort = (await server.start()).mesh;
   const dialPort = options.via ? await options.via(serverMeshPort) : serverMeshPort;
@@ -125,6 +129,7 @@ export async function twoProxies(targetPort: number, options: TwoProxyOptions = 
     directory: clientView,
     outbound: { mode: 'permissive', explicit: [{ listen: { host: '127.0.0.1', port: 0 }, peer: serverId.agentId, port: targetPort }] },
     inbound: { mesh: { host: '127.0.0.1', port: 0 }, targetHost: '127.0.0.1' },
+    ...(options.caps?.client && { caps: options.caps.client }),
   });
   const clientPorts = await client.start();
   for (const view of [clientView, serverView]) {

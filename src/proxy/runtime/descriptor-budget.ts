@@ -9,7 +9,9 @@
  * its second descriptor). The caps are therefore always below the limit, so accept(2) never
  * meets EMFILE and the registry can always be read.
  */
-import { LIMITS } from '../protocol/index.js';
+// The constants alone, not protocol/index: runtime/ must stay cheap to import, as the heap
+// tuning beside it takes effect only from the moment it runs (test/proxy-runtime.test.ts).
+import { LIMITS } from '../protocol/constants.js';
 
 export const DESCRIPTOR_RESERVE = {
   /**

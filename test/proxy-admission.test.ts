@@ -251,12 +251,29 @@ test('a message 1 that arrives in pieces, within bounds, is answered: status 0',
       if (status === null) await sleep(20);
     }
     assert.equal(status, 0);
-    socket.destroy();
+    await closed(socket);
+    await waitFor(() => mesh.server.sessions.size === 0, 'the session over');
   } finally {
     await mesh.close();
     await target.close();
   }
 });
+
+/** Destroys `socket` and resolves once node has closed it, so nothing is in flight when a test ends. */
+function closed(socket: Socket): Promise<void> {
+  if (socket.closed) return Promise.resolve();
+  const done = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.destroy();
+  return done;
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
 
 /** How a new connection to `port` ends; a reset can come before node has seen it connect. */
 async function endingOf(port: number): Promise<string> {
@@ -280,7 +297,8 @@ test('the session cap counts handshakes under way, in both directions', async ()
     assert.equal(await endingOf(mesh.entryPort), 'reset');
     const metrics = await mesh.server.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total');
     assert.match(metrics, /result="overloaded"\} 1/);
-    first.destroy();
+    await closed(first);
+    await waitFor(() => mesh.server.sessions.size === 0 && mesh.client.sessions.size === 0, 'the sessions over');
   } finally {
     await mesh.close();
   }
@@ -294,7 +312,8 @@ test('the session cap counts handshakes under way, in both directions', async ()
     const metrics = await client.client.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total');
     assert.match(metrics, /role="initiator",result="overloaded"\} 1/);
     assert.doesNotMatch(await client.server.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total'), /overloaded/);
-    first.destroy();
+    await closed(first);
+    await waitFor(() => client.server.sessions.size === 0 && client.client.sessions.size === 0, 'the sessions over');
   } finally {
     await client.close();
     await target.close();

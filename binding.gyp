@@ -1,8 +1,9 @@
 {
-  # The native addons (native/*.c). npm runs `node-gyp rebuild` at
-  # install when this file exists; the results are build/Release/<target>.node: original_dst
-  # (loaded by src/proxy/capture/addon.ts), tcp_liveness (src/proxy/transport/liveness-addon.ts)
-  # and aead_context (src/noise/aead-openssl.ts).
+  # The native addons (native/*.c). npm runs `node-gyp rebuild` at install when this file
+  # exists; the results are build/Release/<target>.node: original_dst (loaded by
+  # src/proxy/capture/addon.ts), tcp_liveness (src/proxy/transport/liveness-addon.ts),
+  # aead_context (src/noise/aead-openssl.ts) and nofile_limit
+  # (src/proxy/runtime/descriptor-limit.ts).
   "targets": [
     {
       "target_name": "original_dst",
@@ -19,6 +20,12 @@
     {
       "target_name": "aead_context",
       "sources": ["native/aead_context.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
+      "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
+    },
+    {
+      "target_name": "nofile_limit",
+      "sources": ["native/nofile_limit.c"],
       "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
       "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
     }

@@ -7,6 +7,7 @@ export { Transport } from './transport.js';
 export { CipherState } from './cipher-state.js';
 export { SymmetricState } from './symmetric-state.js';
 export { parseProtocolName, cipherSuite, type Protocol, type CipherSuite } from './protocol.js';
+export { handshakeMessageOverhead, DH_LEN } from './message-length.js';
 export { handshakePattern, basePatternNames, type HandshakePattern, type MessagePattern, type Token, type Role } from './patterns.js';
 export { hmac, hkdf } from './hkdf.js';
 export { backends, backendByName } from './backend.js';

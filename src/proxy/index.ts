@@ -11,5 +11,6 @@ export { createLogger, silentLogger, type Logger } from './telemetry/logger.js';
 export * from './protocol/index.js';
 export { ReplayWindow, type ReplayVerdict } from './session/replay-window.js';
 export { TimestampClock, wallClockNs } from './session/timestamp-clock.js';
-export { tuneHeapForProxy } from './runtime/index.js';
+export { tuneHeapForProxy, raiseDescriptorLimit, descriptorBudget, type ConnectionCaps, type DescriptorBudget, type DescriptorLimit } from './runtime/index.js';
+export { PendingHandshakes, type PendingCaps, type PendingTicket, type ShedReason } from './inbound/pending-handshakes.js';
 export { DEFAULT_KEEPALIVE, KEEPALIVE_LIMITS, deadPeerBoundSeconds, type KeepaliveSettings } from './transport/index.js';

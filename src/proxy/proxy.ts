@@ -25,6 +25,7 @@ import type { TimestampClock } from './session/timestamp-clock.js';
 import { ProxyMetrics } from './telemetry/metrics.js';
 import { createAdminServer } from './telemetry/admin-server.js';
 import { MeshSocketLiveness, type KeepaliveSettings } from './transport/index.js';
+import type { ConnectionCaps } from './runtime/descriptor-budget.js';
 import type { Logger } from './telemetry/logger.js';
 import type { Identity, PeerDirectory } from './peers.js';
 
@@ -66,6 +67,8 @@ export interface ProxyOptions {
   readonly timestampClock?: TimestampClock;
   /** Dead-peer detection on mesh sockets; DEFAULT_KEEPALIVE when absent. */
   readonly keepalive?: KeepaliveSettings;
+  /** From the descriptor limit (`descriptorBudget`); absent: LIMITS' ceilings, admin unbounded. */
+  readonly caps?: ConnectionCaps;
 }
 
 export interface BoundPorts {
@@ -116,13 +119,22 @@ export class Proxy {
       liveness: this.liveness,
       ...(o.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: o.handshakeTimeoutMs }),
     };
-    this.initiator = new MeshInitiator({ ...shared, ...(o.timestampClock && { clock: o.timestampClock }) });
+    const caps = o.caps && {
+      maxSessions: o.caps.sessions,
+      pending: { total: o.caps.pendingHandshakes, perSource: o.caps.pendingHandshakesPerSource },
+    };
+    this.initiator = new MeshInitiator({
+      ...shared,
+      ...(o.timestampClock && { clock: o.timestampClock }),
+      ...(caps && { maxSessions: caps.maxSessions }),
+    });
     this.responder = new MeshResponder({
       ...shared,
       ...(o.inbound.targetHost !== undefined && { targetHost: o.inbound.targetHost }),
       ...(o.inbound.services !== undefined && { services: o.inbound.services }),
       ownPorts: this.ownPorts,
       ...(o.policy && { policy: o.policy }),
+      ...caps,
     });
   }
 
@@ -267,6 +279,8 @@ export class Proxy {
       readinessDetails: () => (this.registryDetails === undefined ? {} : { registry: this.registryDetails() }),
     });
     this.adminServer = server;
+    // Its share of the descriptor budget: connections beyond it are closed on accept.
+    if (this.o.caps) server.maxConnections = this.o.caps.adminConnections;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: address.host, port: address.port }, () => {

@@ -28,6 +28,7 @@ import {
   type PeerDirectory,
   type ProxyOptions,
   type TimestampClock,
+  type ConnectionCaps,
 } from '../../src/proxy/index.js';
 
 export const TRUST_DOMAIN = 'cluster.local';
@@ -97,6 +98,8 @@ export interface TwoProxyOptions {
   /** The client proxy's P1 timestamp source, to step its wall clock. */
   readonly clientClock?: TimestampClock;
   readonly keepalive?: KeepaliveSettings;
+  /** Connection caps of each proxy (absent: LIMITS' ceilings). */
+  readonly caps?: { readonly client?: ConnectionCaps; readonly server?: ConnectionCaps };
 }
 
 /**
@@ -123,6 +126,7 @@ export async function twoProxies(targetPort: number, options: TwoProxyOptions = 
     directory: serverView,
     outbound: { mode: 'permissive', explicit: [] },
     inbound: { mesh: { host: '127.0.0.1', port: 0 } },
+    ...(options.caps?.server && { caps: options.caps.server }),
   });
   const serverMeshPort = (await server.start()).mesh;
   const dialPort = options.via ? await options.via(serverMeshPort) : serverMeshPort;
@@ -133,6 +137,7 @@ export async function twoProxies(targetPort: number, options: TwoProxyOptions = 
     ...(options.clientClock && { timestampClock: options.clientClock }),
     outbound: { mode: 'permissive', explicit: [{ listen: { host: '127.0.0.1', port: 0 }, peer: serverId.agentId, port: targetPort }] },
     inbound: { mesh: { host: '127.0.0.1', port: 0 } },
+    ...(options.caps?.client && { caps: options.caps.client }),
   });
   const clientPorts = await client.start();
   for (const view of [clientView, serverView]) {

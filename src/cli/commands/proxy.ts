@@ -7,7 +7,18 @@ import { parseArgs } from 'node:util';
 import { FileReadError, readRegularFileSync } from '../../files/index.js';
 import { backendByName, decodeKey, defaultAeadEngine, encodeKey, BadKeyError, type KeyPair } from '../../noise/index.js';
 import { REBUILD_HINT } from '../../native/index.js';
-import { Proxy, createLogger, tuneHeapForProxy, type BuiltInServices, type Identity, type Logger, type OriginalDestinationOf } from '../../proxy/index.js';
+import {
+  Proxy,
+  createLogger,
+  descriptorBudget,
+  raiseDescriptorLimit,
+  tuneHeapForProxy,
+  type BuiltInServices,
+  type ConnectionCaps,
+  type Identity,
+  type Logger,
+  type OriginalDestinationOf,
+} from '../../proxy/index.js';
 import { addonOriginalDestinationLookup, CaptureError } from '../../proxy/capture/index.js';
 import { loadProxyConfig, LOG_LEVELS, type LogLevel, type ProxyConfig } from '../config/proxy-config.js';
 import { ConfigError } from '../config/config-reader.js';
@@ -79,6 +90,7 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
         `which is correct but costs ~10 µs more a message; ${REBUILD_HINT}`,
     );
   }
+  const caps = connectionCaps(config, log);
   const identity = loadIdentity(config, backend.dh('25519').keyPairFromPrivate.bind(backend.dh('25519')), () => backend.dh('25519').generateKeyPair());
   const psk = config.pskFile === null ? undefined : readKeyFile(config.pskFile, 'psk.file');
 
@@ -124,6 +136,7 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
     },
     ...(config.admin && { admin: config.admin }),
     keepalive: config.keepalive,
+    caps,
   });
   const livenessLost = sidecar.liveness.describeFallback();
   if (livenessLost !== undefined) log.warn({ event: 'keepalive', boundSeconds: sidecar.liveness.boundSeconds }, `${livenessLost}; ${REBUILD_HINT}`);
@@ -183,6 +196,36 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
   // and at the latest after this grace, whatever is left open.
   setTimeout(() => process.exit(process.exitCode ?? 0), EXIT_GRACE_MS).unref();
   return 0;
+}
+
+/**
+ * Raises the descriptor limit to the hard limit and shares it out (README, "Strangers");
+ * caps set in the configuration may lower a derived cap, never raise it past the limit.
+ */
+function connectionCaps(config: ProxyConfig, log: Logger): ConnectionCaps {
+  const limit = raiseDescriptorLimit();
+  if (limit.problem !== undefined) log.warn({ event: 'descriptors', limit: limit.soft }, limit.problem);
+  const listeners = 1 + (config.admin ? 1 : 0) + (config.outbound.capture ? 1 : 0) + (config.inbound.capture ? 1 : 0) + config.outbound.explicit.length;
+  const budget = descriptorBudget(limit.soft, listeners);
+  const pick = (key: keyof ProxyConfig['limits'], derived: number, ceiling: number, why: string): number => {
+    const wanted = config.limits[key];
+    if (wanted === null) return Math.min(derived, ceiling);
+    if (wanted > ceiling) {
+      log.warn({ event: 'descriptors', setting: `limits.${key}`, wanted, used: ceiling, limit: limit.soft }, `limits.${key} is more than ${why}; using ${ceiling}`);
+      return ceiling;
+    }
+    return wanted;
+  };
+  const allows = `the descriptor limit allows (raise it with ulimit -n or the pod's limits)`;
+  const pendingHandshakes = pick('pendingHandshakes', budget.pendingHandshakes, budget.pendingHandshakes, allows);
+  const caps: ConnectionCaps = {
+    pendingHandshakes,
+    pendingHandshakesPerSource: pick('pendingHandshakesPerSource', budget.pendingHandshakesPerSource, pendingHandshakes, 'limits.pendingHandshakes'),
+    sessions: pick('sessions', budget.sessions, budget.sessions, allows),
+    adminConnections: budget.adminConnections,
+  };
+  log.info({ event: 'descriptors', limit: limit.soft, hard: limit.hard, raisedFrom: limit.raisedFrom, reserved: budget.reserved, ...caps }, 'connection caps');
+  return caps;
 }
 
 function loadIdentity(config: ProxyConfig, fromPrivate: (key: Uint8Array) => KeyPair, generate: () => KeyPair): Identity {

@@ -43,6 +43,12 @@ export interface ProxyConfig {
   readonly drainSeconds: number;
   /** Null when the file does not set it: NOISEMESH_LOG_LEVEL, then `info`, apply. */
   readonly logLevel: LogLevel | null;
+  /** Lower caps than the descriptor limit allows (README, "Strangers"); null: the derived cap. */
+  readonly limits: {
+    readonly pendingHandshakes: number | null;
+    readonly pendingHandshakesPerSource: number | null;
+    readonly sessions: number | null;
+  };
 }
 
 export type RegistryConfig =
@@ -109,7 +115,7 @@ export function readConfigDocument(file: string): unknown {
 
 /** `r`: the reader to collect into; acceptedConfigKeys() passes its own to read the schema. */
 export function parseProxyConfig(document: unknown, source = 'config', r = new ConfigReader()): ProxyConfig {
-  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'keepalive', 'shutdown', 'log']) ?? {};
+  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'keepalive', 'shutdown', 'log', 'limits']) ?? {};
 
   const trustDomain = r.string(root.trustDomain, 'trustDomain', 'a DNS-like name such as cluster.local') ?? 'cluster.local';
   const suite = r.string(root.suite, 'suite', `a Noise IK protocol name such as ${PROTOCOL.protocolName}`) ?? PROTOCOL.protocolName;
@@ -212,6 +218,15 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
   const drainSeconds = r.number(shutdown?.drainSeconds, 'shutdown.drainSeconds', 0, 3600) ?? 15;
   const log = r.object(root.log, 'log', ['level']);
   const logLevel = r.oneOf(log?.level, 'log.level', LOG_LEVELS) ?? null;
+  const limitsNode = r.object(root.limits, 'limits', ['pendingHandshakes', 'pendingHandshakesPerSource', 'sessions']);
+  const limits = {
+    pendingHandshakes: count(r, limitsNode?.pendingHandshakes, 'limits.pendingHandshakes'),
+    pendingHandshakesPerSource: count(r, limitsNode?.pendingHandshakesPerSource, 'limits.pendingHandshakesPerSource'),
+    sessions: count(r, limitsNode?.sessions, 'limits.sessions'),
+  };
+  if (limits.pendingHandshakes !== null && limits.pendingHandshakesPerSource !== null && limits.pendingHandshakesPerSource > limits.pendingHandshakes) {
+    r.problem('limits.pendingHandshakesPerSource', `must not exceed limits.pendingHandshakes (${limits.pendingHandshakes}); got ${limits.pendingHandshakesPerSource}`);
+  }
 
   // Two listeners on one address would fail at start with EADDRINUSE and no key named. A
   // listener whose address or port was refused above stands on a default: left out, so that
@@ -245,6 +260,7 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
     keepalive,
     drainSeconds,
     logLevel,
+    limits,
   };
 }
 
@@ -310,6 +326,17 @@ function filePath(r: ConfigReader, value: unknown, path: string, fix: string): s
     return undefined;
   }
   return text;
+}
+
+/** A cap: an integer from 1 to 1,000,000, or null when absent. */
+function count(r: ConfigReader, value: unknown, path: string): number | null {
+  const n = r.number(value, path, 1, 1_000_000);
+  if (n === undefined) return null;
+  if (!Number.isInteger(n)) {
+    r.problem(path, `must be a whole number from 1 to 1000000; got ${JSON.stringify(value)}`);
+    return null;
+  }
+  return n;
 }
 
 function address(r: ConfigReader, value: unknown, path: string): string | undefined {

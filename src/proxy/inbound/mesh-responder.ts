@@ -10,12 +10,17 @@
  * byte, so a prober learns nothing. So does a message 1 from a low-order key, static or
  * ephemeral, which anyone could have written (PROTOCOL.md section 2). After it, the initiator
  * is authenticated and gets a status code; the detail goes to our log only.
+ *
+ * Until its message 1 has arrived a connection is a stranger's, admitted under the pending
+ * caps (pending-handshakes.ts); from the moment it is authenticated it weighs on the
+ * session cap, as it is about to hold a session's two descriptors.
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HandshakeState, LowOrderKeyError, encodeKey } from '../../noise/index.js';
-import { decodeP1, describeP1Error, encodeFrame, encodeP2, LIMITS, PROTOCOL, Status, statusName, type P1 } from '../protocol/index.js';
+import { decodeP1, describeP1Error, encodeFrame, encodeP2, handshakeLimits, LIMITS, PROTOCOL, Status, statusName, type P1 } from '../protocol/index.js';
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
+import { PendingHandshakes, sourceOf, type PendingCaps } from './pending-handshakes.js';
 import { ReplayWindow } from '../session/replay-window.js';
 import { SecureSession } from '../session/secure-session.js';
 import { registerSession } from '../session/register-session.js';
@@ -40,18 +45,25 @@ export interface ResponderOptions extends MeshContext {
   readonly ownPorts: ReadonlySet<number>;
   readonly policy?: InboundPolicy;
   readonly replay?: ReplayWindow;
+  /** Sessions of both directions, with handshakes becoming sessions; beyond it, status 7. */
   readonly maxSessions?: number;
+  /** Connections that have not yet delivered their message 1. */
+  readonly pending?: PendingCaps;
 }
 
 export class MeshResponder {
   readonly replay: ReplayWindow;
+  readonly pending: PendingHandshakes;
   private readonly handshakeTimeoutMs: number;
   private readonly maxSessions: number;
+  private readonly maxMessage1: number;
 
   constructor(private readonly o: ResponderOptions) {
     this.replay = o.replay ?? new ReplayWindow(PROTOCOL.replayWindowNs, LIMITS.maxReplayEntries, LIMITS.maxReplayEntriesPerKey);
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? PROTOCOL.handshakeTimeoutMs;
     this.maxSessions = o.maxSessions ?? LIMITS.maxSessions;
+    this.pending = new PendingHandshakes(o.pending ?? { total: LIMITS.maxPendingHandshakes, perSource: LIMITS.maxPendingHandshakesPerSource });
+    this.maxMessage1 = handshakeLimits(o.protocol).message1;
   }
 
   /** Takes an accepted connection on the mesh port. Never throws; every failure is local to it. */
@@ -59,6 +71,11 @@ export class MeshResponder {
     const started = process.hrtime.bigint();
     socket.setNoDelay(true);
     const { metrics, log } = this.o;
+    const ticket = this.pending.admit(sourceOf(socket.remoteAddress), (reason) => {
+      metrics.handshakesShed.inc({ reason });
+      socket.destroy();
+    });
+    metrics.handshakesPending.set(this.pending.size);
     const silent = (result: string, detail?: string): void => {
       metrics.handshakes.inc({ role: 'responder', result });
       log.debug({ event: 'handshake', role: 'responder', result, detail, remote: socket.remoteAddress }, 'handshake refused without answer');
@@ -67,9 +84,14 @@ export class MeshResponder {
 
     let read;
     try {
-      read = await readHandshakeFrame(socket, this.handshakeTimeoutMs, true);
+      read = await readHandshakeFrame(socket, { timeoutMs: this.handshakeTimeoutMs, expectPreamble: true, maxLength: this.maxMessage1 });
     } catch (err) {
-      return silent(err instanceof HandshakeReadError ? err.failure : 'internal');
+      return silent(ticket.shed !== null ? 'shed' : err instanceof HandshakeReadError ? err.failure : 'internal');
+    } finally {
+      // Message 1 is judged now, without waiting: a stranger is closed before anything else
+      // runs, and a peer it authenticates is counted as a session from here on.
+      ticket.release();
+      metrics.handshakesPending.set(this.pending.size);
     }
     const handshake = new HandshakeState({
       protocol: this.o.protocol,
@@ -94,6 +116,9 @@ export class MeshResponder {
       return silent('malformed', describeP1Error(p1Bytes) ?? undefined);
     }
 
+    // Authenticated: from here until it is a session (or refused) this handshake may hold a
+    // session's two descriptors, so it weighs on the session cap.
+    const opened = this.o.sessions.open();
     const initiatorKey = encodeKey(handshake.remoteStaticKey!);
     const peer = this.o.directory.peerByKey(initiatorKey);
     let status = this.decide(peer, initiatorKey, p1);
@@ -125,6 +150,7 @@ export class MeshResponder {
       socket.write(encodeFrame(written.message));
     } catch (err) {
       target?.destroy();
+      opened();
       return silent('internal', (err as Error).message);
     }
     const result = statusName(status);
@@ -134,6 +160,7 @@ export class MeshResponder {
       transport.wipe();
       target?.destroy();
       socket.end();
+      opened();
       log.info({ event: 'session-end', direction: 'inbound', peer: peer?.agentId ?? null, status: result, detail: targetDetail, targetPort: p1.targetPort, bytesIn: 0, bytesOut: 0, durationMs: 0 }, 'handshake refused');
       return;
     }
@@ -144,6 +171,7 @@ export class MeshResponder {
       this.o,
       new SecureSession(target!, socket, transport, read.decoder, 'inbound', { agentId: peer!.agentId, publicKeyB64: initiatorKey }, p1.targetPort),
     );
+    opened();
     // The key may have been revoked while we connected to the target: the table did not hold
     // this session yet, so the abort would have missed it.
     if (this.o.directory.peerByKey(initiatorKey)?.generation !== peer!.generation) {
@@ -160,7 +188,8 @@ export class MeshResponder {
     if (freshness === 'replay') return Status.replay;
     if (freshness === 'overloaded') return Status.overloaded;
     if (this.o.ownPorts.has(p1.targetPort)) return Status.targetPortNotAllowed;
-    if (this.o.sessions.size >= this.maxSessions) return Status.overloaded;
+    // This handshake is counted in the load already (accept).
+    if (this.o.sessions.load > this.maxSessions) return Status.overloaded;
     return this.o.policy?.(peer, p1) ?? Status.accepted;
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { HandshakeState, LowOrderKeyError } from '../../noise/index.js';
-import { decodeP2, encodeFrame, encodeP1, LIMITS, PROTOCOL, Status, statusName } from '../protocol/index.js';
+import { decodeP2, encodeFrame, encodeP1, handshakeLimits, LIMITS, PROTOCOL, Status, statusName } from '../protocol/index.js';
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
 import { SecureSession } from '../session/secure-session.js';
 import { registerSession } from '../session/register-session.js';
@@ -18,6 +18,8 @@ import type { MeshContext } from '../mesh-context.js';
 
 export interface InitiatorOptions extends MeshContext {
   readonly clock?: TimestampClock;
+  /** Sessions of both directions, with handshakes becoming sessions; beyond it, the app is reset. */
+  readonly maxSessions?: number;
 }
 
 /** Where to reach a peer: one of its addresses and its mesh port. */
@@ -32,10 +34,14 @@ export class MeshInitiator {
   /** One clock per static key, shared by every connection (PROTOCOL.md 4.3). */
   private readonly clock: TimestampClock;
   private readonly handshakeTimeoutMs: number;
+  private readonly maxSessions: number;
+  private readonly maxMessage2: number;
 
   constructor(private readonly o: InitiatorOptions) {
     this.clock = o.clock ?? new TimestampClock();
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? PROTOCOL.handshakeTimeoutMs;
+    this.maxSessions = o.maxSessions ?? LIMITS.maxSessions;
+    this.maxMessage2 = handshakeLimits(o.protocol).message2;
   }
 
   /** Carries `app` to `route`. Never throws: a failure resets `app`. */
@@ -50,7 +56,11 @@ export class MeshInitiator {
       if (mesh !== null) resetSocket(mesh);
     };
     app.once('close', onAppGone);
+    // The application's connection and the mesh connection: a session's two descriptors,
+    // counted against the session cap from now on.
+    const opened = this.o.sessions.open();
     const fail = (result: string, detail?: string): void => {
+      opened();
       app.off('close', onAppGone);
       metrics.handshakes.inc({ role: 'initiator', result });
       log.info({ event: 'session-end', direction: 'outbound', peer: route.peer.agentId, targetPort: route.targetPort, status: result, detail, bytesIn: 0, bytesOut: 0, durationMs: Number(process.hrtime.bigint() - started) / 1e6 }, 'outbound handshake failed');
@@ -58,6 +68,7 @@ export class MeshInitiator {
       if (mesh !== null) resetSocket(mesh);
     };
 
+    if (this.o.sessions.load > this.maxSessions) return fail('overloaded');
     const ownGeneration = this.o.directory.peerByKey(this.o.identity.publicKeyB64)?.generation;
     if (ownGeneration === undefined) return fail('self-not-registered');
     try {
@@ -90,7 +101,7 @@ export class MeshInitiator {
 
     let read;
     try {
-      read = await readHandshakeFrame(mesh, this.handshakeTimeoutMs, false);
+      read = await readHandshakeFrame(mesh, { timeoutMs: this.handshakeTimeoutMs, expectPreamble: false, maxLength: this.maxMessage2 });
     } catch (err) {
       handshake.wipe();
       return fail(err instanceof HandshakeReadError ? err.failure : 'internal');
@@ -131,5 +142,6 @@ export class MeshInitiator {
       this.o,
       new SecureSession(app, mesh, transport, read.decoder, 'outbound', { agentId: route.peer.agentId, publicKeyB64: route.peer.publicKeyB64 }, route.targetPort),
     ).start();
+    opened();
   }
 }

@@ -73,8 +73,21 @@ export const LIMITS = {
   targetConnectTimeoutMs: 5_000,
   /** Connecting to a remote peer's mesh port. */
   peerConnectTimeoutMs: 10_000,
-  /** Sessions one proxy carries at once; beyond this new handshakes get status 7. */
+  /**
+   * Sessions one proxy carries at once, inbound and outbound, at most; beyond the cap new
+   * handshakes get status 7. The cap a proxy runs with is lower when its descriptor limit
+   * is (runtime/descriptor-budget.ts): a session holds two descriptors.
+   */
   maxSessions: 50_000,
+  /**
+   * Mesh-port connections that have not finished their handshake, at most; the descriptor
+   * limit may set a lower cap. Each holds at most one message 1 (8,288 bytes) and its socket,
+   * ~12 KiB in all (README, "Strangers"), so ~12 MiB at the bound; 1,024 lets a genuine
+   * initiator's message 1 outrun ~1,000 newer connections before it would be shed.
+   */
+  maxPendingHandshakes: 1024,
+  /** Of those, from one source address: an eighth of the cap, at most this. */
+  maxPendingHandshakesPerSource: 128,
   /** SIGTERM: how long open sessions may drain before they are aborted. */
   drainDeadlineMs: 15_000,
 } as const;

@@ -76,6 +76,15 @@ export class FrameDecoder {
     this.consume(data, onFrame);
   }
 
+  /**
+   * Queues bytes read past the handshake, before this decoder existed; the next `push` or
+   * `resume` delivers their frames.
+   */
+  queue(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
+  }
+
   /** Delivers frames already queued (after a handler stopped), without new input. */
   resume(onFrame: FrameHandler): void {
     const data = this.pending;

@@ -1,11 +1,15 @@
 /**
  * Reads what a handshake step waits for, the optional preamble and then one frame, within a
- * deadline. Bytes that arrive after the frame stay in the decoder for the session.
+ * deadline and a length bound. Bytes that arrive after the frame go to the session's decoder.
+ *
+ * What a connection costs while it waits is what it has sent: the assembler holds the reads
+ * themselves (at most `maxLength` bytes of message) and refuses a longer announced length at
+ * once, before a byte of it is buffered (README, "Strangers").
  */
 import type { Socket } from 'node:net';
-import { FrameDecoder, PROTOCOL } from '../protocol/index.js';
+import { FrameDecoder, HandshakeFrameAssembler, type HandshakeFrameFailure } from '../protocol/index.js';
 
-export type HandshakeReadFailure = 'timeout' | 'bad-preamble' | 'bad-frame' | 'closed';
+export type HandshakeReadFailure = 'timeout' | HandshakeFrameFailure | 'closed';
 
 export class HandshakeReadError extends Error {
   constructor(readonly failure: HandshakeReadFailure) {
@@ -18,15 +22,22 @@ export interface HandshakeRead {
   readonly decoder: FrameDecoder;
 }
 
+export interface HandshakeReadOptions {
+  readonly timeoutMs: number;
+  /** The responder checks the preamble byte by byte, so a stranger is dropped at its first wrong byte. */
+  readonly expectPreamble: boolean;
+  /** The longest message this step can be (`handshakeLimits`); a longer length fails `oversize`. */
+  readonly maxLength: number;
+}
+
 /**
- * Resolves with the first frame. With `expectPreamble`, each byte of the preamble is
- * checked as it arrives, so a stranger is dropped at its first wrong byte.
- * The socket is paused when this settles; the caller owns it again.
+ * Resolves with the first frame. The socket is paused when this settles; the caller owns it
+ * again. Nothing of the read is kept by the socket after it settles: the listeners and the
+ * timer go, so a refused connection leaves no closure holding its bytes.
  */
-export function readHandshakeFrame(socket: Socket, timeoutMs: number, expectPreamble: boolean): Promise<HandshakeRead> {
+export function readHandshakeFrame(socket: Socket, o: HandshakeReadOptions): Promise<HandshakeRead> {
   return new Promise((resolve, reject) => {
-    const decoder = new FrameDecoder();
-    let preambleSeen = expectPreamble ? 0 : PROTOCOL.preamble.length;
+    const assembler = new HandshakeFrameAssembler(o.maxLength, o.expectPreamble);
     let done = false;
     const settle = (result: HandshakeRead | HandshakeReadError): void => {
       if (done) return;
@@ -41,23 +52,15 @@ export function readHandshakeFrame(socket: Socket, timeoutMs: number, expectPrea
       else resolve(result);
     };
     const onData = (chunk: Buffer): void => {
-      let data = chunk;
-      while (preambleSeen < PROTOCOL.preamble.length && data.length > 0) {
-        if (data[0] !== PROTOCOL.preamble[preambleSeen]) return settle(new HandshakeReadError('bad-preamble'));
-        preambleSeen++;
-        data = data.subarray(1);
-      }
-      try {
-        decoder.push(data, (message) => {
-          settle({ message, decoder });
-          return false;
-        });
-      } catch {
-        settle(new HandshakeReadError('bad-frame'));
-      }
+      const step = assembler.push(chunk);
+      if (step.kind === 'more') return;
+      if (step.kind === 'failed') return settle(new HandshakeReadError(step.failure));
+      const decoder = new FrameDecoder();
+      decoder.queue(step.rest);
+      settle({ message: step.message, decoder });
     };
     const onClosed = (): void => settle(new HandshakeReadError('closed'));
-    const timer = setTimeout(() => settle(new HandshakeReadError('timeout')), timeoutMs);
+    const timer = setTimeout(() => settle(new HandshakeReadError('timeout')), o.timeoutMs);
     socket.on('data', onData);
     socket.once('end', onClosed);
     socket.once('close', onClosed);

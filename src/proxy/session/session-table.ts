@@ -7,10 +7,29 @@ import type { AbortReason, SecureSession, SessionSummary } from './secure-sessio
 export class SessionTable {
   private readonly byKey = new Map<string, Set<SecureSession>>();
   private count = 0;
+  private opening = 0;
   private readonly idleWaiters: (() => void)[] = [];
 
   get size(): number {
     return this.count;
+  }
+
+  /**
+   * Sessions, plus handshakes that hold or are opening a session's two descriptors
+   * (`open()`): what the session cap weighs.
+   */
+  get load(): number {
+    return this.count + this.opening;
+  }
+
+  /** Counts a handshake under way toward `load` until the returned function is called (once). */
+  open(): () => void {
+    this.opening++;
+    let open = true;
+    return () => {
+      if (open) this.opening--;
+      open = false;
+    };
   }
 
   add(session: SecureSession): void {

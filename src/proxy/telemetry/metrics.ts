@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AbortReason, Direction, SessionEnd } from '../session/secure-session.js';
 import type { SessionTable } from '../session/session-table.js';
+import type { ShedReason } from '../inbound/pending-handshakes.js';
 
 export type HandshakeRole = 'initiator' | 'responder';
 
@@ -13,6 +14,8 @@ export class ProxyMetrics {
   readonly registry = new Registry();
   readonly handshakes: Counter<'role' | 'result'>;
   readonly handshakeSeconds: Histogram<'role'>;
+  readonly handshakesShed: Counter<'reason'>;
+  readonly handshakesPending: Gauge;
   readonly sessionAborts: Counter<'reason'>;
   readonly sessionsClosed: Counter<'direction' | 'result'>;
   readonly passthrough: Counter<'direction' | 'result'>;
@@ -73,6 +76,18 @@ export class ProxyMetrics {
           this.inc({ direction, flow }, value);
         }
       },
+    });
+    this.handshakesShed = new Counter({
+      name: 'noisemesh_handshakes_shed_total',
+      help: 'Mesh-port connections closed unanswered to admit a newer one, by the cap that was reached (source-cap, total-cap)',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of ['source-cap', 'total-cap'] satisfies ShedReason[]) this.handshakesShed.inc({ reason }, 0);
+    this.handshakesPending = new Gauge({
+      name: 'noisemesh_handshakes_pending',
+      help: 'Mesh-port connections whose message 1 has not arrived yet',
+      registers,
     });
     this.sessionAborts = new Counter({
       name: 'noisemesh_session_aborts_total',

@@ -224,3 +224,39 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
   assert.ok(lstatSync(fifo).isFIFO(), 'keygen --force left the FIFO in place');
   assert.ok(lstatSync(link).isSymbolicLink(), 'keygen --force left the symlink in place');
 });
+
+test('what the review left: no command, help help, values that start with -, empty list items, namespaces, control characters', () => {
+  const none = run([]);
+  assert.equal(none.status, 2);
+  assert.match(none.stderr, /^noisemesh: name a command\n\nusage: noisemesh <command>/);
+
+  const helpHelp = run(['help', 'help']);
+  assert.equal(helpHelp.status, 0);
+  assert.match(helpHelp.stdout, /^usage: noisemesh <command>/);
+
+  const ambiguous = run(['init-iptables', '--dry-run', '--proxy-uid', '-1']);
+  assert.equal(ambiguous.status, 2);
+  assert.match(ambiguous.stderr, /^noisemesh init-iptables: option --proxy-uid takes a value that starts with '-': write it as --proxy-uid=VALUE\n/);
+
+  for (const [flag, value] of [['--exclude-outbound-ports', '1,,2'], ['--exclude-outbound-cidrs', '10.0.0.0/8,'], ['--exclude-inbound-ports', ',15020']]) {
+    const r = run(['init-iptables', '--dry-run', flag!, value!]);
+    assert.equal(r.status, 2, `${flag} ${value}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^noisemesh init-iptables: ${flag} \\(item \\d\\): empty: write the list without empty items, e\\.g\\. 80,443\\n$`));
+  }
+
+  const namespace = run(['registry', 'get', '-n', 'BAD NS']);
+  assert.equal(namespace.status, 2);
+  assert.match(namespace.stderr, /^noisemesh registry: -n: must be a Kubernetes namespace name \(lowercase DNS-1123 label\), e\.g\. payments; got "BAD NS"\n$/);
+
+  // A newline or an escape sequence in what the user typed is echoed escaped: one line, no
+  // terminal control.
+  const newline = run(['keygen', '--out', '/nonexistent/a\nb']);
+  assert.equal(newline.status, 1);
+  assert.equal(newline.stderr.split('\n').filter(Boolean).length, 1, newline.stderr);
+  assert.match(newline.stderr, /\/nonexistent\/a\\nb/);
+  const escape = run(['bad\u001b[31m']);
+  assert.equal(escape.status, 2);
+  assert.ok(!escape.stderr.includes('\u001b'), 'no raw escape character');
+  assert.match(escape.stderr, /^noisemesh: unknown command 'bad\\x1b\[31m'/);
+  for (const r of [none, helpHelp, ambiguous, namespace, newline, escape]) assertNoStack(r, 'review leftovers');
+});

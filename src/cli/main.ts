@@ -48,16 +48,30 @@ function parseArgsLine(err: unknown): string | undefined {
       // "Option '--out <value>' argument missing", or "Option '--serve' does not take an argument".
       if (/argument missing/.test(message)) return `option ${quoted?.replace(/ <value>$/, '')} needs a value`;
       if (/does not take an argument/.test(message)) return `option ${quoted} takes no value`;
+      // A value that starts with '-' reads as another option: it must be joined with '='.
+      if (/argument is ambiguous/.test(message)) return `option ${quoted} takes a value that starts with '-': write it as ${quoted}=VALUE`;
       return message.split('\n')[0]!.replace(/^Option/, 'option');
     default:
       return message.split('\n')[0]!;
   }
 }
 
+/**
+ * Error text as the terminal will show it. Paths and values a user typed are echoed inside
+ * messages; their control characters are escaped here, where every error is written, so they
+ * cannot move the cursor or recolour the terminal. `lines` keeps the newlines a message puts
+ * between its problems (a configuration's, one a line); otherwise a newline is escaped too and
+ * the error stays one line.
+ */
+function printable(text: string, lines = false): string {
+  const control = lines ? /[\u0000-\u0009\u000b-\u001f\u007f]/g : /[\u0000-\u001f\u007f]/g;
+  return text.replace(control, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined) {
-    process.stderr.write(overview());
+    process.stderr.write(`noisemesh: name a command\n\n${overview()}`);
     return 2;
   }
   if (HELP_FLAGS.has(first) || (first === 'help' && rest.length === 0)) {
@@ -68,12 +82,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`noisemesh ${version()}\n`);
     return 0;
   }
+  if (first === 'help' && rest.length === 1 && rest[0] === 'help') {
+    process.stdout.write(overview());
+    return 0;
+  }
   const helpOnly = first === 'help';
   const name = helpOnly ? rest[0]! : first;
   const entry = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (entry === undefined) {
     const what = name.startsWith('-') ? 'option' : 'command';
-    process.stderr.write(`noisemesh: unknown ${what} '${name}'\n\n${overview()}`);
+    process.stderr.write(`noisemesh: unknown ${what} '${printable(name)}'\n\n${overview()}`);
     return 2;
   }
   const command: Command = await entry.load();
@@ -92,16 +110,16 @@ async function main(argv: string[]): Promise<number> {
     return await command.run(args);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`noisemesh ${name}: ${err.message}\n`);
+      process.stderr.write(`noisemesh ${name}: ${printable(err.message, true)}\n`);
       return 2;
     }
     const parse = parseArgsLine(err);
     if (parse !== undefined) {
-      process.stderr.write(`noisemesh ${name}: ${parse}\n\n${command.usage}`);
+      process.stderr.write(`noisemesh ${name}: ${printable(parse)}\n\n${command.usage}`);
       return 2;
     }
     if (isSystemError(err)) {
-      process.stderr.write(`noisemesh ${name}: ${systemErrorLine(err)}\n`);
+      process.stderr.write(`noisemesh ${name}: ${printable(systemErrorLine(err))}\n`);
       return 1;
     }
     throw err;

@@ -84,7 +84,7 @@ export const initIptables: Command = {
       inboundPort: values['no-inbound'] === true ? null : integer('--inbound-port', values['inbound-port']),
       meshPort: integer('--mesh-port', values['mesh-port']),
       excludeOutboundPorts: integerList('--exclude-outbound-ports', values['exclude-outbound-ports']),
-      excludeOutboundCidrs: list(values['exclude-outbound-cidrs']),
+      excludeOutboundCidrs: list(values['exclude-outbound-cidrs'], '--exclude-outbound-cidrs'),
       excludeInboundPorts: integerList('--exclude-inbound-ports', values['exclude-inbound-ports']),
     };
     let options;
@@ -141,9 +141,14 @@ export const initIptables: Command = {
   },
 };
 
-function list(value: string | undefined): string[] | undefined {
+/** A comma-separated list; an empty item (`1,,2`, a trailing comma) is a mistake, not nothing. */
+function list(value: string | undefined, flag: string): string[] | undefined {
   if (value === undefined) return undefined;
-  return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const items = value.split(',').map((s) => s.trim());
+  if (items.length === 1 && items[0] === '') return [];
+  const empty = items.indexOf('');
+  if (empty >= 0) throw new UsageError(`${flag} (item ${empty + 1}): empty: write the list without empty items, e.g. 80,443`);
+  return items;
 }
 
 function integer(flag: string, value: string | undefined): number | undefined {
@@ -153,7 +158,7 @@ function integer(flag: string, value: string | undefined): number | undefined {
 }
 
 function integerList(flag: string, value: string | undefined): number[] | undefined {
-  return list(value)?.map((item, i) => {
+  return list(value, flag)?.map((item, i) => {
     if (!/^\d{1,10}$/.test(item)) throw new UsageError(`${flag} (item ${i + 1}): '${item}' is not a whole number: write ports as 80,443`);
     return Number(item);
   });

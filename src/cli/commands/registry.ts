@@ -87,6 +87,11 @@ export const registry: Command = {
  */
 async function get(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { kubeconfig: { type: 'string' }, namespace: { type: 'string', short: 'n', multiple: true } } });
+  for (const ns of values.namespace ?? []) {
+    if (ns.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) {
+      throw new UsageError(`-n: must be a Kubernetes namespace name (lowercase DNS-1123 label), e.g. payments; got ${JSON.stringify(ns.slice(0, 80))}`);
+    }
+  }
   let snapshot: RegistrySnapshot;
   try {
     const access = await loadClusterAccess({ kubeconfig: values.kubeconfig });

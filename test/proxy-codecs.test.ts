@@ -176,6 +176,25 @@ test('the replay window has no way to forget a key before its timestamps age out
   assert.equal('forget' in ReplayWindow.prototype, false);
 });
 
+test('a timestamp that aged out of the window stays a replay after the wall clock steps back', () => {
+  // The responder's clock runs 20 s ahead; a message 1 is accepted, ages out, and the clock is
+  // corrected: the recorded message 1 was accepted again (issue 8, parts 5 and 8 combined).
+  const s = 1_000_000_000n;
+  let now = 1_700_000_000n * s;
+  const window = new ReplayWindow(PROTOCOL.replayWindowNs, 100, 10, () => now);
+  const recorded = now - 20n * s;
+  assert.equal(window.check('k', recorded), 'fresh');
+  now += 11n * s;
+  assert.equal(window.check('k', now - 20n * s), 'fresh', 'a genuine later handshake ages the recorded one out');
+  assert.equal(window.check('other', now - 25n * s), 'fresh');
+  now -= 20n * s;
+  assert.equal(window.check('k', recorded), 'replay', 'back inside the window, but it aged out once');
+  assert.equal(window.check('k', recorded - 1n), 'replay', 'and so did everything below it');
+  now += s;
+  assert.equal(window.check('k', now), 'fresh', 'the genuine initiator, whose clock was right, goes on');
+  assert.equal(window.check('other', now - 26n * s), 'fresh', 'a key with nothing aged out has no floor');
+});
+
 test('initiator timestamps strictly increase even when the clock stalls or steps back a little', () => {
   const readings = [100n, 100n, 100n, 50n, 200n, 200n];
   const clock = new TimestampClock(() => readings.shift()!);

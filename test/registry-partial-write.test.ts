@@ -366,3 +366,47 @@ test('file source: a FIFO at the path is refused and counted, the last good regi
   assert.deepEqual(w.revoked, [[api.publicKey, 'revoked']]);
   assert.equal(w.registry.stats().healthy, true);
 });
+
+test('file source: a writer that rewrites the file faster than the settle time cannot hold a removal back', async (t) => {
+  // Rewritten in place every 400 ms (a tool that stamps the time in a comment), each time
+  // without the removed peer: each new content restarted the settle time, so the removal
+  // never landed for as long as the rewrites went on.
+  const file = join(tempDir(t), 'registry.yaml');
+  const api = peer('payments', 'api');
+  const db = peer('payments', 'db');
+  writeFileSync(file, registryDoc('payments', [api, db]));
+  const w = await watched(t, file);
+  const without = registryDoc('payments', [db]);
+  for (let i = 0; i < 5; i++) {
+    writeFileSync(file, `${without}# written ${i}\n`);
+    await w.source.refresh();
+    await pass(w, 200);
+    // Caught truncated now and then: an empty file is a prefix of every write.
+    if (i % 2 === 1) {
+      writeFileSync(file, '');
+      await w.source.refresh();
+    }
+    await pass(w, 200);
+  }
+  assert.deepEqual(w.revoked, [[api.publicKey, 'removed']], 'the removal, seen in two finished writes, lands after the settle time');
+  assert.deepEqual(w.errors, []);
+
+  // The same churn never turns a half-written file into a revocation: a write caught twice,
+  // growing, is one write.
+  const text = registryDoc('payments', [db, api]);
+  writeFileSync(file, text);
+  await w.source.refresh();
+  await pass(w, 1000);
+  const revokedBefore = w.revoked.length;
+  const cut = cutAfterLine(text, 'publicKey:', 2);
+  writeFileSync(file, cut.slice(0, cut.length - 30));
+  await w.source.refresh();
+  await pass(w, 300);
+  writeFileSync(file, cut);
+  await w.source.refresh();
+  await pass(w, 300);
+  writeFileSync(file, `${text}# done\n`);
+  await w.source.refresh();
+  await pass(w, 1000);
+  assert.equal(w.revoked.length, revokedBefore, 'no prefix of one write revokes what it keeps');
+});

@@ -27,7 +27,7 @@ import { realpath } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { FileReadError, openRegularFile, readOpenedFile } from '../files/index.js';
 import { Emitter, type Listener } from './emitter.js';
-import { holdBackUnsettled, sameEntries } from './partial-write.js';
+import { holdBackUnsettled, onePrefixOfOther, pendingChanges, sameEntries } from './partial-write.js';
 import { RegistrySourceError, type RegistryProblem } from './problems.js';
 import { buildSnapshot, type RegistrySnapshot } from './snapshot.js';
 import type { RegistrySource, RegistrySourceEvents, SourceStats } from './source.js';
@@ -75,6 +75,19 @@ interface Unsettled {
   readonly parsed: ParsedRegistryFile | { readonly ok: false; readonly problems: readonly RegistryProblem[] };
 }
 
+/**
+ * A change to a key in force that unsettled content makes and that is held back: since when
+ * reads have made this same change, and whether a second write made it (partial-write.ts).
+ */
+interface HeldChange {
+  /** The key's new entry fingerprint, or `absent`. */
+  readonly change: string;
+  /** When a read first made it (clock ms). */
+  readonly since: number;
+  /** The content of that read, until a read that is not one write with it is seen; then null. */
+  first: Buffer | null;
+}
+
 /** How recent an mtime must be, relative to our read, to distrust an unchanged stat. */
 const RACY_WINDOW_NS = 2_000_000_000n;
 
@@ -101,6 +114,8 @@ export class FileRegistrySource implements RegistrySource {
   #burstStartedAt = 0;
   #poll: unknown;
   #settleTimer: unknown;
+  /** When the settle timer fires (clock ms). */
+  #settleAt = 0;
   #inflight: Promise<void> | undefined;
   #again = false;
   #targetDir: string | undefined;
@@ -115,6 +130,8 @@ export class FileRegistrySource implements RegistrySource {
   /** The snapshot last emitted, which the registry holds. */
   #inForce: RegistrySnapshot | undefined;
   #unsettled: Unsettled | undefined;
+  /** Held changes by key, while content is unsettled; emptied when content settles. */
+  readonly #held = new Map<string, HeldChange>();
 
   #reloads = 0;
   #errors = 0;
@@ -295,14 +312,44 @@ export class FileRegistrySource implements RegistrySource {
     if (!parsed.ok) return this.#armSettle(unsettled);
 
     const next = buildSnapshot(parsed.objects, { origin: this.origin, previous: this.#inForce, refusedObjects: parsed.refusedObjects }, parsed.problems);
-    const { snapshot, held } = holdBackUnsettled(this.#inForce, next);
+    this.#trackHeld(next, bytes);
+    this.#applyUnsettled(unsettled, next);
+  }
+
+  /** Records, per key in force, the change this read makes and whether a second write made it too. */
+  #trackHeld(next: RegistrySnapshot, bytes: Buffer): void {
+    const changes = pendingChanges(this.#inForce!, next);
+    for (const key of [...this.#held.keys()]) if (!changes.has(key)) this.#held.delete(key);
+    const now = this.#clock.now();
+    for (const [key, change] of changes) {
+      const seen = this.#held.get(key);
+      if (seen === undefined || seen.change !== change) this.#held.set(key, { change, since: now, first: bytes });
+      else if (seen.first !== null && !onePrefixOfOther(seen.first, bytes)) seen.first = null;
+    }
+  }
+
+  /**
+   * Puts in force what unsettled content may change now: what a prefix cannot fake, and the
+   * changes two writes confirmed that have stood for the settle time.
+   */
+  #applyUnsettled(unsettled: Unsettled, next: RegistrySnapshot): void {
+    const now = this.#clock.now();
+    const confirmed = new Set<string>();
+    let due: number | undefined;
+    for (const [key, h] of this.#held) {
+      if (h.first !== null) continue;
+      if (now - h.since >= this.#settleMs) confirmed.add(key);
+      else due = Math.min(due ?? Infinity, h.since + this.#settleMs);
+    }
+    const { snapshot, held } = holdBackUnsettled(this.#inForce!, next, confirmed);
     if (held === 0 && (next.keptLastGood ?? 0) === 0) {
       // Nothing in it could be a half-written file's doing: in force at once, problems and all.
       this.#unsettled = undefined;
+      this.#held.clear();
       return this.#apply(next);
     }
-    if (!sameEntries(snapshot, this.#inForce)) this.#apply(snapshot);
-    this.#armSettle(unsettled);
+    if (!sameEntries(snapshot, this.#inForce!)) this.#apply(snapshot);
+    this.#armSettle(unsettled, due);
   }
 
   /**
@@ -314,7 +361,11 @@ export class FileRegistrySource implements RegistrySource {
     const unsettled = this.#unsettled;
     if (unsettled !== undefined) {
       if (this.#clock.now() - unsettled.since >= this.#settleMs) this.#settle(unsettled);
-      else this.#armSettle(unsettled);
+      else if (!unsettled.parsed.ok || this.#inForce === undefined) this.#armSettle(unsettled);
+      else {
+        const { parsed } = unsettled;
+        this.#applyUnsettled(unsettled, buildSnapshot(parsed.objects, { origin: this.origin, previous: this.#inForce, refusedObjects: parsed.refusedObjects }, parsed.problems));
+      }
       return;
     }
     if (!this.#failedOnContent) this.#succeed();
@@ -324,6 +375,7 @@ export class FileRegistrySource implements RegistrySource {
   #settle(unsettled: Unsettled): void {
     this.#clearSettleTimer();
     this.#unsettled = undefined;
+    this.#held.clear();
     const { parsed } = unsettled;
     if (!parsed.ok) {
       this.#failedOnContent = true;
@@ -332,10 +384,19 @@ export class FileRegistrySource implements RegistrySource {
     this.#apply(buildSnapshot(parsed.objects, { origin: this.origin, previous: this.#inForce, refusedObjects: parsed.refusedObjects }, parsed.problems));
   }
 
-  /** A second look once `unsettled` is settleMs old (a check; the content decides). */
-  #armSettle(unsettled: Unsettled): void {
-    if (!this.#running || this.#settleTimer !== undefined) return;
-    const wait = Math.max(0, unsettled.since + this.#settleMs - this.#clock.now());
+  /**
+   * A second look once `unsettled` is settleMs old, or at `due` if that is sooner (a change
+   * two writes made reaches the settle time): a check; the content decides.
+   */
+  #armSettle(unsettled: Unsettled, due?: number): void {
+    if (!this.#running) return;
+    const at = Math.min(unsettled.since + this.#settleMs, due ?? Infinity);
+    if (this.#settleTimer !== undefined) {
+      if (this.#settleAt <= at) return;
+      this.#clearSettleTimer();
+    }
+    this.#settleAt = at;
+    const wait = Math.max(0, at - this.#clock.now());
     this.#settleTimer = this.#clock.setTimeout(() => {
       this.#settleTimer = undefined;
       void this.#check();

@@ -50,6 +50,6 @@ export {
 } from './registry-index.js';
 export type { RegistrySource, RegistrySourceEvents, SourceStats } from './source.js';
 export { FileRegistrySource, type FileSourceOptions, type SourceClock } from './file-source.js';
-export { holdBackUnsettled, sameEntries, type HeldBack } from './partial-write.js';
+export { holdBackUnsettled, onePrefixOfOther, pendingChanges, sameEntries, type HeldBack } from './partial-write.js';
 export { Registry, type RegistryEvents, type RegistryStats } from './registry.js';
 export { Emitter, type Listener } from './emitter.js';

@@ -17,6 +17,13 @@
  * that are a re-keying (the installation has a live entry of a higher generation under
  * another key). Every other change to a key in force waits, in its last version, until the
  * file has settled and a second read confirms it.
+ *
+ * Or until a second, different write confirms it: a writer that rewrites the file more often
+ * than the settle time (a tool that stamps the time in a comment) would otherwise hold a
+ * removal back for as long as it writes. The reads of one write in progress are each a prefix
+ * of the next; two reads of which neither is a prefix of the other are two writes. A change
+ * that two writes both make, and that has stood for the settle time, is the writer's intent
+ * (`confirmed`).
  */
 import type { RegistryEntry } from './model.js';
 import { entryFingerprint, type RegistrySnapshot } from './snapshot.js';
@@ -33,7 +40,7 @@ export interface HeldBack {
  * the entries of `inForce`). The result has no problems: those are reported with the settled
  * snapshot, not for a file that may still be half-written.
  */
-export function holdBackUnsettled(inForce: RegistrySnapshot, next: RegistrySnapshot): HeldBack {
+export function holdBackUnsettled(inForce: RegistrySnapshot, next: RegistrySnapshot, confirmed: ReadonlySet<string> = new Set()): HeldBack {
   const before = new Map<string, RegistryEntry>();
   for (const e of inForce.entries) before.set(e.publicKeyB64, e);
   const after = new Map<string, RegistryEntry>();
@@ -56,7 +63,7 @@ export function holdBackUnsettled(inForce: RegistrySnapshot, next: RegistrySnaps
   const entries: RegistryEntry[] = [];
   for (const now of next.entries) {
     const old = before.get(now.publicKeyB64);
-    if (old === undefined || cannotBeFaked(old, now) || entryFingerprint(old) === entryFingerprint(now)) {
+    if (old === undefined || cannotBeFaked(old, now) || confirmed.has(now.publicKeyB64) || entryFingerprint(old) === entryFingerprint(now)) {
       entries.push(now);
     } else {
       entries.push(old);
@@ -64,7 +71,7 @@ export function holdBackUnsettled(inForce: RegistrySnapshot, next: RegistrySnaps
     }
   }
   for (const old of inForce.entries) {
-    if (after.has(old.publicKeyB64) || rekeyed(old)) continue;
+    if (after.has(old.publicKeyB64) || rekeyed(old) || confirmed.has(old.publicKeyB64)) continue;
     entries.push(old);
     held++;
   }
@@ -78,6 +85,27 @@ export function holdBackUnsettled(inForce: RegistrySnapshot, next: RegistrySnaps
     }),
     held,
   };
+}
+
+/**
+ * The change `next` makes to each key of `inForce` that it changes: the fingerprint of the
+ * key's new entry, or `absent`. Keys that `next` leaves as they are, or adds, are not in it.
+ */
+export function pendingChanges(inForce: RegistrySnapshot, next: RegistrySnapshot): Map<string, string> {
+  const after = new Map<string, string>();
+  for (const e of next.entries) after.set(e.publicKeyB64, entryFingerprint(e));
+  const changes = new Map<string, string>();
+  for (const old of inForce.entries) {
+    const now = after.get(old.publicKeyB64) ?? 'absent';
+    if (now !== entryFingerprint(old)) changes.set(old.publicKeyB64, now);
+  }
+  return changes;
+}
+
+/** Whether one of two reads of a file is a prefix of the other: they may be one write in progress. */
+export function onePrefixOfOther(a: Uint8Array, b: Uint8Array): boolean {
+  const n = Math.min(a.length, b.length);
+  return Buffer.compare(a.subarray(0, n), b.subarray(0, n)) === 0;
 }
 
 /** True when two snapshots hold the same entries, field for field, in any order. */

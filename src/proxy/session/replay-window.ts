@@ -3,6 +3,13 @@
  * timestamps accepted within +/- the window. A timestamp outside the window, or seen before,
  * is a replay; memory is bounded in total and per key, and a full table says `overloaded`
  * rather than forgetting, which would let a replay through.
+ *
+ * The window is read on the wall clock, which can step back (an NTP or RTC correction), and
+ * a step back brings timestamps that already aged out into the window again. So each key
+ * keeps a floor, the highest of its timestamps that aged out, and a timestamp at or below it
+ * is a replay whatever the clock says now. A genuine initiator never falls under its floor:
+ * its timestamps increase (4.3), and a timestamp only ages out once the responder's clock is
+ * 30 s past it, by which time the initiator has issued later ones.
  */
 export type ReplayVerdict = 'fresh' | 'replay' | 'overloaded';
 
@@ -15,6 +22,12 @@ interface KeyHistory {
 
 export class ReplayWindow {
   private readonly byKey = new Map<string, KeyHistory>();
+  /**
+   * Per key, the highest timestamp that aged out. Only keys that passed the registry reach
+   * check(), so this holds about one bigint per registered key; it is still capped at
+   * `maxEntries`, dropping the floor updated longest ago first.
+   */
+  private readonly floors = new Map<string, bigint>();
   private total = 0;
 
   constructor(
@@ -34,6 +47,8 @@ export class ReplayWindow {
     const now = this.nowNs();
     const oldest = now - this.windowNs;
     if (timestampNs < oldest || timestampNs > now + this.windowNs) return 'replay';
+    const floor = this.floors.get(key);
+    if (floor !== undefined && timestampNs <= floor) return 'replay';
     let history = this.byKey.get(key);
     if (history !== undefined) {
       this.expire(key, history, oldest);
@@ -53,11 +68,16 @@ export class ReplayWindow {
 
   private expire(key: string, history: KeyHistory, oldest: bigint): void {
     const { order, seen } = history;
+    let floor = this.floors.get(key);
+    const before = floor;
     while (history.head < order.length && order[history.head]! < oldest) {
-      seen.delete(order[history.head]!);
+      const aged = order[history.head]!;
+      if (floor === undefined || aged > floor) floor = aged;
+      seen.delete(aged);
       history.head++;
       this.total--;
     }
+    if (floor !== before) this.raiseFloor(key, floor!);
     if (history.head === order.length) {
       this.byKey.delete(key);
     } else if (history.head > 1024 && history.head * 2 > order.length) {
@@ -65,6 +85,13 @@ export class ReplayWindow {
       order.splice(0, history.head);
       history.head = 0;
     }
+  }
+
+  private raiseFloor(key: string, floor: bigint): void {
+    // Delete first, so the map's order is the order floors were last raised in.
+    this.floors.delete(key);
+    this.floors.set(key, floor);
+    if (this.floors.size > this.maxEntries) this.floors.delete(this.floors.keys().next().value as string);
   }
 
   private expireAll(oldest: bigint): void {

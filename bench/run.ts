@@ -9,6 +9,7 @@ const MODULES: Readonly<Record<string, () => Promise<BenchModule>>> = {
   noise: async () => (await import('./noise.js')).noiseBench,
   proxy: async () => (await import('./proxy.js')).proxyBench,
   trust: async () => (await import('./trust.js')).trustBench,
+  revocation: async () => (await import('./revocation.js')).revocationBench,
 };
 
 async function main(args: readonly string[]): Promise<void> {

@@ -179,6 +179,7 @@ async function openService(
       done();
     }
     if (outcome.ok) return;
+    if (outcome.appGone) return resetSocket(app);
     if (!outcome.retryable) break;
   }
   log.warn({ event: 'outbound-refused', service, port: destination.port, tries: tried.size, reason: 'no endpoint accepted the connection' }, 'service connection reset');

@@ -11,6 +11,7 @@ const MODULES: Readonly<Record<string, () => Promise<BenchModule>>> = {
   trust: async () => (await import('./trust.js')).trustBench,
   gateway: async () => (await import('./gateway.js')).gatewayBench,
   load: async () => (await import('./load.js')).loadBench,
+  revocation: async () => (await import('./revocation.js')).revocationBench,
 };
 
 async function main(args: readonly string[]): Promise<void> {

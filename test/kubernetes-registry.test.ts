@@ -28,7 +28,7 @@ import { Proxy, silentLogger } from '../src/proxy/index.js';
 import { nativeBackend } from '../src/noise/index.js';
 import { openRegistry } from '../src/cli/registry-wiring.js';
 import { parseProxyConfig } from '../src/cli/config/proxy-config.js';
-import { FakeApiServer, kubeconfigFor } from './helpers/fake-apiserver.js';
+import { CLEARANCE_REGISTRIES, FakeApiServer, kubeconfigFor } from './helpers/fake-apiserver.js';
 import { FakeClock } from './helpers/fake-clock.js';
 import { dial, makeIdentity, readAll, tcpServer } from './helpers/mesh.js';
 import { newPublicKey, peer, type Peer } from './fixtures/registry/make.js';
@@ -310,7 +310,7 @@ test('the API server down for 60 s of fake time: the index is kept, /readyz stay
   const revoked: string[] = [];
   opened.registry.on('revoked', (key) => revoked.push(key));
   try {
-    await waitFor(() => server.watchers === 1, 'the watch');
+    await waitFor(() => server.watchersOf(CLEARANCE_REGISTRIES) === 1, 'the watch');
     let ready = JSON.parse((await get('/readyz')).body) as { ready: boolean; registry: { stale: boolean; staleSeconds: number; synced: boolean } };
     assert.equal(ready.ready, true);
     assert.deepEqual([ready.registry.synced, ready.registry.stale, ready.registry.staleSeconds], [true, false, 0]);
@@ -352,7 +352,7 @@ test('the API server down for 60 s of fake time: the index is kept, /readyz stay
     clock.advance(lost[lost.length - 1]!.retryInMs);
     await waitFor(() => revoked.length === 1, 'the change made during the outage');
     assert.equal(revoked[0], api.publicKey);
-    await waitFor(() => server.watchers === 1, 'the watch');
+    await waitFor(() => server.watchersOf(CLEARANCE_REGISTRIES) === 1, 'the watch');
     ready = JSON.parse((await get('/readyz')).body) as typeof ready;
     assert.deepEqual([ready.registry.stale, ready.registry.staleSeconds], [false, 0]);
   } finally {

@@ -1,16 +1,20 @@
 /**
  * Joins the registry (registry-sync) to a proxy: the proxy's view of peers, readiness,
  * revocations turned into session aborts, and registry metrics and log lines. registry-sync
- * knows nothing of sockets and the proxy nothing of YAML; this is where they meet.
+ * knows nothing of sockets and the proxy nothing of YAML; this is where they meet. With the
+ * Kubernetes source, Services join here too: the ServiceCatalog says which endpoints a
+ * ClusterIP:port has, the index says which of them are meshed peers.
  */
-import { FileRegistrySource, Registry, formatProblem, type RegistryEntry, type RegistrySource } from '../registry-sync/index.js';
-import { KubernetesRegistrySource, loadClusterAccess, type Clock, type ReflectorTuning } from '../kubernetes/index.js';
-import type { AddressLookup, Logger, MeshPeer, PeerDirectory, Proxy } from '../proxy/index.js';
+import { FileRegistrySource, Registry, formatProblem, type RegistryEntry, type RegistryIndex, type RegistrySource } from '../registry-sync/index.js';
+import { KubernetesRegistrySource, ServiceCatalog, loadClusterAccess, type Clock, type ReflectorTuning, type ServiceFrontend } from '../kubernetes/index.js';
+import type { AddressLookup, Logger, MeshPeer, PeerDirectory, PeerLookup, Proxy, ServiceEndpoint } from '../proxy/index.js';
 import type { RegistryConfig } from './config/proxy-config.js';
 
 export interface OpenRegistry {
   readonly directory: PeerDirectory;
   readonly registry: Registry;
+  /** Services and EndpointSlices, with the Kubernetes source only. */
+  readonly services: ServiceCatalog | undefined;
   attach(proxy: Proxy): void;
   stop(): Promise<void>;
 }
@@ -40,6 +44,7 @@ export interface RegistryWiringOptions {
 export async function openRegistry(config: RegistryConfig, log: Logger, options: RegistryWiringOptions = {}): Promise<OpenRegistry> {
   let source: RegistrySource;
   let kube: KubernetesRegistrySource | undefined;
+  let services: ServiceCatalog | undefined;
   if (config.kubernetes !== undefined) {
     const access = await loadClusterAccess({
       kubeconfig: config.kubernetes.kubeconfig,
@@ -54,7 +59,26 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
       ...(options.tuning !== undefined && { tuning: options.tuning }),
     });
     source = kube;
+    // The same access (one token, one TLS setup); the registry source closes it at stop.
+    services = new ServiceCatalog({
+      access,
+      namespaces: config.kubernetes.namespaces,
+      resyncSeconds: config.kubernetes.resyncSeconds,
+      ...(options.clock !== undefined && { clock: options.clock }),
+      ...(options.tuning !== undefined && { tuning: options.tuning }),
+    });
     log.info({ event: 'registry-source', source: kube.origin, access: access.description }, 'registry from the Kubernetes API');
+    services.on('listed', (i) => {
+      log.info({ event: 'services-relist', scope: i.scope, reason: i.reason, objects: i.objects, added: i.added, updated: i.updated, deleted: i.deleted }, `listed ${i.scope}`);
+    });
+    services.on('watchLost', (i) => {
+      const fields = { event: 'services-watch-lost', scope: i.scope, reason: i.reason, retryInSeconds: i.retryInMs / 1000, relist: i.relist };
+      if (i.reason === 'closed' && i.retryInMs === 0) log.debug(fields, i.message);
+      else log.warn(fields, `${i.message}; the Services in force are kept`);
+    });
+    services.on('listFailed', (i) => {
+      log.warn({ event: 'services-list-failed', scope: i.scope, reason: i.reason, retryInSeconds: i.retryInMs / 1000 }, i.message);
+    });
     // One line per relist and per lost watch; a server ending a watch on schedule is routine.
     kube.on('listed', (i) => {
       log.info({ event: 'registry-relist', scope: i.scope, reason: i.reason, objects: i.objects, added: i.added, updated: i.updated, deleted: i.deleted }, `listed clearanceregistries in ${i.scope}`);
@@ -70,18 +94,27 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
   const file = config.file ?? source.origin;
   const registry = new Registry(source);
   const { index } = registry;
+  const resolvePeer = (address: string): PeerLookup => {
+    const hit = index.resolveAddress(address);
+    if (hit.kind === 'none') return hit;
+    if (hit.kind === 'conflict') return { kind: 'refuse', reason: `address claimed by ${hit.claimants.length} registry entries` };
+    if (hit.entry.revoked) return { kind: 'refuse', reason: `${hit.entry.agentId} is revoked` };
+    return { kind: 'peer', peer: hit.entry satisfies MeshPeer };
+  };
+  const catalog = services;
+  const serviceLookups = catalog === undefined ? undefined : new ServiceLookups(index, resolvePeer);
   const directory: PeerDirectory = {
     peerByKey: (key) => {
       const entry = index.byPublicKey(key);
       return entry === undefined || entry.revoked ? undefined : entry;
     },
     peersByAgentId: (agentId) => index.byAgentId(agentId),
-    resolveAddress: (address): AddressLookup => {
-      const hit = index.resolveAddress(address);
-      if (hit.kind === 'none') return hit;
-      if (hit.kind === 'conflict') return { kind: 'refuse', reason: `address claimed by ${hit.claimants.length} registry entries` };
-      if (hit.entry.revoked) return { kind: 'refuse', reason: `${hit.entry.agentId} is revoked` };
-      return { kind: 'peer', peer: hit.entry satisfies MeshPeer };
+    resolveAddress: (address, port): AddressLookup => {
+      if (catalog !== undefined && port !== undefined) {
+        const frontend = catalog.resolve(address, port);
+        if (frontend !== undefined) return serviceLookups!.of(frontend);
+      }
+      return resolvePeer(address);
     },
   };
 
@@ -107,6 +140,7 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
   const settled = new Promise<void>((resolve) => (firstRead = resolve));
   const offSnapshot = registry.on('snapshot', () => firstRead());
   const offError = registry.on('error', () => firstRead());
+  services?.start();
   registry.start();
   await Promise.race([settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_READ_WAIT_MS)))]);
   clearTimeout(timer);
@@ -119,6 +153,7 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
   return {
     directory,
     registry,
+    services,
     attach(proxy) {
       const livePeers = (): number => index.entries().filter((e: RegistryEntry) => !e.revoked).length;
       proxy.setRegistryReady(registry.isReady, notReadyReason);
@@ -146,6 +181,9 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
             stale: s.staleSeconds > 0,
             staleSeconds: Math.round(s.staleSeconds * 10) / 10,
             lastSyncAt: s.lastSyncAt === undefined ? null : new Date(s.lastSyncAt).toISOString(),
+            ...(catalog !== undefined && {
+              services: { synced: catalog.synced, frontends: catalog.size, staleSeconds: Math.round(catalog.staleSeconds * 10) / 10 },
+            }),
           };
         });
       }
@@ -155,6 +193,33 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
         log.info({ event: 'revocation', peer: previous.agentId, generation: String(previous.generation), reason, sessionsAborted: aborted }, 'key revoked');
       });
     },
-    stop: () => registry.stop(),
+    async stop() {
+      await services?.stop();
+      await registry.stop();
+    },
   };
+}
+
+/**
+ * A frontend's endpoints as the proxy sees them: each address resolved through the index.
+ * Remembered per frontend object and index version, so a connection costs one lookup while
+ * neither the Service nor the registry has changed (a frontend object is replaced, never
+ * changed, when its Service or slices do).
+ */
+class ServiceLookups {
+  readonly #cache = new WeakMap<ServiceFrontend, { readonly version: number; readonly lookup: AddressLookup }>();
+
+  constructor(
+    private readonly index: RegistryIndex,
+    private readonly resolvePeer: (address: string) => PeerLookup,
+  ) {}
+
+  of(frontend: ServiceFrontend): AddressLookup {
+    const cached = this.#cache.get(frontend);
+    if (cached !== undefined && cached.version === this.index.version) return cached.lookup;
+    const endpoints: ServiceEndpoint[] = frontend.endpoints.map((e) => Object.freeze({ address: e.address, port: e.port, lookup: this.resolvePeer(e.address) }));
+    const lookup: AddressLookup = Object.freeze({ kind: 'service', service: frontend.service, endpoints: Object.freeze(endpoints) });
+    this.#cache.set(frontend, { version: this.index.version, lookup });
+    return lookup;
+  }
 }

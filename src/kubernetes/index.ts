@@ -2,8 +2,9 @@
  * kubernetes: the API server as a registry source. A reflector (list + watch of any resource
  * into a local store, with retries, bookmarks, a watchdog and relist on 410) over undici,
  * cluster access from a kubeconfig or the pod's service account (client-node's KubeConfig),
- * and `KubernetesRegistrySource`, the registry-sync `RegistrySource` of ClearanceRegistry
- * objects. All the HTTP of registry-sync lives here; registry-sync itself has none.
+ * `KubernetesRegistrySource`, the registry-sync `RegistrySource` of ClearanceRegistry
+ * objects, and `ServiceCatalog`, Services and EndpointSlices as ClusterIP:port -> endpoints
+ * (the pure part in service-endpoints.ts). All the HTTP of registry-sync lives here; registry-sync itself has none.
  */
 export { ClusterAccess, ClusterConfigError, loadClusterAccess, SERVICE_ACCOUNT_DIR, type ClusterAccessOptions } from './cluster.js';
 export { TokenFile, TokenFileError } from './token-file.js';
@@ -46,3 +47,25 @@ export {
   type ReflectorTuning,
   type SyncStatus,
 } from './registry-source.js';
+export {
+  SERVICE_NAME_LABEL,
+  familyOf,
+  frontendKey,
+  parseEndpointSlice,
+  parseService,
+  serviceFrontends,
+  type EndpointCandidate,
+  type IpFamily,
+  type ParsedService,
+  type ParsedSlice,
+  type ServiceFrontend,
+  type ServicePort,
+  type SliceEndpoint,
+} from './service-endpoints.js';
+export {
+  ServiceCatalog,
+  endpointSlicesResource,
+  servicesResource,
+  type ServiceCatalogEvents,
+  type ServiceCatalogOptions,
+} from './service-catalog.js';

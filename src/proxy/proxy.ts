@@ -20,6 +20,7 @@ import {
   type OriginalDestinationOf,
   type OutboundMode,
 } from './outbound/outbound-listeners.js';
+import { ServiceBalancer } from './outbound/service-balancer.js';
 import { SessionTable } from './session/session-table.js';
 import type { TimestampClock } from './session/timestamp-clock.js';
 import { ProxyMetrics } from './telemetry/metrics.js';
@@ -84,6 +85,8 @@ const ignore = (): void => {};
 export class Proxy {
   readonly sessions = new SessionTable();
   readonly metrics = new ProxyMetrics(this.sessions);
+  /** Power of two choices over Service endpoints, by open sessions per peer. */
+  readonly serviceBalancer = new ServiceBalancer(this.sessions);
   readonly protocol: Protocol;
   /** Keepalive and user timeout of every mesh socket; says what is lost without its addon. */
   readonly liveness: MeshSocketLiveness;
@@ -148,7 +151,7 @@ export class Proxy {
       if (o.outbound.capture) {
         const lookup = o.originalDestinationOf!;
         outboundCapture = await this.listen(o.outbound.capture, (s) =>
-          handleCaptured(s, lookup, o.outbound.mode, ctx.directory, ctx.initiator, ctx.metrics, ctx.log),
+          handleCaptured(s, lookup, o.outbound.mode, ctx.directory, ctx.initiator, ctx.metrics, ctx.log, this.serviceBalancer),
         );
         ownPorts.add(outboundCapture);
       }

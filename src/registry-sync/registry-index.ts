@@ -160,12 +160,7 @@ export class RegistryIndex {
     const allByAgent = new Map<string, RegistryEntry[]>();
     const liveInstallations = new Set<string>();
     for (const entry of snapshot.entries) {
-      byKey.set(entry.publicKeyB64, {
-        entry,
-        current: Object.freeze(entry.revoked ? { kind: 'revoked', entry } : { kind: 'valid', entry }),
-        stale: Object.freeze({ kind: 'stale-generation', entry }),
-        fingerprint: entryFingerprint(entry),
-      });
+      byKey.set(entry.publicKeyB64, slotOf(entry));
       push(allByAgent, entry.agentId, entry);
       if (!entry.revoked) {
         push(liveByAgent, entry.agentId, entry);
@@ -237,6 +232,28 @@ export class RegistryIndex {
     if (failure !== undefined) throw failure.error;
     return summary;
   }
+}
+
+/**
+ * A slot is a function of its (frozen) entry alone, and a source hands the same entry objects
+ * back while an object does not change (the Kubernetes source caches validations by
+ * resourceVersion), so a replace builds slots, fingerprints included, only for entries it has
+ * not seen: the rest of a one-object change is map work.
+ */
+const slots = new WeakMap<RegistryEntry, Slot>();
+
+function slotOf(entry: RegistryEntry): Slot {
+  let slot = slots.get(entry);
+  if (slot === undefined) {
+    slot = {
+      entry,
+      current: Object.freeze(entry.revoked ? { kind: 'revoked', entry } : { kind: 'valid', entry }),
+      stale: Object.freeze({ kind: 'stale-generation', entry }),
+      fingerprint: entryFingerprint(entry),
+    };
+    slots.set(entry, slot);
+  }
+  return slot;
 }
 
 function push(map: Map<string, RegistryEntry[]>, key: string, entry: RegistryEntry): void {

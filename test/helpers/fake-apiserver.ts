@@ -19,6 +19,10 @@
  *   An RV older than the compaction point is refused with 410 Gone, either as an HTTP status
  *   or (the watch cache's way) as a 200 stream holding one ERROR event with code 410; the
  *   server ends a watch after its `timeoutSeconds`;
+ * - label selectors (`labelSelector`, equality-based) on lists and watches;
+ * - Services and EndpointSlices are registered from the start (SERVICES, ENDPOINT_SLICES;
+ *   test/helpers/kube-services.ts builds them as the API server and the EndpointSlice
+ *   controller would);
  * - auth: every request needs `Authorization: Bearer <token>` for one of the accepted tokens,
  *   otherwise 401 with a Status; `authorize`, when set, is RBAC: a request it refuses gets 403
  *   with the Forbidden Status the real server writes (`secrets "x" is forbidden: User ...
@@ -56,6 +60,10 @@ export interface AccessRequest {
   readonly namespace: string | undefined;
   readonly name: string | undefined;
 }
+/** core/v1 Services (`/api/v1/.../services`). */
+export const SERVICES: ResourceId = { group: '', version: 'v1', resource: 'services', kind: 'Service' };
+/** discovery.k8s.io/v1 EndpointSlices. */
+export const ENDPOINT_SLICES: ResourceId = { group: 'discovery.k8s.io', version: 'v1', resource: 'endpointslices', kind: 'EndpointSlice' };
 
 interface HistoryEvent {
   readonly rv: number;
@@ -66,6 +74,7 @@ interface HistoryEvent {
 interface Watcher {
   readonly resource: string;
   readonly namespace: string | undefined;
+  readonly selector: Selector;
   readonly bookmarks: boolean;
   readonly res: ServerResponse;
   readonly socket: Socket;
@@ -130,6 +139,8 @@ export class FakeApiServer {
       socket.once('close', () => this.#sockets.delete(socket));
     });
     this.register(CLEARANCE_REGISTRIES);
+    this.register(SERVICES);
+    this.register(ENDPOINT_SLICES);
   }
 
   register(resource: ResourceId): void {
@@ -152,6 +163,13 @@ export class FakeApiServer {
   /** Watch connections open now. */
   get watchers(): number {
     return this.#watchers.size;
+  }
+
+  /** Watch connections of one resource open now. */
+  watchersOf(resource: ResourceId): number {
+    let n = 0;
+    for (const w of this.#watchers) if (w.resource === resourceKey(resource)) n++;
+    return n;
   }
 
   async start(): Promise<this> {
@@ -265,7 +283,7 @@ export class FakeApiServer {
     this.#history.push(event);
     this.#historyResource.push(resourceKey(resource));
     for (const w of this.#watchers) {
-      if (w.resource === resourceKey(resource) && matches(event.object, w.namespace)) this.#send(w, { type: event.type, object: event.object });
+      if (w.resource === resourceKey(resource) && matches(event.object, w.namespace, w.selector)) this.#send(w, { type: event.type, object: event.object });
     }
   }
 
@@ -346,8 +364,14 @@ export class FakeApiServer {
         return fail(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
       }
     }
+    let selector: Selector;
+    try {
+      selector = parseSelector(query.get('labelSelector'));
+    } catch (err) {
+      return fail(400, 'BadRequest', (err as Error).message);
+    }
     const all = [...this.#objects.get(key)!.entries()]
-      .filter(([, o]) => matches(o, namespace))
+      .filter(([, o]) => matches(o, namespace, selector))
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .filter(([k]) => k > after);
     const page = limit > 0 ? all.slice(0, limit) : all;
@@ -391,11 +415,18 @@ export class FakeApiServer {
       return;
     }
     if (this.hangWatches) return; // headers, then nothing, ever: a hung connection
-    const w: Watcher = { resource: key, namespace, bookmarks: query.get('allowWatchBookmarks') === 'true', res, socket: req.socket };
+    // A malformed selector was refused by the list that must come first; here it matches nothing.
+    let selector: Selector;
+    try {
+      selector = parseSelector(query.get('labelSelector'));
+    } catch {
+      selector = [{ key: '', op: 'exists' }];
+    }
+    const w: Watcher = { resource: key, namespace, selector, bookmarks: query.get('allowWatchBookmarks') === 'true', res, socket: req.socket };
     this.#watchers.add(w);
     res.once('close', () => this.#watchers.delete(w));
     for (const [i, e] of this.#history.entries()) {
-      if (this.#historyResource[i] === key && e.rv > from && matches(e.object, namespace)) this.#send(w, { type: e.type, object: e.object });
+      if (this.#historyResource[i] === key && e.rv > from && matches(e.object, namespace, selector)) this.#send(w, { type: e.type, object: e.object });
     }
     const timeout = Number(query.get('timeoutSeconds') ?? '0');
     if (timeout > 0) {
@@ -414,8 +445,35 @@ function apiVersionOf(r: ResourceId): string {
   return r.group === '' ? r.version : `${r.group}/${r.version}`;
 }
 
-function matches(object: KubeObject, namespace: string | undefined): boolean {
-  return namespace === undefined || object.metadata.namespace === namespace;
+/**
+ * A label selector's equality-based requirements (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma
+ * separated), as the API server parses them; set-based ones (`in`, `notin`) are refused.
+ * A watch whose object stops matching gets no DELETED here (the real server sends one): the
+ * production code selects nothing, so the double does not pretend to be complete.
+ */
+type Selector = readonly { readonly key: string; readonly op: '=' | '!=' | 'exists' | '!exists'; readonly value?: string }[];
+
+function parseSelector(text: string | null): Selector {
+  if (text === null || text === '') return [];
+  return text.split(',').map((part) => {
+    const m = /^\s*(!?)([\w./-]+)\s*(?:(==|=|!=)\s*([\w.-]*))?\s*$/.exec(part);
+    if (m === null) throw new Error(`unable to parse requirement: ${part}`);
+    if (m[3] === undefined) return { key: m[2]!, op: m[1] === '!' ? '!exists' : 'exists' };
+    if (m[1] === '!') throw new Error(`unable to parse requirement: ${part}`);
+    return { key: m[2]!, op: m[3] === '!=' ? '!=' : '=', value: m[4]! };
+  });
+}
+
+function matches(object: KubeObject, namespace: string | undefined, selector: Selector = []): boolean {
+  if (namespace !== undefined && object.metadata.namespace !== namespace) return false;
+  const labels = (object.metadata.labels ?? {}) as Record<string, unknown>;
+  return selector.every((r) => {
+    const has = Object.hasOwn(labels, r.key);
+    if (r.op === 'exists') return has;
+    if (r.op === '!exists') return !has;
+    if (r.op === '=') return has && labels[r.key] === r.value;
+    return !has || labels[r.key] !== r.value;
+  });
 }
 
 /** A kubeconfig that points at `server` with a bearer token (and its CA, for HTTPS). */

@@ -30,6 +30,37 @@ export interface MeshRoute {
   readonly targetPort: number;
 }
 
+export type AttemptOutcome =
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      /** The `result` label it was counted under (`connect-failed`, `timeout`, a status name...). */
+      readonly result: string;
+      /** Another endpoint may well succeed: nothing was sent, or the responder turned us away. */
+      readonly retryable: boolean;
+      /** The application closed its connection meanwhile: nothing more to try. */
+      readonly appGone: boolean;
+    };
+
+const ACCEPTED: AttemptOutcome = Object.freeze({ ok: true });
+
+/**
+ * Failures another endpoint of the same Service may not have: no connection (`connect-failed`),
+ * no answer (`timeout`, `closed`), and the refusals of one responder rather than of us
+ * everywhere, P2 status 1 (it does not know our key yet), 2 (it holds another generation of
+ * ours), 5 (its target is down) and 7 (it is overloaded). A bad answer (`decrypt`,
+ * `malformed`, `stale-responder`) is not retried: it says something is wrong, not busy.
+ */
+const RETRYABLE: ReadonlySet<string> = new Set([
+  'connect-failed',
+  'timeout',
+  'closed',
+  statusName(Status.unknownInitiator),
+  statusName(Status.staleGeneration),
+  statusName(Status.targetUnavailable),
+  statusName(Status.overloaded),
+]);
+
 export class MeshInitiator {
   /** One clock per static key, shared by every connection (PROTOCOL.md 4.3). */
   private readonly clock: TimestampClock;
@@ -46,6 +77,17 @@ export class MeshInitiator {
 
   /** Carries `app` to `route`. Never throws: a failure resets `app`. */
   async open(app: Socket, route: MeshRoute): Promise<void> {
+    const outcome = await this.attempt(app, route);
+    if (!outcome.ok) resetSocket(app);
+  }
+
+  /**
+   * One try at carrying `app` to `route`. On success the session owns `app`. On failure the
+   * mesh connection is reset and `app` is left as it was, paused with none of its bytes read
+   * (they are read only once a session starts), so the caller may try another endpoint or
+   * reset it. Never throws.
+   */
+  async attempt(app: Socket, route: MeshRoute): Promise<AttemptOutcome> {
     const started = process.hrtime.bigint();
     const { metrics, log } = this.o;
     app.pause();
@@ -59,13 +101,13 @@ export class MeshInitiator {
     // The application's connection and the mesh connection: a session's two descriptors,
     // counted against the session cap from now on.
     const opened = this.o.sessions.open();
-    const fail = (result: string, detail?: string): void => {
+    const fail = (result: string, detail?: string): AttemptOutcome => {
       opened();
       app.off('close', onAppGone);
       metrics.handshakes.inc({ role: 'initiator', result });
       log.info({ event: 'session-end', direction: 'outbound', peer: route.peer.agentId, targetPort: route.targetPort, status: result, detail, bytesIn: 0, bytesOut: 0, durationMs: Number(process.hrtime.bigint() - started) / 1e6 }, 'outbound handshake failed');
-      resetSocket(app);
       if (mesh !== null) resetSocket(mesh);
+      return { ok: false, result, retryable: !appGone && RETRYABLE.has(result), appGone };
     };
 
     if (this.o.sessions.load > this.maxSessions) return fail('overloaded');
@@ -143,5 +185,6 @@ export class MeshInitiator {
       new SecureSession(app, mesh, transport, read.decoder, 'outbound', { agentId: route.peer.agentId, publicKeyB64: route.peer.publicKeyB64 }, route.targetPort),
     ).start();
     opened();
+    return ACCEPTED;
   }
 }

@@ -2,7 +2,8 @@
  * Outbound entry points. The explicit listener knows its peer from configuration; the
  * capture listener learns the destination from iptables (SO_ORIGINAL_DST) and resolves it
  * through the registry: a meshed pod gets Noise, anything else passes through in plaintext
- * (permissive) or is refused (strict).
+ * (permissive) or is refused (strict). A Service's ClusterIP:port goes to one of its meshed
+ * endpoints, picked by the ServiceBalancer, with up to MAX_SERVICE_TRIES tries.
  */
 import type { Socket } from 'node:net';
 import { LIMITS, PROTOCOL } from '../protocol/index.js';
@@ -11,8 +12,12 @@ import { relayPlain } from '../session/plain-relay.js';
 import { resetSocket } from '../session/socket-reset.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { MeshPeer, PeerDirectory } from '../peers.js';
+import type { MeshPeer, PeerDirectory, ServiceEndpoint } from '../peers.js';
 import type { MeshInitiator } from './mesh-initiator.js';
+import type { MeshEndpoint, ServiceBalancer } from './service-balancer.js';
+
+/** Endpoints tried for one connection to a Service before the application's is reset. */
+export const MAX_SERVICE_TRIES = 3;
 
 export interface OriginalDestination {
   readonly address: string;
@@ -71,6 +76,7 @@ export function handleCaptured(
   initiator: MeshInitiator,
   metrics: ProxyMetrics,
   log: Logger,
+  balancer: ServiceBalancer,
 ): void {
   let destination: OriginalDestination;
   try {
@@ -81,7 +87,11 @@ export function handleCaptured(
     resetSocket(app);
     return;
   }
-  const resolved = directory.resolveAddress(destination.address);
+  const resolved = directory.resolveAddress(destination.address, destination.port);
+  if (resolved.kind === 'service') {
+    void openService(app, destination, resolved.service, resolved.endpoints, mode, initiator, balancer, metrics, log);
+    return;
+  }
   if (resolved.kind === 'refuse') {
     metrics.passthrough.inc({ direction: 'outbound', result: 'refused' });
     log.warn({ event: 'outbound-refused', port: destination.port, reason: resolved.reason }, 'meshed destination unusable');
@@ -105,6 +115,75 @@ export function handleCaptured(
     return;
   }
   void passThrough(app, destination.address, destination.port, 'outbound', metrics);
+}
+
+/**
+ * A connection to a Service's ClusterIP:port. Its meshed endpoints (valid registry entries)
+ * take it over Noise, picked by power of two choices; a try that fails before the session
+ * starts (no connection, no answer, P2 status 1, 2, 5 or 7) moves to another endpoint, at
+ * most MAX_SERVICE_TRIES in all, and then the application's connection is reset. The
+ * application's bytes are not read until a handshake succeeds, so a retry loses nothing.
+ *
+ * Meshed endpoints are preferred whenever there is one: a connection to a Service is never
+ * downgraded to plaintext because an unmeshed pod backs it too. With none:
+ * - an endpoint that is meshed but unusable (revoked, an address two entries claim) makes
+ *   the connection refused in either mode, as such a pod IP is: plaintext could reach it;
+ * - otherwise (unmeshed endpoints only, or none at all) the outbound mode decides:
+ *   permissive passes it in plaintext to the ClusterIP, where the node's Service rules
+ *   (kube-proxy's DNAT, which our UID is not exempt from) pick the endpoint as they would
+ *   without a mesh; strict refuses it.
+ */
+async function openService(
+  app: Socket,
+  destination: OriginalDestination,
+  service: string,
+  endpoints: readonly ServiceEndpoint[],
+  mode: OutboundMode,
+  initiator: MeshInitiator,
+  balancer: ServiceBalancer,
+  metrics: ProxyMetrics,
+  log: Logger,
+): Promise<void> {
+  const meshed: MeshEndpoint[] = [];
+  let refused: string | undefined;
+  for (const e of endpoints) {
+    if (e.lookup.kind === 'peer') meshed.push({ peer: e.lookup.peer, address: e.address, port: e.port });
+    else if (e.lookup.kind === 'refuse') refused ??= e.lookup.reason;
+  }
+  if (meshed.length === 0) {
+    if (refused !== undefined || mode === 'strict') {
+      metrics.passthrough.inc({ direction: 'outbound', result: 'refused' });
+      const reason = refused ?? (endpoints.length === 0 ? 'no ready endpoint (strict)' : 'no meshed endpoint (strict)');
+      log.info({ event: 'outbound-refused', service, port: destination.port, reason }, 'service connection refused');
+      resetSocket(app);
+      return;
+    }
+    await passThrough(app, destination.address, destination.port, 'outbound', metrics);
+    return;
+  }
+  const tried = new Set<MeshEndpoint>();
+  for (let i = 0; i < MAX_SERVICE_TRIES; i++) {
+    const endpoint = balancer.pick(meshed, tried);
+    if (endpoint === undefined) break;
+    tried.add(endpoint);
+    const done = balancer.begin(endpoint.peer);
+    let outcome;
+    try {
+      outcome = await initiator.attempt(app, {
+        peer: endpoint.peer,
+        host: endpoint.address,
+        meshPort: endpoint.peer.meshPort ?? PROTOCOL.defaultMeshPort,
+        targetPort: endpoint.port,
+      });
+    } finally {
+      done();
+    }
+    if (outcome.ok) return;
+    if (outcome.appGone) return resetSocket(app);
+    if (!outcome.retryable) break;
+  }
+  log.warn({ event: 'outbound-refused', service, port: destination.port, tries: tried.size, reason: 'no endpoint accepted the connection' }, 'service connection reset');
+  resetSocket(app);
 }
 
 /** Plaintext to where the connection was going. The proxy's UID keeps it out of capture. */

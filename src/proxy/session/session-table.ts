@@ -41,6 +41,11 @@ export class SessionTable {
     session.onEnd(() => this.remove(session));
   }
 
+  /** Open sessions with `publicKeyB64` (the balancer's load figure). */
+  countOf(publicKeyB64: string): number {
+    return this.byKey.get(publicKeyB64)?.size ?? 0;
+  }
+
   /** Aborts every session with `publicKeyB64`; returns how many there were. */
   abortKey(publicKeyB64: string, reason: AbortReason): number {
     const set = this.byKey.get(publicKeyB64);

@@ -9,7 +9,12 @@ import type { Duplex } from 'node:stream';
 export function resetSocket(socket: Duplex): void {
   if (socket.destroyed) return;
   const tcp = socket as Duplex & { resetAndDestroy?: () => void };
-  if (typeof tcp.resetAndDestroy !== 'function') {
+  // Our side already ended (end() called) and its shutdown request still in flight: libuv
+  // refuses a reset then (uv_tcp_close_reset: EINVAL while shutting down), and Node 20's
+  // resetAndDestroy leaves that request pending for ever, so the process spins at 100% CPU
+  // when it exits. The peer has had our FIN already; a plain close is all that is left to
+  // say (Linux still answers RST to anything it sends afterwards, or if it left unread data).
+  if (typeof tcp.resetAndDestroy !== 'function' || (socket.writableEnded && !socket.writableFinished)) {
     socket.destroy();
     return;
   }

@@ -1,0 +1,561 @@
+// Services through EndpointSlices, end to end on loopback: real proxies, each opening the
+// registry and the Services through a kubeconfig that points at the API-server test double
+// (test/helpers/fake-apiserver.ts), exactly as `noisemesh proxy` with `registry.kubernetes`
+// does. Pods are 127.0.0.x addresses: each endpoint pod runs a proxy whose mesh listener and
+// application bind its own address. The client's capture listener is handed an original-
+// destination lookup that answers the ClusterIP, 127.0.0.100, as SO_ORIGINAL_DST would for
+// a connection iptables redirected; in the permissive cases a plain server on 127.0.0.100
+// plays the node's Service rules (kube-proxy), the only way plaintext reaches an endpoint.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Proxy, silentLogger, type Identity, type OriginalDestination } from '../src/proxy/index.js';
+import { nativeBackend } from '../src/noise/index.js';
+import { openRegistry, type OpenRegistry } from '../src/cli/registry-wiring.js';
+import { parseProxyConfig } from '../src/cli/config/proxy-config.js';
+import { ENDPOINT_SLICES, FakeApiServer, SERVICES, kubeconfigFor } from './helpers/fake-apiserver.js';
+import { serviceObject, slicesFor, type PodSpec } from './helpers/kube-services.js';
+import { TestDirectory, dial, makeIdentity, peerOf, readAll } from './helpers/mesh.js';
+
+const TOKEN = 'test-token-services';
+const NS = 'shop';
+const CLUSTER_IP = '127.0.0.100';
+const dir = mkdtempSync(join(tmpdir(), 'noisemesh-svc-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return;
+    await sleep(5);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A server on `host:port` (0: any) that greets each connection with `name\n`, then echoes. */
+async function greeter(host: string, port: number, name: string): Promise<{ port: number; accepted: number; server: Server; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const state = { accepted: 0 };
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    state.accepted++;
+    socket.on('error', () => {});
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.write(`${name}\n`);
+    socket.pipe(socket);
+  });
+  server.listen(port, host);
+  await once(server, 'listening');
+  return {
+    port: (server.address() as { port: number }).port,
+    get accepted() {
+      return state.accepted;
+    },
+    server,
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+interface EndpointPod {
+  readonly name: string;
+  readonly ip: string;
+  readonly identity: Identity;
+  /** Absent for an unmeshed pod, or a meshed one whose proxy is not running (dead). */
+  readonly proxy: Proxy | undefined;
+  /** The port its registry entry announces. */
+  readonly meshPort: number;
+  readonly app: Awaited<ReturnType<typeof greeter>>;
+}
+
+interface Cluster {
+  readonly api: FakeApiServer;
+  readonly client: Proxy;
+  readonly clientRegistry: OpenRegistry;
+  readonly pods: Map<string, EndpointPod>;
+  destination: OriginalDestination;
+  /** Publishes a ClearanceRegistry object for the pod (meshed pods only). */
+  publish(pod: EndpointPod, overrides?: Record<string, unknown>): void;
+  /** Waits until the client proxy routes `port` to exactly these endpoint addresses:ports. */
+  routes(port: number, expected: string[]): Promise<void>;
+  /** Connects to the ClusterIP as a captured app would; resolves with the greeting's name. */
+  connect(port?: number): Promise<{ name: string; socket: Socket }>;
+  /** A connection the proxy is expected to end: how it ended. */
+  connectExpectingEnd(port?: number): Promise<{ data: string; ending: string }>;
+  close(): Promise<void>;
+}
+
+let installation = 0;
+const installationId = (): string => `00000000-0000-4000-8000-${String(++installation).padStart(12, '0')}`;
+
+interface PodPlan {
+  readonly name: string;
+  readonly ip: string;
+  /** Default 'meshed'. `dead`: a registry entry whose mesh port has nothing listening. `stranger`: a proxy that knows no registry (status 1 to everyone). */
+  readonly kind?: 'meshed' | 'unmeshed' | 'dead' | 'stranger';
+  /** The application's port; default the cluster's shared target port. */
+  readonly appPort?: number;
+}
+
+async function cluster(mode: 'permissive' | 'strict', plans: readonly PodPlan[], options: { explicitTo?: string } = {}): Promise<Cluster> {
+  const api = await new FakeApiServer({ tokens: [TOKEN] }).start();
+  const kubeconfig = join(dir, `kubeconfig-${installation}`);
+  writeFileSync(kubeconfig, kubeconfigFor(api.url, TOKEN));
+  const config = parseProxyConfig({ identity: { agentId: `${NS}/web` }, registry: { kubernetes: { kubeconfig, namespaces: [NS] } } });
+  const registries: OpenRegistry[] = [];
+  const proxies: Proxy[] = [];
+  const ids = new Map<string, string>();
+  const publish = (name: string, identity: Identity, address: string, meshPort: number, overrides: Record<string, unknown> = {}): void => {
+    if (!ids.has(name)) ids.set(name, installationId());
+    api.apply({
+      apiVersion: 'noisemesh.io/v1alpha1',
+      kind: 'ClearanceRegistry',
+      metadata: { name, namespace: NS },
+      spec: { peers: [{ agentId: identity.agentId, installationId: ids.get(name), publicKey: identity.publicKeyB64, generation: 1, addresses: [address], meshPort, ...overrides }] },
+    });
+  };
+  const pods = new Map<string, EndpointPod>();
+  let sharedPort = 0;
+  try {
+    for (const plan of plans) {
+      const kind = plan.kind ?? 'meshed';
+      const app = await greeter(plan.ip, plan.appPort ?? sharedPort, plan.name);
+      if (plan.appPort === undefined) sharedPort = app.port;
+      const identity = makeIdentity(`${NS}/${plan.name}`);
+      let proxy: Proxy | undefined;
+      let meshPort = 0;
+      if (kind === 'meshed' || kind === 'stranger') {
+        const opened = kind === 'meshed' ? await openRegistry(config.registry, silentLogger()) : undefined;
+        if (opened) registries.push(opened);
+        const own = new TestDirectory();
+        proxy = new Proxy({
+          trustDomain: 'cluster.local',
+          backend: nativeBackend,
+          identity,
+          directory: opened?.directory ?? own,
+          log: silentLogger(),
+          outbound: { mode: 'permissive', explicit: [] },
+          inbound: { mesh: { host: plan.ip, port: 0 } },
+        });
+        opened?.attach(proxy);
+        meshPort = (await proxy.start()).mesh;
+        proxies.push(proxy);
+        // A stranger knows itself, and nobody else: status 1 to every initiator.
+        if (kind === 'stranger') own.set(peerOf(identity, meshPort, 1n, [plan.ip]));
+      } else if (kind === 'dead') {
+        // A port that was free a moment ago: connections to it are refused.
+        const probe = await greeter(plan.ip, 0, 'probe');
+        meshPort = probe.port;
+        await probe.close();
+      }
+      const pod: EndpointPod = { name: plan.name, ip: plan.ip, identity, proxy, meshPort, app };
+      pods.set(plan.name, pod);
+      if (kind !== 'unmeshed') publish(plan.name, identity, plan.ip, meshPort);
+    }
+    const clientId = makeIdentity(`${NS}/web`);
+    const clientRegistry = await openRegistry(config.registry, silentLogger());
+    registries.push(clientRegistry);
+    const state = { destination: { address: CLUSTER_IP, port: 80 } as OriginalDestination };
+    const client = new Proxy({
+      trustDomain: 'cluster.local',
+      backend: nativeBackend,
+      identity: clientId,
+      directory: clientRegistry.directory,
+      log: silentLogger(),
+      outbound: {
+        mode,
+        capture: { host: '127.0.0.1', port: 0 },
+        explicit: options.explicitTo === undefined ? [] : [{ listen: { host: '127.0.0.1', port: 0 }, peer: `${NS}/${options.explicitTo}`, port: sharedPort }],
+      },
+      inbound: { mesh: { host: '127.0.0.9', port: 0 } },
+      originalDestinationOf: () => state.destination,
+    });
+    clientRegistry.attach(client);
+    const clientPorts = await client.start();
+    proxies.push(client);
+    publish('web', clientId, '127.0.0.9', clientPorts.mesh);
+    const meshed = plans.filter((p) => (p.kind ?? 'meshed') !== 'unmeshed').length + 1;
+    await waitFor(() => registries.every((r) => r.registry.index.size === meshed), 'every proxy to see every registry entry');
+
+    const c: Cluster = {
+      api,
+      client,
+      clientRegistry,
+      pods,
+      get destination() {
+        return state.destination;
+      },
+      set destination(d) {
+        state.destination = d;
+      },
+      publish: (pod, overrides) => publish(pod.name, pod.identity, pod.ip, pod.meshPort, overrides),
+      async routes(port, expected) {
+        const want = [...expected].sort().join(' ');
+        let have = '';
+        await waitFor(() => {
+          const f = clientRegistry.services!.resolve(CLUSTER_IP, port);
+          have = f === undefined ? '(no frontend)' : f.endpoints.map((e) => `${e.address}:${e.port}`).sort().join(' ');
+          return have === want;
+        }, `the client's endpoints of ${CLUSTER_IP}:${port} to be [${want}] (last seen [${have}])`);
+      },
+      async connect(port = 80) {
+        state.destination = { address: CLUSTER_IP, port };
+        const socket = await dial(clientPorts.outboundCapture!);
+        socket.on('error', () => {});
+        const line = await new Promise<string>((resolve, reject) => {
+          let text = '';
+          const timer = setTimeout(() => reject(new Error('no greeting within 10 s')), 10_000);
+          socket.on('data', function onData(chunk: Buffer) {
+            text += chunk.toString();
+            if (text.includes('\n')) {
+              clearTimeout(timer);
+              socket.off('data', onData);
+              resolve(text.split('\n')[0]!);
+            }
+          });
+          socket.once('close', () => {
+            clearTimeout(timer);
+            reject(new Error(`closed before a greeting (got ${JSON.stringify(text)})`));
+          });
+        });
+        return { name: line, socket };
+      },
+      async connectExpectingEnd(port = 80) {
+        state.destination = { address: CLUSTER_IP, port };
+        try {
+          const r = await readAll(await dial(clientPorts.outboundCapture!));
+          return { data: r.data.toString(), ending: r.ending };
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ECONNRESET') return { data: '', ending: 'reset' };
+          throw err;
+        }
+      },
+      async close() {
+        await Promise.all(proxies.map((p) => p.shutdown(0)));
+        await Promise.all(registries.map((r) => r.stop()));
+        await Promise.all([...pods.values()].map((p) => p.app.close()));
+        await api.close();
+      },
+    };
+    return c;
+  } catch (err) {
+    await Promise.all(proxies.map((p) => p.shutdown(0)));
+    await Promise.all(registries.map((r) => r.stop()));
+    await Promise.all([...pods.values()].map((p) => p.app.close()));
+    await api.close();
+    throw err;
+  }
+}
+
+const podSpecs = (c: Cluster, names: string[], extra: Partial<PodSpec> = {}): PodSpec[] => names.map((n) => ({ name: n, ip: c.pods.get(n)!.ip, ...extra }));
+
+function applyService(c: Cluster, port = 80): Record<string, unknown> {
+  const svc = serviceObject(NS, 'api', { clusterIP: CLUSTER_IP, ports: [{ name: 'http', port, targetPort: c.pods.values().next().value!.app.port }] });
+  c.api.apply(svc, SERVICES);
+  return svc;
+}
+
+function count(names: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const n of names) out[n] = (out[n] ?? 0) + 1;
+  return out;
+}
+
+test('a ClusterIP connection is balanced over three meshed endpoints by power of two choices', async () => {
+  const c = await cluster('strict', [
+    { name: 'a', ip: '127.0.0.2' },
+    { name: 'b', ip: '127.0.0.3' },
+    { name: 'c', ip: '127.0.0.4' },
+  ], { explicitTo: 'a' });
+  const held: Socket[] = [];
+  try {
+    const svc = applyService(c);
+    const port = c.pods.get('a')!.app.port;
+    for (const slice of slicesFor(svc, podSpecs(c, ['a', 'b', 'c']))) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, ['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((ip) => `${ip}:${port}`));
+
+    // 30 connections, each held open: every endpoint is used, and the open sessions stay
+    // spread (P2C sends each new one to the less loaded of two endpoints).
+    const names: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const { name, socket } = await c.connect();
+      names.push(name);
+      held.push(socket);
+    }
+    const spread = count(names);
+    assert.deepEqual(Object.keys(spread).sort(), ['a', 'b', 'c'], `all three used: ${JSON.stringify(spread)}`);
+    for (const n of ['a', 'b', 'c']) assert.ok(spread[n]! >= 5, `each endpoint holds a fair share of the 30 open sessions: ${JSON.stringify(spread)}`);
+    assert.equal(c.client.sessions.size, 30);
+    assert.match(await c.client.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total'), /role="initiator",result="accepted"} 30/);
+    for (const s of held.splice(0)) s.destroy();
+    await waitFor(() => c.client.sessions.size === 0, 'the sessions to end');
+
+    // The least loaded wins: with endpoint c gone from the slice, a and b are the two
+    // choices every time; four sessions held to a (through the explicit listener, the same
+    // session table) send the next four ClusterIP connections to b, and only then alternate.
+    for (const slice of slicesFor(svc, podSpecs(c, ['a', 'b']))) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, [`127.0.0.2:${port}`, `127.0.0.3:${port}`]);
+    for (let i = 0; i < 4; i++) {
+      const s = await dial(c.client.ports().explicit[0]!);
+      s.on('error', () => {});
+      held.push(s);
+    }
+    await waitFor(() => c.client.sessions.countOf(c.pods.get('a')!.identity.publicKeyB64) === 4, 'four sessions to a');
+    const next: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const { name, socket } = await c.connect();
+      next.push(name);
+      held.push(socket);
+    }
+    assert.deepEqual(next, ['b', 'b', 'b', 'b']);
+  } finally {
+    for (const s of held) s.destroy();
+    await c.close();
+  }
+});
+
+test('EndpointSlice churn while connections are made: no new session to a removed endpoint once its event is applied; its live sessions go on', async () => {
+  const c = await cluster('strict', [
+    { name: 'a', ip: '127.0.0.2' },
+    { name: 'b', ip: '127.0.0.3' },
+    { name: 'c', ip: '127.0.0.4' },
+  ]);
+  const held: Socket[] = [];
+  try {
+    const svc = applyService(c);
+    const port = c.pods.get('a')!.app.port;
+    for (const slice of slicesFor(svc, podSpecs(c, ['a', 'b', 'c']))) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, ['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((ip) => `${ip}:${port}`));
+
+    // Connections flow without pause while the slice changes under them.
+    let appliedAt: number | undefined;
+    const made: { name: string; startedAt: number }[] = [];
+    let stop = false;
+    const loop = (async () => {
+      for (let i = 0; i < 400 && !stop; i++) {
+        const startedAt = performance.now();
+        const { name, socket } = await c.connect();
+        made.push({ name, startedAt });
+        if (name === 'c' && appliedAt === undefined) held.push(socket);
+        else socket.destroy();
+      }
+    })();
+    await waitFor(() => held.length >= 2, 'two sessions to c before it goes');
+    // c leaves (its pod is deleted): the controller rewrites the slice without it.
+    for (const slice of slicesFor(svc, podSpecs(c, ['a', 'b']))) c.api.apply(slice, ENDPOINT_SLICES);
+    await waitFor(() => {
+      const f = c.clientRegistry.services!.resolve(CLUSTER_IP, 80);
+      return f !== undefined && f.endpoints.length === 2;
+    }, 'the client to apply the slice change');
+    appliedAt = performance.now();
+    const before = made.length;
+    await waitFor(() => made.length >= before + 30, '30 more connections after the change', 20_000);
+    stop = true;
+    await loop;
+    const after = made.filter((m) => m.startedAt >= appliedAt!);
+    assert.ok(after.length >= 30);
+    assert.deepEqual(after.filter((m) => m.name === 'c'), [], 'no connection started after the event reached c');
+    assert.deepEqual(Object.keys(count(after.map((m) => m.name))).sort(), ['a', 'b']);
+
+    // Leaving a slice is not a revocation: the sessions to c still carry data.
+    for (const s of held) {
+      const echoed = new Promise<string>((resolve) => s.once('data', (d: Buffer) => resolve(d.toString())));
+      s.write('still here');
+      assert.equal(await echoed, 'still here');
+    }
+    assert.equal(c.client.sessions.countOf(c.pods.get('c')!.identity.publicKeyB64), held.length);
+    assert.doesNotMatch(await c.client.metrics.registry.getSingleMetricAsString('noisemesh_session_aborts_total'), /reason="revoked"} [1-9]/);
+  } finally {
+    for (const s of held) s.destroy();
+    await c.close();
+  }
+});
+
+test('a terminating-only Service: serving and terminating endpoints take connections until a ready one is back', async () => {
+  const c = await cluster('strict', [
+    { name: 'a', ip: '127.0.0.2' },
+    { name: 'b', ip: '127.0.0.3' },
+    { name: 'c', ip: '127.0.0.4' },
+  ]);
+  try {
+    const svc = applyService(c);
+    const port = c.pods.get('a')!.app.port;
+    const slices = slicesFor(svc, [
+      { name: 'a', ip: '127.0.0.2', terminating: true },
+      { name: 'b', ip: '127.0.0.3', terminating: true, ready: false }, // terminating and no longer serving
+      { name: 'c', ip: '127.0.0.4', ready: false },
+    ]);
+    for (const slice of slices) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, [`127.0.0.2:${port}`]);
+    const names: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const { name, socket } = await c.connect();
+      names.push(name);
+      socket.destroy();
+    }
+    assert.deepEqual(names, Array(6).fill('a'), 'only the serving, terminating endpoint');
+
+    // c turns ready: the terminating one stops taking new connections at once.
+    for (const slice of slicesFor(svc, [{ name: 'a', ip: '127.0.0.2', terminating: true }, { name: 'c', ip: '127.0.0.4' }])) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, [`127.0.0.4:${port}`]);
+    const { name, socket } = await c.connect();
+    socket.destroy();
+    assert.equal(name, 'c');
+
+    // Nothing ready or serving: no endpoint; strict mode refuses the connection.
+    for (const slice of slicesFor(svc, [{ name: 'b', ip: '127.0.0.3', terminating: true, ready: false }])) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, []);
+    assert.equal((await c.connectExpectingEnd()).ending, 'reset');
+  } finally {
+    await c.close();
+  }
+});
+
+test('endpoints with no registry entry follow the outbound mode: strict refuses, permissive passes in plaintext to the ClusterIP', async () => {
+  for (const mode of ['strict', 'permissive'] as const) {
+    const c = await cluster(mode, [{ name: 'u', ip: '127.0.0.5', kind: 'unmeshed' }]);
+    // The node's Service rules: plaintext to the ClusterIP:port reaches the unmeshed pod's app.
+    const kubeProxy = await greeter(CLUSTER_IP, 0, 'via the ClusterIP');
+    const servicePort = kubeProxy.port;
+    try {
+      const svc = applyService(c, servicePort);
+      for (const slice of slicesFor(svc, podSpecs(c, ['u']))) c.api.apply(slice, ENDPOINT_SLICES);
+      await c.routes(servicePort, [`127.0.0.5:${c.pods.get('u')!.app.port}`]);
+      if (mode === 'strict') {
+        const r = await c.connectExpectingEnd(servicePort);
+        assert.deepEqual(r, { data: '', ending: 'reset' });
+        assert.equal(kubeProxy.accepted + c.pods.get('u')!.app.accepted, 0, 'nothing left the proxy');
+        assert.match(await c.client.metrics.registry.getSingleMetricAsString('noisemesh_plaintext_connections_total'), /direction="outbound",result="refused"} 1/);
+      } else {
+        const { name, socket } = await c.connect(servicePort);
+        socket.destroy();
+        assert.equal(name, 'via the ClusterIP', 'plaintext to the original destination, the ClusterIP');
+        assert.match(await c.client.metrics.registry.getSingleMetricAsString('noisemesh_plaintext_connections_total'), /direction="outbound",result="passed"} 1/);
+      }
+      assert.equal(c.client.sessions.size, 0);
+    } finally {
+      await kubeProxy.close();
+      await c.close();
+    }
+  }
+});
+
+test('a meshed endpoint is preferred to an unmeshed one, and a revoked endpoint is never reached in plaintext', async () => {
+  const c = await cluster('permissive', [
+    { name: 'a', ip: '127.0.0.2' },
+    { name: 'u', ip: '127.0.0.5', kind: 'unmeshed' },
+  ]);
+  const kubeProxy = await greeter(CLUSTER_IP, 0, 'via the ClusterIP');
+  const servicePort = kubeProxy.port;
+  try {
+    const svc = applyService(c, servicePort);
+    for (const slice of slicesFor(svc, podSpecs(c, ['a', 'u']))) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(servicePort, ['127.0.0.2', '127.0.0.5'].map((ip) => `${ip}:${c.pods.get('a')!.app.port}`));
+    for (let i = 0; i < 5; i++) {
+      const { name, socket } = await c.connect(servicePort);
+      socket.destroy();
+      assert.equal(name, 'a');
+    }
+    // a is revoked: no meshed endpoint is left, and one is meshed but unusable: refused, even permissive.
+    c.publish(c.pods.get('a')!, { revoked: true });
+    await waitFor(() => c.clientRegistry.directory.peerByKey(c.pods.get('a')!.identity.publicKeyB64) === undefined, 'the revocation');
+    assert.equal((await c.connectExpectingEnd(servicePort)).ending, 'reset');
+    assert.equal(kubeProxy.accepted, 0);
+  } finally {
+    await kubeProxy.close();
+    await c.close();
+  }
+});
+
+test('a dead endpoint and one that refuses the handshake are retried elsewhere; after 3 failed tries the app is reset', async () => {
+  const c = await cluster('strict', [
+    { name: 'dead', ip: '127.0.0.6', kind: 'dead' },
+    { name: 'stranger', ip: '127.0.0.7', kind: 'stranger' }, // answers status 1: it knows no registry
+    { name: 'good', ip: '127.0.0.2' },
+    { name: 'dead2', ip: '127.0.0.8', kind: 'dead' },
+    { name: 'stranger2', ip: '127.0.0.10', kind: 'stranger' },
+  ]);
+  try {
+    const svc = applyService(c);
+    const port = c.pods.get('dead')!.app.port;
+    for (const slice of slicesFor(svc, podSpecs(c, ['dead', 'stranger', 'good']))) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, ['127.0.0.6', '127.0.0.7', '127.0.0.2'].map((ip) => `${ip}:${port}`));
+    for (let i = 0; i < 10; i++) {
+      const { name, socket } = await c.connect();
+      socket.destroy();
+      assert.equal(name, 'good', 'every connection lands on the one endpoint that works, within three tries');
+    }
+    const handshakes = await c.client.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total');
+    assert.match(handshakes, /role="initiator",result="accepted"} 10/);
+    assert.match(handshakes, /role="initiator",result="connect-failed"} [1-9]/);
+    assert.match(handshakes, /role="initiator",result="unknownInitiator"} [1-9]/);
+    const failed = (text: string): number =>
+      [...text.matchAll(/role="initiator",result="([^"]+)"} (\d+)/g)].filter((m) => m[1] !== 'accepted').reduce((n, m) => n + Number(m[2]), 0);
+    assert.ok(failed(handshakes) <= 20, 'at most two failed tries a connection');
+
+    // Four endpoints that all fail: three tries, then the application's connection is reset.
+    for (const slice of slicesFor(svc, podSpecs(c, ['dead', 'stranger', 'dead2', 'stranger2']))) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, ['127.0.0.6', '127.0.0.7', '127.0.0.8', '127.0.0.10'].map((ip) => `${ip}:${port}`));
+    const before = failed(await c.client.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total'));
+    const r = await c.connectExpectingEnd();
+    assert.deepEqual(r, { data: '', ending: 'reset' });
+    const after = failed(await c.client.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total'));
+    assert.equal(after - before, 3, 'exactly three tries');
+    assert.equal(c.pods.get('good')!.app.accepted, 10);
+  } finally {
+    await c.close();
+  }
+});
+
+test('a named targetPort goes to each pod\'s own port, through the slice port named as the Service port', async () => {
+  const c = await cluster('strict', [
+    { name: 'a', ip: '127.0.0.2' },
+    { name: 'b', ip: '127.0.0.3', appPort: 0 },
+  ]);
+  const metricsA = await greeter('127.0.0.2', 0, 'a-metrics');
+  const metricsB = await greeter('127.0.0.3', metricsA.port, 'b-metrics');
+  try {
+    const a = c.pods.get('a')!;
+    const b = c.pods.get('b')!;
+    assert.notEqual(a.app.port, b.app.port, 'the two pods serve "http" on different ports');
+    const svc = serviceObject(NS, 'api', {
+      clusterIP: CLUSTER_IP,
+      ports: [
+        { name: 'web', port: 80, targetPort: 'http' },
+        { name: 'metrics', port: 9090, targetPort: metricsA.port },
+      ],
+    });
+    c.api.apply(svc, SERVICES);
+    const slices = slicesFor(svc, [
+      { name: 'a', ip: a.ip, ports: { http: a.app.port } },
+      { name: 'b', ip: b.ip, ports: { http: b.app.port } },
+    ]);
+    assert.equal(slices.length, 2, 'the controller writes one slice per port set');
+    for (const slice of slices) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, [`${a.ip}:${a.app.port}`, `${b.ip}:${b.app.port}`]);
+    await c.routes(9090, [`${a.ip}:${metricsA.port}`, `${b.ip}:${metricsA.port}`]);
+    const seen = new Set<string>();
+    for (let i = 0; i < 20 && seen.size < 2; i++) {
+      const { name, socket } = await c.connect(80);
+      socket.destroy();
+      seen.add(name);
+    }
+    assert.deepEqual([...seen].sort(), ['a', 'b'], 'each pod reached at its own "http" port');
+    const m = await c.connect(9090);
+    m.socket.destroy();
+    assert.match(m.name, /^[ab]-metrics$/);
+    // A port the Service does not have is no frontend: strict mode refuses it as unmeshed.
+    assert.equal((await c.connectExpectingEnd(81)).ending, 'reset');
+  } finally {
+    await metricsA.close();
+    await metricsB.close();
+    await c.close();
+  }
+});

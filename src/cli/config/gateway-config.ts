@@ -137,11 +137,12 @@ function readBackend(r: ConfigReader, value: unknown): { kind: BackendKind | und
     r.problem('gateway.backend', `required: ${fix}`);
     return none;
   }
-  if (chosen.length > 1) r.problem('gateway.backend', `set exactly one backend, not ${chosen.join(' and ')}: keep one of them`);
   let config: BackendConfig | undefined;
   for (const kind of chosen) {
     config = readOneBackend(r, kind, b[kind]);
   }
+  // After their own problems: one at gateway.backend would hide those under it.
+  if (chosen.length > 1) r.problem('gateway.backend', `set exactly one backend, not ${chosen.join(' and ')}: keep one of them`);
   return { kind: chosen.length === 1 ? chosen[0] : undefined, config: chosen.length === 1 ? config : undefined };
 }
 

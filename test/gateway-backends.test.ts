@@ -153,12 +153,13 @@ describe('the vault backend through the mesh', () => {
       const line = auditFor(f, gone.body.decisionId);
       assert.deepEqual({ status: line.status, decision: line.decision, backendOutcome: line.backendOutcome, backendFailure: line.backendFailure }, { status: 503, decision: 'allow', backendOutcome: 'miss', backendFailure: 'unavailable' });
 
+      // Three failed Vault reads within a few (real) seconds: logged once, each counted.
       const warned = logs(f, 'backend-error').filter((l) => l.failure === 'unavailable');
-      assert.ok(warned.length >= 1, 'the outage is logged');
+      assert.equal(warned.length, 1, 'the outage is logged, once per 10 s');
       assert.match(warned[0].error, /sealed/i);
       assert.equal(warned[0].level, 40, 'a warning');
       const m = await metrics(f);
-      assert.ok(metric(m, 'noisemesh_secret_backend_errors_total{backend="vault",failure="unavailable"}') >= Number(errorsBefore) + 2, 'each failed Vault read counted, the hidden ones too');
+      assert.equal(metric(m, 'noisemesh_secret_backend_errors_total{backend="vault",failure="unavailable"}'), Number(errorsBefore) + 3, 'each failed Vault read counted, the ones a stale value hid too');
       assert.ok(metric(m, 'noisemesh_secret_cache_events_total{event="stale"}') >= 2);
     } finally {
       vault.unseal();

@@ -319,10 +319,13 @@ test('the audit log holds one line per decision and no value; no log line holds 
   assert.ok(lines.length >= 10);
   for (const line of lines) {
     assert.deepEqual(
-      Object.keys(line).filter((k) => k !== 'backendFailure'),
+      Object.keys(line).filter((k) => !['backend', 'backendOutcome', 'backendFailure'].includes(k)),
       ['time', 'decisionId', 'agentId', 'keyFingerprint', 'networkExposure', 'path', 'decision', 'ruleId', 'failed', 'dryRunDenied', 'dryRun', 'trustVector', 'status', 'latencyMs'],
     );
+    // An allowed request read the backend: the file backend, which has no cache.
+    if (line.status !== 403) assert.deepEqual([line.backend, line.backendOutcome], ['file', 'uncached'], JSON.stringify(line));
   }
+  assert.ok(lines.some((l) => l.backend === undefined), 'a denied request asks no backend and records none');
   assert.equal(new Set(lines.map((l) => l.decisionId)).size, lines.length, 'decision ids are unique');
   assert.ok(!readFileSync(f.auditFile, 'utf8').includes('SECRET-VALUE'));
   assert.ok(f.logLines.length > 0);

@@ -26,6 +26,8 @@ export interface ClusterAccessOptions {
   readonly inClusterRoot?: string;
   /** Default process.env. */
   readonly env?: NodeJS.ProcessEnv;
+  /** The configuration key messages tell the operator to set; default `registry.kubernetes.kubeconfig`. */
+  readonly kubeconfigSetting?: string;
 }
 
 export class ClusterConfigError extends Error {
@@ -99,18 +101,19 @@ interface TlsSettings {
  */
 export async function loadClusterAccess(options: ClusterAccessOptions = {}): Promise<ClusterAccess> {
   const env = options.env ?? process.env;
+  const setting = options.kubeconfigSetting ?? 'registry.kubernetes.kubeconfig';
   if (options.kubeconfig !== undefined) return fromKubeconfig(options.kubeconfig, `kubeconfig ${options.kubeconfig}`);
-  if (env.KUBERNETES_SERVICE_HOST !== undefined && env.KUBERNETES_SERVICE_HOST !== '') return inCluster(options.inClusterRoot ?? '', env);
+  if (env.KUBERNETES_SERVICE_HOST !== undefined && env.KUBERNETES_SERVICE_HOST !== '') return inCluster(options.inClusterRoot ?? '', env, setting);
   const fromEnv = env.KUBECONFIG;
   if (fromEnv !== undefined && fromEnv !== '') {
     // KUBECONFIG may list several files; the first that exists wins, as kubectl merges them
     // with the first file's current-context winning.
     const file = fromEnv.split(':').find((f) => f !== '' && existsSync(f));
-    if (file === undefined) throw new ClusterConfigError(`$KUBECONFIG names no file that exists (${fromEnv}): fix it, or set registry.kubernetes.kubeconfig`);
+    if (file === undefined) throw new ClusterConfigError(`$KUBECONFIG names no file that exists (${fromEnv}): fix it, or set ${setting}`);
     return fromKubeconfig(file, `kubeconfig ${file} (from $KUBECONFIG)`);
   }
   throw new ClusterConfigError(
-    'no Kubernetes API server configured: not in a cluster (KUBERNETES_SERVICE_HOST is unset) and no kubeconfig; set registry.kubernetes.kubeconfig or $KUBECONFIG',
+    `no Kubernetes API server configured: not in a cluster (KUBERNETES_SERVICE_HOST is unset) and no kubeconfig; set ${setting} or $KUBECONFIG`,
   );
 }
 
@@ -190,7 +193,7 @@ async function kubeconfigOptions(kc: KubeConfig, file: string): Promise<TlsSetti
   };
 }
 
-function inCluster(root: string, env: NodeJS.ProcessEnv): ClusterAccess {
+function inCluster(root: string, env: NodeJS.ProcessEnv, setting: string): ClusterAccess {
   const kc = new KubeConfig();
   // loadFromCluster reads the environment, not a parameter: give it ours for the moment.
   const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
@@ -207,7 +210,7 @@ function inCluster(root: string, env: NodeJS.ProcessEnv): ClusterAccess {
   const dir = join(root, SERVICE_ACCOUNT_DIR);
   const caFile = join(dir, 'ca.crt');
   const ca = readCa(caFile);
-  const token = new TokenFile(join(dir, 'token'));
+  const token = new TokenFile(join(dir, 'token'), `mount the service-account token, or set ${setting}`);
   // Fail at start, not at the first list, when the token is missing.
   try {
     token.token();

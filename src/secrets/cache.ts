@@ -35,8 +35,23 @@ export type CacheOutcome = 'hit' | 'not_found_hit' | 'miss' | 'stale';
 export interface CacheHooks {
   /** Each read, by how it was answered (a miss is counted when the backend read starts). */
   read?(outcome: CacheOutcome): void;
-  /** Each failed backend read, by failure (an overload counts as `unavailable`). */
-  backendError?(failure: BackendFailure): void;
+  /**
+   * Each failed backend read, by failure (an overload counts as `unavailable`), once per
+   * backend read however many callers shared it, and whether or not a stale value then
+   * hid it from them. `error`'s message is safe to log.
+   */
+  backendError?(failure: BackendFailure, error: SecretsBackendError): void;
+}
+
+/** A read and how the cache answered it (readTraced). */
+export interface TracedRead {
+  readonly value: SecretValue | null;
+  /**
+   * `hit`/`not_found_hit`: from memory; `stale`: past its TTL, served because the backend is
+   * unavailable; `miss`: the backend was asked, by this read or by another whose answer this
+   * one shared.
+   */
+  readonly outcome: CacheOutcome;
 }
 
 export interface SecretsCacheOptions extends Partial<CacheConfig> {
@@ -123,6 +138,11 @@ export class SecretsCache implements SecretsBackend {
   }
 
   async read(path: string, signal?: AbortSignal): Promise<SecretValue | null> {
+    return (await this.readTraced(path, signal)).value;
+  }
+
+  /** As read, and says how the read was answered (the gateway's audit line records it). */
+  async readTraced(path: string, signal?: AbortSignal): Promise<TracedRead> {
     const now = this.#clock.now();
     const entry = this.#entries.get(path);
     if (entry !== undefined) {
@@ -136,7 +156,7 @@ export class SecretsCache implements SecretsBackend {
         if (now < until) {
           this.#stats.notFoundHits++;
           this.#hooks.read?.('not_found_hit');
-          return null;
+          return { value: null, outcome: 'not_found_hit' };
         }
         this.#notFound.delete(path);
       }
@@ -150,7 +170,7 @@ export class SecretsCache implements SecretsBackend {
     }
     const shared = signal === undefined ? flight : raceAbort(flight, signal, () => new SecretsBackendError(this.name, 'unavailable', `${this.name}: read of ${path} abandoned (the request was aborted)`));
     try {
-      return await shared;
+      return { value: await shared, outcome: 'miss' };
     } catch (err) {
       if (!(err instanceof SecretsBackendError) || err.failure !== 'unavailable' || signal?.aborted) throw err;
       // The backend is unavailable: the value as it was, if it is not too old.
@@ -180,13 +200,13 @@ export class SecretsCache implements SecretsBackend {
     await this.#backend.close();
   }
 
-  #served(path: string, entry: Entry, outcome: 'hit' | 'stale'): SecretValue {
+  #served(path: string, entry: Entry, outcome: 'hit' | 'stale'): TracedRead {
     this.#entries.delete(path);
     this.#entries.set(path, entry);
     if (outcome === 'hit') this.#stats.hits++;
     else this.#stats.staleServes++;
     this.#hooks.read?.(outcome);
-    return entry.value;
+    return { value: entry.value, outcome };
   }
 
   /** One backend read within the concurrency limit; stores what it learns. */
@@ -228,7 +248,7 @@ export class SecretsCache implements SecretsBackend {
 
   #failed(path: string, err: SecretsBackendError, epoch: number): void {
     this.#stats.backendErrors[err.failure]++;
-    this.#hooks.backendError?.(err.failure);
+    this.#hooks.backendError?.(err.failure, err);
     if (epoch !== this.#epoch) return;
     const entry = this.#entries.get(path);
     if (entry === undefined) return;

@@ -24,10 +24,10 @@ export {
 export { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 export { VaultBackend, type VaultBackendOptions, type VaultEvent, type VaultStats } from './backends/vault.js';
 export { KubernetesBackend, secretNameOf, type KubernetesBackendOptions } from './backends/kubernetes.js';
-export { SecretsCache, type CacheHooks, type CacheOutcome, type CacheStats, type SecretsCacheOptions } from './cache.js';
+export { SecretsCache, type CacheHooks, type CacheOutcome, type CacheStats, type SecretsCacheOptions, type TracedRead } from './cache.js';
 export {
   BACKEND_KINDS,
-  PLANNED_BACKEND_KINDS,
+  CACHED_BY_DEFAULT,
   FileSecretsBackend,
   SecretsFileError,
   createBackend,
@@ -39,6 +39,6 @@ export {
   type SecretsFileProblem,
 } from './backends/index.js';
 export { AuditOpenError, AuditWriteError, openAuditFile, stdoutAuditSink, type AuditSink } from './audit.js';
-export { DEFAULT_GATEWAY_PORT, DEFAULT_HTTP_LIMITS, MAX_URL_LENGTH, SecretsGateway, keyFingerprint, type GatewayOptions, type HttpLimits } from './gateway/gateway.js';
+export { DEFAULT_GATEWAY_PORT, DEFAULT_HTTP_LIMITS, MAX_URL_LENGTH, SecretsGateway, keyFingerprint, type BackendOutcome, type GatewayOptions, type HttpLimits } from './gateway/gateway.js';
 export { DECISION_LABELS, NO_RULE, type DecisionLabel } from './gateway/metrics.js';
 export type { SecretsLog } from './log.js';

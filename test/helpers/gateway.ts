@@ -1,8 +1,8 @@
 /**
  * An in-process secrets gateway on loopback, built as `noisemesh gateway` builds one: a real
  * Proxy whose responder serves the real SecretsGateway (BuiltInServices), the real registry
- * file source (so revocations come from rewriting the file), the file backend and a file
- * audit sink; and a real client Proxy per caller identity, each with explicit listeners to the
+ * file source (so revocations come from rewriting the file), the file backend (or another
+ * one, built by the same createBackend, with its cache) and a file audit sink; and a real client Proxy per caller identity, each with explicit listeners to the
  * gateway's port and to another port. Used by test/gateway-loopback.test.ts and bench/gateway.ts.
  */
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
@@ -19,9 +19,13 @@ import {
   createBackend,
   openAuditFile,
   type AuditSink,
+  type BackendConfig,
+  type BackendDependencies,
+  type CacheConfig,
   type HttpLimits,
   type SecretsBackend,
 } from '../../src/secrets/index.js';
+import type { Clock } from '../../src/kubernetes/index.js';
 import { parsePolicy } from '../../src/trust-vector/index.js';
 import { TestDirectory, TRUST_DOMAIN, makeIdentity, peerOf } from './mesh.js';
 
@@ -86,7 +90,15 @@ export const GOOD: Omit<CallerSpec, 'agentId'> = {
 export interface GatewayFixtureOptions {
   readonly callers: readonly CallerSpec[];
   readonly policy: string;
-  readonly secrets: string;
+  /** The file backend's content; ignored when `backend` is given. */
+  readonly secrets?: string;
+  /** Another backend than the file of `secrets`. */
+  readonly backend?: BackendConfig;
+  /** What createBackend gets beside the log (retry and timeouts a test shortens). */
+  readonly backendDeps?: Omit<BackendDependencies, 'log'>;
+  /** The cache in front of the backend; default none. */
+  readonly cache?: CacheConfig | null;
+  readonly cacheClock?: Clock;
   readonly http?: Partial<HttpLimits>;
   /** Default: a file in the fixture's directory. */
   readonly auditFile?: string;
@@ -115,7 +127,7 @@ export async function startGatewayFixture(o: GatewayFixtureOptions): Promise<Gat
   const registryFile = join(dir, 'registry.yaml');
   const secretsFile = join(dir, 'secrets.yaml');
   const auditFile = o.auditFile ?? join(dir, 'audit.log');
-  writeFileSync(secretsFile, o.secrets);
+  writeFileSync(secretsFile, o.secrets ?? '');
   const gatewayId = makeIdentity(GATEWAY_AGENT);
   const ids = new Map(o.callers.map((c) => [c.agentId, makeIdentity(c.agentId)]));
   const now = Date.now();
@@ -164,12 +176,14 @@ export async function startGatewayFixture(o: GatewayFixtureOptions): Promise<Gat
     admin: { host: '127.0.0.1', port: 0 },
   });
   registry.attach(gatewayProxy);
-  const backend = await createBackend({ kind: 'file', file: secretsFile }, { log, filePollMs: 100 });
+  const backend = await createBackend(o.backend ?? { kind: 'file', file: secretsFile }, { filePollMs: 100, ...o.backendDeps, log });
   const audit = openAuditFile(auditFile);
   gateway = new SecretsGateway({
     port: GATEWAY_PORT,
     policy: parsePolicy(o.policy, 'policy.yaml'),
     backend,
+    cache: o.cache ?? null,
+    ...(o.cacheClock !== undefined && { cacheClock: o.cacheClock }),
     audit,
     entryByKey: (key) => registry.registry.index.byPublicKey(key),
     ownPublicKeyB64: gatewayId.publicKeyB64,

@@ -8,9 +8,11 @@
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { FileReadError, readRegularFile, readRegularFileSync } from '../../files/index.js';
+import { ClusterConfigError } from '../../kubernetes/index.js';
 import type { BuiltInServices, Logger } from '../../proxy/index.js';
 import {
   AuditOpenError,
+  SecretsBackendError,
   SecretsFileError,
   SecretsGateway,
   createBackend,
@@ -35,10 +37,13 @@ const USAGE = `usage: noisemesh gateway --config FILE
 Runs the secrets gateway: a mesh responder whose target port gateway.port (default 8200)
 is the secrets API (GET /v1/secrets/{path}, GET /v1/whoami), answered in-process for the
 caller whose static key the Noise handshake verified, by the policy gateway.policy, from the
-backend gateway.backend, with one audit line per decision in gateway.audit. FILE holds every
+backend gateway.backend (file, vault or kubernetes; the last two through the cache
+gateway.cache), with one audit line per decision in gateway.audit. FILE holds every
 key of \`noisemesh proxy\` plus the gateway section (docs/configuration.md, docs/gateway.md).
 A wrong key or value stops it at start with exit 2 and a line per problem, as does a policy
-or secrets file that does not load. The policy and the secrets file are re-read when they
+or secrets file that does not load, an unreadable Vault CA bundle or a kubeconfig that is
+unusable; a Vault or an API server that is down does not (reads answer 503 until it is
+back, or a cached value while it is recent enough). The policy and the secrets file are re-read when they
 change; one that fails to load keeps the last good one. SIGTERM or SIGINT drains, then exits 0.
 
   --config FILE   the YAML configuration (required)
@@ -90,12 +95,16 @@ function gatewayExtension(config: GatewayConfig, initialPolicy: Policy): Sidecar
       } catch (err) {
         audit.close();
         if (err instanceof SecretsFileError) throw new UsageError(err.readError ? err.message : `gateway.backend.file: ${err.message}`);
+        // The vault backend's only start-time failure: its CA bundle (the message names the key).
+        if (err instanceof SecretsBackendError) throw new UsageError(err.message);
+        if (err instanceof ClusterConfigError) throw new UsageError(`gateway.backend.kubernetes: ${err.message}`);
         throw err;
       }
       const gw = new SecretsGateway({
         port: settings.port,
         policy: initialPolicy,
         backend,
+        cache: settings.cache,
         audit,
         entryByKey: (key) => registry.registry.index.byPublicKey(key),
         ownPublicKeyB64: identity.publicKeyB64,
@@ -113,7 +122,15 @@ function gatewayExtension(config: GatewayConfig, initialPolicy: Policy): Sidecar
         }
       }
       log.info(
-        { event: 'gateway', port: settings.port, backend: backend.name, audit: audit.description, rules: initialPolicy.rules.length, loopbackPort },
+        {
+          event: 'gateway',
+          port: settings.port,
+          backend: backend.name,
+          cache: settings.cache === null ? null : { ttlSeconds: settings.cache.ttlSeconds, maxStaleSeconds: settings.cache.maxStaleSeconds },
+          audit: audit.description,
+          rules: initialPolicy.rules.length,
+          loopbackPort,
+        },
         'secrets gateway ready to serve',
       );
     },

@@ -6,16 +6,30 @@
  * gateway:
  *   port: 8200                        # the target port the secrets API answers on
  *   policy: /etc/noisemesh/policy.yaml
- *   backend: {file: /etc/noisemesh/secrets.yaml}
+ *   backend: {file: /etc/noisemesh/secrets.yaml}   # or {vault: {...}} or {kubernetes: {...}}: exactly one
  *   audit: {file: /var/log/noisemesh/audit.log}   # or {stdout: true}
+ *   cache: {ttlSeconds: 30, maxStaleSeconds: 600}  # vault and kubernetes only
  *   loopback: {port: 8201}            # optional: plain HTTP on 127.0.0.1 for the gateway's own pod
  * ```
  *
- * Checked like the rest: every problem at once, each with its path and fix. Keys DESIGN.md
- * plans that this build lacks (`backend.vault`, `backend.kubernetes`, `cache`) are refused by
- * name as "not in this build", not as typos.
+ * Checked like the rest: every problem at once, each with its path and fix; the backends'
+ * and the cache's shapes by src/secrets/config.ts's parse functions, into the same reader.
+ * The cache: vault and kubernetes get DEFAULT_CACHE when `cache` is absent
+ * (CACHED_BY_DEFAULT); the file backend is in memory and gets none, and `cache` beside it is
+ * refused rather than silently ignored.
  */
-import { BACKEND_KINDS, DEFAULT_GATEWAY_PORT, PLANNED_BACKEND_KINDS, type BackendConfig } from '../../secrets/index.js';
+import {
+  BACKEND_KINDS,
+  CACHED_BY_DEFAULT,
+  DEFAULT_CACHE,
+  DEFAULT_GATEWAY_PORT,
+  parseCacheConfig,
+  parseKubernetesBackendConfig,
+  parseVaultBackendConfig,
+  type BackendConfig,
+  type BackendKind,
+  type CacheConfig,
+} from '../../secrets/index.js';
 import { ConfigError, ConfigReader, describeValue } from './config-reader.js';
 import { parseProxyConfig, readConfigDocument, type ProxyConfig } from './proxy-config.js';
 
@@ -23,6 +37,8 @@ export interface GatewaySettings {
   readonly port: number;
   readonly policy: string;
   readonly backend: BackendConfig;
+  /** The cache in front of the backend; null: none (the file backend). */
+  readonly cache: CacheConfig | null;
   readonly audit: { readonly file: string } | { readonly stdout: true };
   /** A plain HTTP listener on 127.0.0.1 (`loopback` callers); null: none. */
   readonly loopback: { readonly port: number } | null;
@@ -57,9 +73,7 @@ export function parseGatewayConfig(document: unknown, source = 'config', r = new
 function parseGatewaySection(r: ConfigReader, value: unknown, proxy: ProxyConfig | undefined): GatewaySettings | undefined {
   // A top-level key of this file, as the proxy's are (their reader records those).
   r.keys.add('gateway');
-  const planned = value !== null && typeof value === 'object' && !Array.isArray(value) && 'cache' in value;
-  const g = r.object(planned ? withoutKey(value as Record<string, unknown>, 'cache') : value, 'gateway', ['port', 'policy', 'backend', 'audit', 'loopback']);
-  if (planned) r.problem('gateway.cache', 'not in this build: this noisemesh has no secrets cache yet; remove gateway.cache');
+  const g = r.object(value, 'gateway', ['port', 'policy', 'backend', 'audit', 'cache', 'loopback']);
   if (g === undefined) {
     if (value === undefined || value === null) r.problem('gateway', 'required: gateway: {policy, backend: {file}, audit: {file} or {stdout: true}} (docs/configuration.md)');
     return undefined;
@@ -69,6 +83,7 @@ function parseGatewaySection(r: ConfigReader, value: unknown, proxy: ProxyConfig
   if (g.policy === undefined) r.problem('gateway.policy', 'required: a path to the YAML secrets policy (docs/policy.md)');
 
   const backend = readBackend(r, g.backend);
+  const cache = readCache(r, g.cache, backend.kind);
   const audit = readAudit(r, g.audit);
   const loopbackNode = r.object(g.loopback, 'gateway.loopback', ['port']);
   const loopbackPort = r.port(loopbackNode?.port, 'gateway.loopback.port');
@@ -97,39 +112,72 @@ function parseGatewaySection(r: ConfigReader, value: unknown, proxy: ProxyConfig
       if (taken !== undefined) r.problem('gateway.loopback.port', `127.0.0.1:${loopbackPort} is also ${taken[0]}: two listeners cannot share an address and port; give one of them another port`);
     }
   }
-  if (policy === undefined || backend === undefined || audit === undefined) return undefined;
-  return { port, policy, backend, audit, loopback: loopbackPort === undefined ? null : { port: loopbackPort } };
+  if (policy === undefined || backend.config === undefined || cache === undefined || audit === undefined) return undefined;
+  return { port, policy, backend: backend.config, cache, audit, loopback: loopbackPort === undefined ? null : { port: loopbackPort } };
 }
 
-/** `gateway.backend`: exactly one key, naming a backend this build has. */
-function readBackend(r: ConfigReader, value: unknown): BackendConfig | undefined {
-  const fix = `one of ${BACKEND_KINDS.map((k) => `{${k}: ...}`).join(', ')}, e.g. backend: {file: /etc/noisemesh/secrets.yaml}`;
+/**
+ * `gateway.backend`: exactly one key, naming a backend. `kind` is the one named even when its
+ * settings are wrong (the cache's check needs it); `config` only when they are right. With
+ * two backends, both are still read, so that all their problems are reported at once.
+ */
+function readBackend(r: ConfigReader, value: unknown): { kind: BackendKind | undefined; config: BackendConfig | undefined } {
+  const fix = 'exactly one of {file: PATH}, {vault: {address, mount, auth}} or {kubernetes: {namespace}} (docs/gateway.md)';
+  const none = { kind: undefined, config: undefined };
   if (value === undefined || value === null) {
     r.problem('gateway.backend', `required: ${fix}`);
-    return undefined;
+    return none;
   }
-  let node = value;
-  if (typeof value === 'object' && !Array.isArray(value)) {
-    for (const kind of PLANNED_BACKEND_KINDS) {
-      if (kind in value && !(BACKEND_KINDS as readonly string[]).includes(kind)) {
-        r.problem(`gateway.backend.${kind}`, `not in this build: this noisemesh has only the ${BACKEND_KINDS.join(', ')} backend; use ${BACKEND_KINDS.map((k) => `gateway.backend.${k}`).join(' or ')}`);
-        node = withoutKey(node as Record<string, unknown>, kind);
-      }
+  const b = r.object(value, 'gateway.backend', [...BACKEND_KINDS]);
+  if (b === undefined) return none;
+  const chosen = BACKEND_KINDS.filter((k) => b[k] !== undefined && b[k] !== null);
+  if (chosen.length === 0) {
+    // An unknown key (a typo) was reported as such: not again as a missing backend.
+    if (Object.keys(b).every((k) => !(BACKEND_KINDS as readonly string[]).includes(k)) && Object.keys(b).length > 0) return none;
+    r.problem('gateway.backend', `required: ${fix}`);
+    return none;
+  }
+  let config: BackendConfig | undefined;
+  for (const kind of chosen) {
+    config = readOneBackend(r, kind, b[kind]);
+  }
+  // After their own problems: one at gateway.backend would hide those under it.
+  if (chosen.length > 1) r.problem('gateway.backend', `set exactly one backend, not ${chosen.join(' and ')}: keep one of them`);
+  return { kind: chosen.length === 1 ? chosen[0] : undefined, config: chosen.length === 1 ? config : undefined };
+}
+
+function readOneBackend(r: ConfigReader, kind: BackendKind, value: unknown): BackendConfig | undefined {
+  switch (kind) {
+    case 'file': {
+      const file = r.string(value, 'gateway.backend.file', 'a path to a YAML file of {<path>: {<key>: <value>}} (docs/gateway.md)');
+      return file === undefined ? undefined : { kind, file };
+    }
+    case 'vault': {
+      const vault = parseVaultBackendConfig(value, 'gateway.backend.vault', r);
+      return vault === undefined ? undefined : { kind, vault };
+    }
+    case 'kubernetes': {
+      const kubernetes = parseKubernetesBackendConfig(value, 'gateway.backend.kubernetes', r);
+      return kubernetes === undefined ? undefined : { kind, kubernetes };
     }
   }
-  const b = r.object(node, 'gateway.backend', [...BACKEND_KINDS]);
-  if (b === undefined) return undefined;
-  const chosen = Object.keys(b);
-  if (chosen.length > 1) {
-    r.problem('gateway.backend', `set exactly one backend, not ${chosen.join(' and ')}`);
+}
+
+/**
+ * `gateway.cache`: its settings, DEFAULT_CACHE for a backend in CACHED_BY_DEFAULT when absent,
+ * null (no cache) for the file backend; undefined when a problem was reported.
+ */
+function readCache(r: ConfigReader, value: unknown, kind: BackendKind | undefined): CacheConfig | null | undefined {
+  const before = r.problems.length;
+  const given = value !== undefined && value !== null;
+  if (given && kind === 'file') {
+    r.problem('gateway.cache', 'the file backend is held in memory and needs no cache (one would only delay a change of the file by ttlSeconds): remove gateway.cache, or use the vault or kubernetes backend');
     return undefined;
   }
-  if (chosen.length === 0) {
-    if (node === value) r.problem('gateway.backend', `required: ${fix}`);
-    return undefined;
-  }
-  const file = r.string(b.file, 'gateway.backend.file', 'a path to a YAML file of {<path>: {<key>: <value>}} (docs/gateway.md)');
-  return file === undefined ? undefined : { kind: 'file', file };
+  const cache = parseCacheConfig(value, 'gateway.cache', r);
+  if (r.problems.length !== before) return undefined;
+  if (given) return cache;
+  return kind !== undefined && CACHED_BY_DEFAULT.includes(kind) ? DEFAULT_CACHE : null;
 }
 
 /** `gateway.audit`: `{file: PATH}` or `{stdout: true}`. */
@@ -154,19 +202,18 @@ function readAudit(r: ConfigReader, value: unknown): GatewaySettings['audit'] | 
   return undefined;
 }
 
-function withoutKey(o: Record<string, unknown>, key: string): Record<string, unknown> {
-  const copy = { ...o };
-  delete copy[key];
-  return copy;
-}
-
 /** Every key path the gateway configuration accepts: the proxy's and `gateway.*`. */
 export function acceptedGatewayConfigKeys(): string[] {
   const r = new ConfigReader();
-  try {
-    parseGatewayConfig({ outbound: { explicit: [{}] }, registry: { kubernetes: {} }, gateway: { backend: {}, audit: {}, loopback: {} } }, 'keys', r);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
+  // One document per shape whose keys only show when it is chosen: each backend, each of
+  // vault's auth methods.
+  const backends = [{ file: 'x' }, { vault: { auth: { token: {} } } }, { vault: { auth: { kubernetes: {} } } }, { kubernetes: {} }];
+  for (const backend of backends) {
+    try {
+      parseGatewayConfig({ outbound: { explicit: [{}] }, registry: { kubernetes: {} }, gateway: { backend, audit: {}, cache: {}, loopback: {} } }, 'keys', r);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+    }
   }
   return [...r.keys].sort();
 }

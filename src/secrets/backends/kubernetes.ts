@@ -24,7 +24,7 @@
  * 5xx, 429, network errors and timeouts are retried with capped exponential backoff and
  * jitter, then `unavailable`.
  */
-import { ApiClient, ApiError, loadClusterAccess, systemClock, type ClusterAccess, type Clock, type ResourcePath } from '../../kubernetes/index.js';
+import { ApiClient, ApiError, loadClusterAccess, systemClock, type ClusterAccess, type ClusterAccessOptions, type Clock, type ResourcePath } from '../../kubernetes/index.js';
 import { SecretsBackendError, type SecretsBackend, type SecretValue } from '../backend.js';
 import type { KubernetesBackendConfig } from '../config.js';
 import { DEFAULT_RETRY, backoffMs, sleep, type RetryPolicy } from '../retry.js';
@@ -84,9 +84,15 @@ export class KubernetesBackend implements SecretsBackend {
   /**
    * A backend for `gateway.backend.kubernetes`: cluster access from its kubeconfig, else
    * in-cluster, else $KUBECONFIG. Throws ClusterConfigError naming the file or variable to fix.
+   * `cluster`: loadClusterAccess's other options (the setting its messages name, a test's
+   * fake service account).
    */
-  static async open(config: KubernetesBackendConfig, options: Omit<KubernetesBackendOptions, 'access' | 'namespace'> = {}): Promise<KubernetesBackend> {
-    const access = await loadClusterAccess({ kubeconfig: config.kubeconfig });
+  static async open(
+    config: KubernetesBackendConfig,
+    options: Omit<KubernetesBackendOptions, 'access' | 'namespace'> = {},
+    cluster: Omit<ClusterAccessOptions, 'kubeconfig'> = {},
+  ): Promise<KubernetesBackend> {
+    const access = await loadClusterAccess({ ...cluster, kubeconfig: config.kubeconfig });
     return new KubernetesBackend({ ...options, access, namespace: config.namespace });
   }
 

@@ -15,8 +15,11 @@
  *
  * API (docs/gateway.md):
  * - `GET /v1/secrets/{path}`: 200 `{path, data, version}`; 403 `{error, decisionId, ruleId,
- *   reasons, trustVector}`; 404 `{error, decisionId}`; 503 when the backend or the audit
- *   sink fails (nothing released);
+ *   reasons, trustVector}`; 404 `{error, decisionId}`; 503 `{error, reason, decisionId}` when
+ *   the backend cannot answer (`backend_unavailable`: down, sealed, overloaded, and no cached
+ *   value within its staleness bound; `backend_denied`: the backend refused the gateway's own
+ *   credentials, an operator's error, logged) or the audit sink fails (`audit_unavailable`);
+ *   nothing is released with a 503;
  * - `GET /v1/whoami`: the caller's agentId, registry entry (its key only as a fingerprint)
  *   and TrustVector;
  * - 400 for a body, a query, percent-encoding or a path that is no secret path (`..`, empty
@@ -26,6 +29,12 @@
  *
  * Every decision is one audit line (audit.ts), written before the answer; when it cannot be
  * written the answer is 503 and nothing is released.
+ *
+ * The backend is read through a SecretsCache when `cache` is given (cache.ts: TTL, stale
+ * values while the backend is unavailable, single flight, a concurrency limit); the audit
+ * line records how each read was answered (`backendOutcome`). Backend failures are counted
+ * once per backend read and logged at most once per LOG_EVERY_MS per failure kind, with the
+ * number left unlogged meanwhile: an outage under load does not flood the log.
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -43,7 +52,11 @@ import {
   type Policy,
   type Reason,
 } from '../../trust-vector/index.js';
-import { SecretsBackendError, type SecretValue, type SecretsBackend } from '../backend.js';
+import { SecretsBackendError, type BackendFailure, type SecretValue, type SecretsBackend } from '../backend.js';
+import { VaultBackend } from '../backends/vault.js';
+import { SecretsCache, type CacheOutcome } from '../cache.js';
+import type { CacheConfig } from '../config.js';
+import type { Clock } from '../../kubernetes/index.js';
 import { AuditWriteError, type AuditSink } from '../audit.js';
 import type { SecretsLog } from '../log.js';
 import { GatewayMetrics, type DecisionLabel } from './metrics.js';
@@ -84,11 +97,25 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   lingerMs: PAIR_LINGER_MS,
 });
 
+/**
+ * How the backend answered a request's read, in its audit line: the cache's outcome
+ * (`hit`, `not_found_hit`, `miss`, `stale`), or `uncached` when there is no cache.
+ */
+export type BackendOutcome = CacheOutcome | 'uncached';
+
+/** A backend failure of one kind is logged at most this often (the rest are counted). */
+const LOG_EVERY_MS = 10_000;
+
 export interface GatewayOptions {
   /** The target port the API answers on (`gateway.port`). */
   readonly port: number;
   readonly policy: Policy;
+  /** Where secrets are read; closing it is the caller's (after the gateway's close). */
   readonly backend: SecretsBackend;
+  /** Fronts the backend with a SecretsCache of these settings; null or absent: none. */
+  readonly cache?: CacheConfig | null;
+  /** The cache's time; tests pass a fake one. Default the system's. */
+  readonly cacheClock?: Clock;
   readonly audit: AuditSink;
   /** The registry entry for a static key, revoked ones included (decide refuses those). */
   readonly entryByKey: (publicKeyB64: string) => RegistryEntry | undefined;
@@ -128,13 +155,26 @@ export class SecretsGateway {
   private readonly now: () => number;
   private readonly loopbackServers: TcpServer[] = [];
   private readonly idBytes = Buffer.alloc(16);
+  /** The cache in front of o.backend, when configured. */
+  private readonly cache: SecretsCache | undefined;
+  /** Per failure kind: when it may be logged next, and how many went unlogged since. */
+  private readonly failureLog = new Map<BackendFailure, { next: number; unlogged: number }>();
   private closed = false;
 
   constructor(private readonly o: GatewayOptions) {
     this.port = o.port;
     this.policy = o.policy;
     this.now = o.now ?? Date.now;
-    this.metrics = new GatewayMetrics(o.metrics);
+    const backend = o.backend;
+    this.cache =
+      o.cache == null
+        ? undefined
+        : new SecretsCache(backend, { ...o.cache, ...(o.cacheClock !== undefined && { clock: o.cacheClock }), hooks: { backendError: (_f, err) => this.backendFailed(err) } });
+    const cache = this.cache;
+    this.metrics = new GatewayMetrics(o.metrics, {
+      ...(cache !== undefined && { cache: () => cache.stats() }),
+      ...(backend instanceof VaultBackend && { vault: () => backend.stats() }),
+    });
     const limits = { ...DEFAULT_HTTP_LIMITS, ...o.http };
     this.limits = limits;
     this.server = createServer(
@@ -203,9 +243,10 @@ export class SecretsGateway {
     });
   }
 
-  /** Stops taking connections and closes those open; the backend and sink are the caller's. */
+  /** Stops taking connections and closes those open, and empties the cache; the backend and sink are the caller's. */
   async close(): Promise<void> {
     this.closed = true;
+    this.cache?.clear();
     await Promise.all(this.loopbackServers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.server.closeAllConnections();
     this.server.close();
@@ -273,28 +314,40 @@ export class SecretsGateway {
     const decisionId = this.decisionId();
     let status: number;
     let body: string;
-    let backendFailure: string | undefined;
+    let backendFailure: BackendFailure | undefined;
+    let backendOutcome: BackendOutcome | undefined;
     if (!decision.allow) {
       status = 403;
       body = JSON.stringify({ error: 'denied', decisionId, ruleId: decision.ruleId, reasons: decision.reasons, trustVector: decision.trustVector });
     } else {
       let secret: SecretValue | null = null;
       try {
-        secret = await this.o.backend.read(path);
+        if (this.cache !== undefined) {
+          const read = await this.cache.readTraced(path);
+          secret = read.value;
+          backendOutcome = read.outcome;
+        } else {
+          backendOutcome = 'uncached';
+          secret = await this.o.backend.read(path);
+        }
       } catch (err) {
         if (!(err instanceof SecretsBackendError)) throw err;
         backendFailure = err.failure;
-        this.metrics.backendError(this.o.backend.name, err.failure);
-        this.o.log.warn({ event: 'backend-error', backend: this.o.backend.name, failure: err.failure, error: err.message }, 'secrets backend could not answer');
+        // Through the cache, the backend was asked (and the cache's hook counted the failure).
+        if (this.cache !== undefined) backendOutcome = 'miss';
+        else this.backendFailed(err);
       }
       // The caller may have been revoked while the backend answered: no value outlives that.
       const now = caller.key === null ? undefined : this.o.entryByKey(caller.key);
       if (caller.key !== null && (now === undefined || now.revoked || now.generation !== entry?.generation)) {
         status = 403;
         body = JSON.stringify({ error: 'denied', decisionId, ruleId: null, reasons: [revokedMeanwhile], trustVector: null });
+      } else if (backendFailure === 'denied') {
+        status = 503;
+        body = JSON.stringify({ error: "the secrets backend refused the gateway's own credentials: an operator's error, in the gateway's log", reason: 'backend_denied', decisionId });
       } else if (backendFailure !== undefined) {
         status = 503;
-        body = JSON.stringify({ error: 'the secrets backend is unavailable', decisionId });
+        body = JSON.stringify({ error: 'the secrets backend is unavailable, and no cached value is recent enough to serve', reason: 'backend_unavailable', decisionId });
       } else if (secret === null) {
         status = 404;
         body = JSON.stringify({ error: 'no such secret', decisionId });
@@ -306,14 +359,14 @@ export class SecretsGateway {
     const seconds = (performance.now() - started) / 1000;
     let label: DecisionLabel = status === 403 || !decision.allow ? 'deny' : 'allow';
     try {
-      this.o.audit.write(auditLine(decisionId, caller, entry, path, decision, status, backendFailure, seconds));
+      this.o.audit.write(auditLine(decisionId, caller, entry, path, decision, status, backendOutcome === undefined ? undefined : { name: this.o.backend.name, outcome: backendOutcome, failure: backendFailure }, seconds));
     } catch (err) {
       if (!(err instanceof AuditWriteError)) throw err;
       this.metrics.auditFailures.inc();
       this.o.log.error({ event: 'audit-error', sink: this.o.audit.description, error: err.message }, 'audit line not written: answered 503, nothing released');
       label = 'unavailable';
       status = 503;
-      body = JSON.stringify({ error: 'the audit log cannot be written: nothing is released until it can', decisionId });
+      body = JSON.stringify({ error: 'the audit log cannot be written: nothing is released until it can', reason: 'audit_unavailable', decisionId });
     }
     this.metrics.request(label, decision.ruleId, (performance.now() - started) / 1000);
     res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), 'x-noisemesh-decision-id': decisionId }).end(body);
@@ -346,6 +399,29 @@ export class SecretsGateway {
     // A body we do not read must not be parsed as the next request: close after answering.
     if (close) headers.connection = 'close';
     res.writeHead(status, headers).end(text);
+  }
+
+  /**
+   * One failed backend read: counted, and logged unless a failure of its kind was logged less
+   * than LOG_EVERY_MS ago. `denied` is an error (the gateway's own credentials: nothing is
+   * served until an operator fixes them), `unavailable` a warning (an outage, which stale
+   * values may hide from callers for a while).
+   */
+  private backendFailed(err: SecretsBackendError): void {
+    this.metrics.backendError(this.o.backend.name, err.failure);
+    const now = this.now();
+    const state = this.failureLog.get(err.failure);
+    if (state !== undefined && now < state.next) {
+      state.unlogged++;
+      return;
+    }
+    this.failureLog.set(err.failure, { next: now + LOG_EVERY_MS, unlogged: 0 });
+    const fields = { event: 'backend-error', backend: this.o.backend.name, failure: err.failure, error: err.message, unloggedSinceLast: state?.unlogged ?? 0 };
+    if (err.failure === 'denied') {
+      this.o.log.error(fields, "the secrets backend refused the gateway's own credentials: every read it refuses is answered 503 until an operator fixes them");
+    } else {
+      this.o.log.warn(fields, this.cache === undefined ? 'the secrets backend could not answer: answered 503' : 'the secrets backend could not answer: cached values are served up to cache.maxStaleSeconds, then 503');
+    }
   }
 
   /** 16 random bytes, hex (OPA's decision_id is a UUID; this is as unique). */
@@ -397,7 +473,9 @@ function failed(reasons: readonly Reason[]): object[] {
 /**
  * One audit line: who (agentId, key fingerprint, how it arrived), what (path), the decision
  * (allow/deny, the rule, every failed requirement, dry-run results, the vector), what was
- * answered, and how long it took. Never a value: `data` is not in reach of this function.
+ * answered, how the backend answered (for an allowed request: the backend, the cache's
+ * outcome, the failure), and how long it took. Never a value: `data` is not in reach of this
+ * function.
  */
 function auditLine(
   decisionId: string,
@@ -406,7 +484,7 @@ function auditLine(
   path: string,
   d: Decision,
   status: number,
-  backendFailure: string | undefined,
+  backend: { readonly name: string; readonly outcome: BackendOutcome; readonly failure: BackendFailure | undefined } | undefined,
   seconds: number,
 ): string {
   return JSON.stringify({
@@ -423,7 +501,8 @@ function auditLine(
     dryRun: d.dryRun.map((r) => ({ ruleId: r.ruleId, allow: r.allow, failed: failed(r.reasons) })),
     trustVector: d.trustVector,
     status,
-    ...(backendFailure !== undefined && { backendFailure }),
+    ...(backend !== undefined && { backend: backend.name, backendOutcome: backend.outcome }),
+    ...(backend?.failure !== undefined && { backendFailure: backend.failure }),
     latencyMs: Math.round(seconds * 1e6) / 1000,
   });
 }

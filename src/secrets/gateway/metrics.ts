@@ -1,11 +1,17 @@
 /**
  * The gateway's metrics, registered in the registry its proxy serves on /metrics. Labels
  * from closed sets: `decision` is one of DECISION_LABELS, `rule` a rule id of the policy in
- * force (bounded by the policy, at most 10,000) or `none`, `backend` and `failure` from the
- * backend interface. Never an agentId, a path or a key.
+ * force (bounded by the policy, at most 10,000) or `none`, `backend` one of BACKEND_KINDS,
+ * `failure` one of the backend interface's, `event`, `kind`, `state`, `operation` and
+ * `result` the fixed lists below. Never an agentId, a path or a key.
+ *
+ * The cache's and the vault backend's counters are plain numbers in those libraries
+ * (`stats()`); they are read when /metrics is scraped, so they cost the request path nothing.
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { BackendFailure } from '../backend.js';
+import type { CacheStats } from '../cache.js';
+import type { VaultStats } from '../backends/vault.js';
 
 /**
  * - `allow`, `deny`: a decision was made (whatever was then answered: 200, 404, 503);
@@ -27,7 +33,11 @@ export class GatewayMetrics {
   private readonly requestChildren = new Map<string, { inc(): void }>();
   private readonly secondsChildren = new Map<string, { observe(v: number): void }>();
 
-  constructor(registry: Registry) {
+  /**
+   * `cache`: the stats of the cache in front of the backend, when there is one; `vault`: the
+   * vault backend's, when that is the backend. Each adds its metrics only when given.
+   */
+  constructor(registry: Registry, sources: { readonly cache?: () => CacheStats; readonly vault?: () => VaultStats } = {}) {
     const registers = [registry];
     this.requests = new Counter({
       name: 'noisemesh_secret_requests_total',
@@ -44,7 +54,7 @@ export class GatewayMetrics {
     });
     this.backendErrors = new Counter({
       name: 'noisemesh_secret_backend_errors_total',
-      help: 'Backend reads that failed, by backend and failure (unavailable, denied)',
+      help: 'Backend reads that failed, by backend and failure (unavailable, denied); with a cache, once per backend read, including those a stale value hid from the caller',
       labelNames: ['backend', 'failure'],
       registers,
     });
@@ -53,6 +63,70 @@ export class GatewayMetrics {
       help: 'Audit lines that could not be written (each request answered 503, nothing released)',
       registers,
     });
+    const cache = sources.cache;
+    if (cache !== undefined) {
+      new Counter({
+        name: 'noisemesh_secret_cache_events_total',
+        help: 'Secret cache events: hit, not_found_hit (a remembered "no such secret"), miss (a backend read started), stale (served past its TTL while the backend is unavailable), overloaded (refused: maxConcurrent and maxQueued taken)',
+        labelNames: ['event'],
+        registers,
+        collect() {
+          const s = cache();
+          this.reset();
+          for (const [event, value] of [['hit', s.hits], ['not_found_hit', s.notFoundHits], ['miss', s.misses], ['stale', s.staleServes], ['overloaded', s.overloaded]] as const) {
+            this.inc({ event }, value);
+          }
+        },
+      });
+      new Gauge({
+        name: 'noisemesh_secret_cache_entries',
+        help: 'Entries in the secret cache: value (secrets held) or not_found (remembered absences)',
+        labelNames: ['kind'],
+        registers,
+        collect() {
+          const s = cache();
+          this.set({ kind: 'value' }, s.entries);
+          this.set({ kind: 'not_found' }, s.notFoundEntries);
+        },
+      });
+      new Gauge({
+        name: 'noisemesh_secret_backend_reads',
+        help: 'Backend reads now: in_flight (at most cache.maxConcurrent) or queued (at most cache.maxQueued)',
+        labelNames: ['state'],
+        registers,
+        collect() {
+          const s = cache();
+          this.set({ state: 'in_flight' }, s.inFlight);
+          this.set({ state: 'queued' }, s.queued);
+        },
+      });
+    }
+    const vault = sources.vault;
+    if (vault !== undefined) {
+      new Counter({
+        name: 'noisemesh_secret_vault_auth_total',
+        help: 'Vault authentications: operation login (kubernetes auth) or renewal (renew-self), result success or failure',
+        labelNames: ['operation', 'result'],
+        registers,
+        collect() {
+          const s = vault();
+          this.reset();
+          this.inc({ operation: 'login', result: 'success' }, s.logins);
+          this.inc({ operation: 'login', result: 'failure' }, s.loginFailures);
+          this.inc({ operation: 'renewal', result: 'success' }, s.renewals);
+          this.inc({ operation: 'renewal', result: 'failure' }, s.renewalFailures);
+        },
+      });
+      new Counter({
+        name: 'noisemesh_secret_vault_retries_total',
+        help: 'Vault requests sent again after a network error, a timeout, a 5xx or a 429',
+        registers,
+        collect() {
+          this.reset();
+          this.inc(vault().retries);
+        },
+      });
+    }
   }
 
   request(decision: DecisionLabel, rule: string | null, seconds: number): void {

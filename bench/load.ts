@@ -7,29 +7,33 @@
  * pair of haproxy and of stunnel, and noisemesh with ChaChaPoly and with AESGCM (iptables
  * capture, as bench/proxy.ts sets it up). bench/README.md, section load, explains every figure.
  *
- *   npm run bench -- load                      (root; about 40 minutes with the file's durations)
+ *   npm run bench -- load                      (root; about 45 minutes with the file's durations)
  *   npm run bench -- load --quick              (one round, 3 s per rate, 2 s per ramp step: checks the bench itself)
  *   npm run bench -- load --seconds=10 --step-seconds=5 --rounds=3 --only=http-2000,knee --out=FILE
  *
  * Scenarios run one after another, the ramp last; within a scenario every path in turn, in
  * `--rounds` rounds (default 3; the ramp once), so a burst of load elsewhere on the machine
  * lands on all of them; each path's figures are from its round with the median p99. noisemesh's rules are installed only for
- * its turns. The secrets-gateway scenarios need `noisemesh gateway`; until the CLI has that
- * command they are reported as not available rather than measured.
+ * its turns. The secrets-gateway scenarios have one path: `noisemesh gateway` in B (B's
+ * identity, the registry, a policy and file backend from bench/load/gateway.ts, an audit
+ * file) reached from A's client through A's proxy over Noise, with ChaChaPoly; they run after
+ * the other constant-rate scenarios and before the ramp. A build without the command reports
+ * them as not available rather than measured.
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchModule } from './lib/module.js';
 import { describeLoad, describeMachine } from './lib/machine.js';
-import type { LoadSummary, Scenario } from './k6/contract.js';
+import type { ConstantScenario, GatewayScenario, LoadSummary, Scenario } from './k6/contract.js';
 import { scenarioSeconds } from './k6/contract.js';
 import { commands } from '../src/cli/commands/index.js';
 import { startHaproxy, type HaproxyPath } from './proxy/haproxy.js';
-import { NoisemeshPair } from './proxy/noisemesh.js';
+import { GATEWAY_PORT, NoisemeshPair, type GatewayFiles } from './proxy/noisemesh.js';
 import { LOAD_TOOLS, NODE, PodNetwork, requireBenchTools, start, tunePod, type Endpoint, type Pod, type Running } from './proxy/pods.js';
 import { SUITES } from './proxy/report.js';
 import { startStunnel, type StunnelPath } from './proxy/stunnel.js';
+import { gatewayFiles } from './load/gateway.js';
 import { findK6, runK6, stageScripts } from './load/k6.js';
 import { GOALS, goalsTable, kneeTable, loadGoals, medianRun, scenarioTable, type LoadPathKey, type PathRun } from './load/report.js';
 import { ResourceWatch, type ProcessCost, type Watched } from './load/resources.js';
@@ -44,7 +48,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
 /** The generator's own warm-up before each measured run, at the scenario's first rate. */
 const WARMUP_SECONDS = 2;
 /** A path's warm-up after its daemons (re)start, not counted. */
-const PATH_WARMUP: Scenario = {
+const PATH_WARMUP: ConstantScenario = {
   name: 'warm-up', kind: 'constant', description: 'warm-up', rate: 1000, durationSeconds: 3,
   requestBytes: 1024, responseBytes: 1024, maxInFlight: 2000, thresholds: { p99Ms: 1000, errorRate: 1 },
 };
@@ -59,13 +63,12 @@ export function gatewayAvailable(cli: Readonly<Record<string, unknown>> = comman
 }
 
 /**
- * The line a gateway scenario gets. Nothing is measured for it yet: with no `noisemesh
- * gateway` there is nothing to measure, and a number from anything else would be a fake.
+ * The line a gateway scenario gets instead of its table, or null when it is measured (the
+ * build has `noisemesh gateway`). Without the command there is nothing to measure, and a
+ * number from anything else would be a fake.
  */
-export function gatewayLine(s: Scenario, cli: Readonly<Record<string, unknown>> = commands): string {
-  return gatewayAvailable(cli)
-    ? `${s.name}: gateway: \`noisemesh gateway\` exists, but this runner does not start it yet (bench/load.ts): not measured`
-    : `${s.name}: gateway: not available in this build`;
+export function gatewayLine(s: Scenario, cli: Readonly<Record<string, unknown>> = commands): string | null {
+  return gatewayAvailable(cli) ? null : `${s.name}: gateway: not available in this build`;
 }
 
 interface Options {
@@ -113,8 +116,10 @@ interface PathUnderTest {
   readonly endpoint: Endpoint;
   /** The path's proxy processes, A's then B's (none for plain). */
   processes(): Watched[];
-  /** Before its turn; resolves true when its daemons were (re)started and need a warm-up. */
-  enter(): Promise<boolean>;
+  /** Before its turn at `s`; resolves true when its daemons were (re)started and need a warm-up. */
+  enter(s: Scenario): Promise<boolean>;
+  /** The warm-up after a (re)start, not counted. */
+  readonly warmup: Scenario;
   leave(): Promise<void>;
 }
 
@@ -152,10 +157,14 @@ async function run(args: readonly string[]): Promise<void> {
   const all = loadScenarios().scenarios.map((s) => shorten(s, o));
   const chosen = o.only === null ? all : all.filter((s) => o.only!.includes(s.name));
   if (o.only !== null && chosen.length !== o.only.length) throw new Error(`--only: no scenario ${o.only.filter((n) => !all.some((s) => s.name === n)).join(', ')} in scenarios.json`);
-  const gatewayScenarios = chosen.filter((s) => s.kind === 'gateway');
+  const unmeasured = chosen.filter((s) => s.kind === 'gateway' && gatewayLine(s) !== null);
   // The ramp goes last: its top steps overload every path, and what follows would be measured on
   // proxies still working off that backlog.
-  const measured = [...chosen.filter((s) => s.kind !== 'gateway' && s.kind !== 'ramp'), ...chosen.filter((s) => s.kind === 'ramp')];
+  const measured = [
+    ...chosen.filter((s) => s.kind !== 'gateway' && s.kind !== 'ramp'),
+    ...chosen.filter((s) => s.kind === 'gateway' && !unmeasured.includes(s)),
+    ...chosen.filter((s) => s.kind === 'ramp'),
+  ];
   const k6 = findK6();
   log(k6 === null ? 'generator: the runner\'s open model (no k6 on PATH)' : `generator: ${k6} with bench/k6's scripts`);
 
@@ -196,8 +205,9 @@ async function run(args: readonly string[]): Promise<void> {
       name: `noisemesh ${SUITES[key].replace('Noise_IK_25519_', '')}`,
       endpoint: { host: b.ipv4, port: MESH_HTTP_PORT },
       processes: () => mesh.proxies.map((p, i) => ({ label: i === 0 ? 'A' : 'B', pid: p.pid })),
+      warmup: PATH_WARMUP,
       enter: async () => {
-        const restart = mesh.suite !== SUITES[key];
+        const restart = mesh.suite !== SUITES[key] || mesh.gateway;
         if (restart) await mesh.start(SUITES[key]);
         await mesh.capture(true);
         return restart;
@@ -205,18 +215,43 @@ async function run(args: readonly string[]): Promise<void> {
       leave: () => mesh.capture(false),
     });
     const paths: PathUnderTest[] = [
-      { key: 'plain', name: 'plain TCP', endpoint: { host: b.ipv4, port: HTTP_PORT }, processes: () => [], enter: already, leave: nothing },
-      { key: 'haproxy', name: 'haproxy TLS 1.3 mTLS', endpoint: haproxy.endpoint('http'), processes: pair(haproxy.daemons), enter: already, leave: nothing },
-      { key: 'stunnel', name: 'stunnel TLS 1.3 mTLS', endpoint: stunnel.endpoint('http'), processes: pair(stunnel.daemons), enter: already, leave: nothing },
+      { key: 'plain', name: 'plain TCP', endpoint: { host: b.ipv4, port: HTTP_PORT }, processes: () => [], warmup: PATH_WARMUP, enter: already, leave: nothing },
+      { key: 'haproxy', name: 'haproxy TLS 1.3 mTLS', endpoint: haproxy.endpoint('http'), processes: pair(haproxy.daemons), warmup: PATH_WARMUP, enter: already, leave: nothing },
+      { key: 'stunnel', name: 'stunnel TLS 1.3 mTLS', endpoint: stunnel.endpoint('http'), processes: pair(stunnel.daemons), warmup: PATH_WARMUP, enter: already, leave: nothing },
       noisemesh('chacha'),
       noisemesh('aesgcm'),
     ];
+    // The gateway's one path: B runs `noisemesh gateway` with B's identity; A's proxy is the client's.
+    let served = '';
+    const gatewayPath = (s: GatewayScenario): PathUnderTest => ({
+      key: 'gateway',
+      name: `noisemesh gateway ${SUITES.chacha.replace('Noise_IK_25519_', '')}`,
+      endpoint: { host: b.ipv4, port: GATEWAY_PORT },
+      processes: () => mesh.proxies.map((p, i) => ({ label: i === 0 ? 'A' : 'B', pid: p.pid })),
+      warmup: { ...s, name: 'warm-up', durationSeconds: PATH_WARMUP.durationSeconds, thresholds: PATH_WARMUP.thresholds },
+      enter: async () => {
+        const files: GatewayFiles = gatewayFiles(s, `bench/${a.name}`, 'internal');
+        const restart = !mesh.gateway || mesh.suite !== SUITES.chacha || served !== JSON.stringify(files);
+        if (restart) {
+          await mesh.start(SUITES.chacha, files);
+          served = JSON.stringify(files);
+        }
+        await mesh.capture(true);
+        return restart;
+      },
+      leave: () => mesh.capture(false),
+    });
+    const pathsFor = (s: Scenario, round: number): PathUnderTest[] => {
+      if (s.kind === 'gateway') return [gatewayPath(s)];
+      // The suites alternate which goes first, so each round restarts the proxies once.
+      return round % 2 === 0 ? paths : [...paths.slice(0, 3), paths[4]!, paths[3]!];
+    };
     const warmUp = async (path: PathUnderTest): Promise<void> => {
-      await runClient(net, a, dir, PATH_WARMUP, path.endpoint, [], nothing);
+      await runClient(net, a, dir, path.warmup, path.endpoint, [], nothing);
     };
     log('warming up every path (not counted)');
     for (const path of paths) {
-      await path.enter();
+      await path.enter(PATH_WARMUP);
       try {
         await warmUp(path);
       } finally {
@@ -224,7 +259,7 @@ async function run(args: readonly string[]): Promise<void> {
       }
     }
     const measureOne = async (path: PathUnderTest, s: Scenario): Promise<PathRun> => {
-      const fresh = await path.enter();
+      const fresh = await path.enter(s);
       try {
         if (fresh) {
           log(`${path.name}: restarted, warming up (not counted)`);
@@ -232,18 +267,21 @@ async function run(args: readonly string[]): Promise<void> {
         }
         const isMesh = path.key === 'chacha' || path.key === 'aesgcm';
         let handshakesBefore = 0;
+        let decisionsBefore = { allow: 0, deny: 0 };
         let summary: LoadSummary;
         let lagMs: PathRun['lagMs'] = null;
         let costs: ProcessCost[];
         const t0 = performance.now();
         if (k6 !== null) {
           if (isMesh) handshakesBefore = await mesh.acceptedHandshakes();
+          if (path.key === 'gateway') decisionsBefore = await mesh.secretDecisions();
           const watch = new ResourceWatch(path.processes());
           summary = await runK6(net, a, k6, join(dir, 'k6'), s, path.endpoint, isMesh && s.kind === 'churn' ? `http://${b.ipv4}:15020/metrics` : null);
           costs = watch.stop();
         } else {
           const r = await runClient(net, a, dir, s, path.endpoint, path.processes(), async () => {
             if (isMesh) handshakesBefore = await mesh.acceptedHandshakes();
+            if (path.key === 'gateway') decisionsBefore = await mesh.secretDecisions();
           });
           summary = r.summary;
           lagMs = r.lagMs;
@@ -260,6 +298,14 @@ async function run(args: readonly string[]): Promise<void> {
             throw new Error(`${path.name}: B's proxy accepted ${handshakes} handshakes for ${summary.requests - summary.errors} answered connections: traffic bypassed Noise`);
           }
         }
+        if (path.key === 'gateway') {
+          // Proof the answers were the gateway's decisions: one per request answered as planned.
+          const after = await mesh.secretDecisions();
+          const decided = after.allow - decisionsBefore.allow + (after.deny - decisionsBefore.deny);
+          if (decided < summary.requests - summary.errors) {
+            throw new Error(`${path.name}: the gateway decided ${decided} requests for ${summary.requests - summary.errors} answered as planned: answers came from elsewhere`);
+          }
+        }
         log(`${path.name}: ${summary.achievedRate.toFixed(0)}/s, generator lag p99 ${lagMs?.p99.toFixed(2) ?? '-'} ms, p99 ${summary.latencyMs?.p99.toFixed(2) ?? '-'} ms, ${summary.errors} errors, ${summary.dropped} dropped (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
         return { path: path.key, name: path.name, summary, lagMs, costs };
       } finally {
@@ -269,16 +315,15 @@ async function run(args: readonly string[]): Promise<void> {
     let switches = 0;
     for (const s of measured) {
       const rounds = s.kind === 'ramp' ? 1 : o.rounds;
-      const collected = new Map<LoadPathKey, PathRun[]>(paths.map((p) => [p.key, []]));
+      const keys = pathsFor(s, 0).map((p) => p.key);
+      const collected = new Map<LoadPathKey, PathRun[]>(keys.map((k) => [k, []]));
       for (let round = 0; round < rounds; round++) {
-        // The suites alternate which goes first, so each round restarts the proxies once.
-        const order = switches++ % 2 === 0 ? paths : [...paths.slice(0, 3), paths[4]!, paths[3]!];
-        for (const path of order) {
+        for (const path of pathsFor(s, switches++)) {
           log(`${s.name} (${scenarioSeconds(s)} s), round ${round + 1}/${rounds}: ${path.name}`);
           collected.get(path.key)!.push(await measureOne(path, s));
         }
       }
-      byScenario.set(s.name, paths.map((p) => medianRun(collected.get(p.key)!)));
+      byScenario.set(s.name, keys.map((k) => medianRun(collected.get(k)!)));
     }
     await mesh.stop();
     await haproxy.stop();
@@ -307,7 +352,7 @@ async function run(args: readonly string[]): Promise<void> {
     console.log(s.kind === 'ramp' ? kneeTable(runs) : scenarioTable(runs));
     console.log('');
   }
-  for (const s of gatewayScenarios) console.log(gatewayLine(s));
+  for (const s of unmeasured) console.log(gatewayLine(s));
   const goalScenario = measured.find((s) => s.kind === 'constant' && s.rate === GOALS.goalRate);
   if (goalScenario !== undefined) {
     const knee = measured.find((s) => s.kind === 'ramp')?.name ?? null;

@@ -12,7 +12,7 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { isDenied, rampProfile, type ConstantScenario, type LoadSummary, type RampScenario, type Scenario } from '../bench/k6/contract.js';
+import { isDenied, rampProfile, type ConstantScenario, type GatewayScenario, type LoadSummary, type RampScenario, type Scenario } from '../bench/k6/contract.js';
 import { closedLoop, openLoop } from '../bench/load/generator.js';
 import { K6_SCRIPTS, loadScenarios, parseScenarios } from '../bench/load/scenarios.js';
 import { constantArrivals, rampArrivals, arrivalsFor } from '../bench/load/schedule.js';
@@ -20,9 +20,11 @@ import { lagSummary, latencySummary, nearestRank, summarizeRun } from '../bench/
 import { planFor } from '../bench/load/client.js';
 import { medianRun, scenarioTable, type PathRun } from '../bench/load/report.js';
 import { gatewayAvailable, gatewayLine } from '../bench/load.js';
+import { gatewayFiles } from '../bench/load/gateway.js';
 import { commands } from '../src/cli/commands/index.js';
 import { isExecutable } from './helpers/executable.js';
 import { twoProxies } from './helpers/mesh.js';
+import { startGatewayFixture } from './helpers/gateway.js';
 import { repoRoot } from './helpers/paths.js';
 
 const K6_DIR = join(repoRoot, 'bench/k6');
@@ -361,12 +363,43 @@ test('end to end through two proxies on loopback: every field of the summary, an
   }
 });
 
-test('gateway scenarios report "not available" until the CLI has a gateway command', () => {
+test('end to end through a real secrets gateway on loopback: the runner\'s policy answers its plan, 403 on a denied path is no error', async () => {
+  const mixed = loadScenarios().scenarios.find((x): x is GatewayScenario => x.kind === 'gateway' && x.deniedShare > 0)!;
+  // The bench's client: bench/a at the clearance its registry entry has there.
+  const f = await startGatewayFixture({ ...gatewayFiles(mixed, 'bench/a', 'internal'), callers: [{ agentId: 'bench/a', clearance: 'internal' }] });
+  try {
+    const s: GatewayScenario = { ...mixed, name: 'e2e-gateway', rate: 50, durationSeconds: 1 };
+    const { summary } = await runClient(s, f.callers.get('bench/a')!.entryPort);
+    assert.equal(summary.requests, 50);
+    assert.equal(summary.errors, 0, JSON.stringify(summary.errorKinds));
+    assert.ok(summary.latencyMs !== null, 'the 403s and 200s are answers, with latencies');
+    const lines = readFileSync(f.auditFile, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { decision: string; ruleId: string; status: number; failed: { requirement: string }[] });
+    assert.equal(lines.filter((l) => l.decision === 'allow' && l.status === 200 && l.ruleId === 'bench-allowed').length, 40);
+    const denied = lines.filter((l) => l.decision === 'deny');
+    assert.equal(denied.length, 10, 'one in five denied');
+    assert.ok(denied.every((l) => l.status === 403 && l.ruleId === 'bench-denied' && l.failed[0]?.requirement === 'clearance'));
+
+    // The same client with deniedShare 0 asking for the denied path expects 200: every answer is a status error.
+    const wrong = await runClient({ ...s, name: 'e2e-gateway-wrong', rate: 20, deniedShare: 0, allowedPaths: mixed.deniedPaths }, f.callers.get('bench/a')!.entryPort);
+    assert.equal(wrong.summary.errors, 20);
+    assert.equal(wrong.summary.errorKinds.status, 20);
+  } finally {
+    await f.close();
+  }
+});
+
+test('the runner\'s gateway policy refuses a scenario whose allowed and denied paths share a family', () => {
+  const mixed = loadScenarios().scenarios.find((x): x is GatewayScenario => x.kind === 'gateway')!;
+  assert.throws(() => gatewayFiles({ ...mixed, deniedPaths: ['bench/secret'] }, 'bench/a', 'internal'), /bench\/\*\* holds allowed and denied paths/);
+});
+
+test('gateway scenarios are measured when the CLI has a gateway command, reported "not available" otherwise', () => {
   const s = loadScenarios().scenarios.find((x) => x.kind === 'gateway')!;
   // The command list the CLI prints is the one the runner checks.
   const usage = spawnSync(process.execPath, [join(repoRoot, 'dist/src/cli/main.js')], { encoding: 'utf8' }).stderr;
   assert.equal(/^\s+gateway\s/m.test(usage), gatewayAvailable());
   assert.equal(gatewayAvailable(), 'gateway' in commands);
+  assert.equal(gatewayAvailable(), true, 'this build has `noisemesh gateway`');
   assert.equal(gatewayLine(s, {}), `${s.name}: gateway: not available in this build`);
-  assert.match(gatewayLine(s, { ...commands, gateway: {} }), /exists, but this runner does not start it yet/);
+  assert.equal(gatewayLine(s), null, 'measured: no line instead of its table');
 });

@@ -7,7 +7,8 @@ import type { LatencyMs, LoadSummary } from '../k6/contract.js';
 import { formatTable } from '../lib/table.js';
 import type { ProcessCost } from './resources.js';
 
-export type LoadPathKey = 'plain' | 'haproxy' | 'stunnel' | 'chacha' | 'aesgcm';
+/** 'gateway': A's noisemesh proxy to `noisemesh gateway` in B (the gateway scenarios' one path). */
+export type LoadPathKey = 'plain' | 'haproxy' | 'stunnel' | 'chacha' | 'aesgcm' | 'gateway';
 
 /** One run of one scenario over one path. */
 export interface PathRun {

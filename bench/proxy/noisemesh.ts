@@ -3,7 +3,9 @@
  * pod as UID 1337 (setpriv), both pods in one registry file, and `noisemesh init-iptables` in
  * both. The client in A connects to B's pod IP and knows nothing of the mesh. The rules are
  * installed only for noisemesh's turns (capture(true)) and removed with `init-iptables
- * --cleanup` for the baselines', which run in the same pods.
+ * --cleanup` for the baselines', which run in the same pods. For the secrets-gateway scenarios,
+ * B runs `noisemesh gateway` instead (the same identity, registry and ports, plus a policy, a
+ * file backend and an audit file): A's proxy carries the client's plaintext to it over Noise.
  */
 import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,10 +14,19 @@ import { encodeKey, nativeBackend } from '../../src/noise/index.js';
 import { CLI, MESH_PORTS, NODE, poll, run, start, type Endpoint, type Pod, type PodNetwork, type Running, type Service } from './pods.js';
 
 const PROXY_UID = 1337;
+/** The gateway's target port for the secrets API (docs/gateway.md's default). */
+export const GATEWAY_PORT = 8200;
+
+/** What B's gateway serves: the policy and the file backend's content, both YAML (bench/load/gateway.ts). */
+export interface GatewayFiles {
+  readonly policy: string;
+  readonly secrets: string;
+}
 
 export class NoisemeshPair {
   #proxies: Running[] = [];
   #suite = '';
+  #gateway = false;
 
   private constructor(
     private readonly net: PodNetwork,
@@ -65,16 +76,32 @@ export class NoisemeshPair {
     return this.#suite;
   }
 
+  /** Whether B runs `noisemesh gateway` (start with files) rather than `noisemesh proxy`. */
+  get gateway(): boolean {
+    return this.#gateway;
+  }
+
+  /** B's audit file while it runs the gateway: one JSON line per decision. */
+  get auditFile(): string {
+    return join(this.dir, 'gateway-audit.log');
+  }
+
   get proxies(): readonly Running[] {
     return this.#proxies;
   }
 
-  /** Starts both proxies with `suite` (restarting them if they run) and waits until both are ready. */
-  async start(suite: string): Promise<void> {
+  /**
+   * Starts both proxies with `suite` (restarting them if they run) and waits until both are
+   * ready; with `gateway`, B runs `noisemesh gateway` serving those files, as UID 1337 like
+   * the proxy (so it reads them and appends to a fresh audit file it owns).
+   */
+  async start(suite: string, gateway?: GatewayFiles): Promise<void> {
     await this.stop();
     this.#suite = suite;
+    this.#gateway = gateway !== undefined;
     for (const pod of this.pods) {
-      const config = {
+      const isGateway = gateway !== undefined && pod === this.pods[1];
+      const config: Record<string, unknown> = {
         suite,
         identity: { agentId: `bench/${pod.name}`, privateKeyFile: join(this.dir, `${pod.name}.nm.key`) },
         registry: { file: join(this.dir, 'registry.yaml') },
@@ -83,10 +110,25 @@ export class NoisemeshPair {
         admin: { bind: '0.0.0.0', port: 15020 },
         shutdown: { drainSeconds: 1 },
       };
-      const file = join(this.dir, `${pod.name}.proxy.yaml`);
+      if (isGateway) {
+        const policy = join(this.dir, 'gateway-policy.yaml');
+        const secrets = join(this.dir, 'gateway-secrets.yaml');
+        writeFileSync(policy, gateway.policy);
+        writeFileSync(secrets, gateway.secrets);
+        chmodSync(policy, 0o644);
+        // The gateway reads it as UID 1337; nothing else on the bench reads it.
+        chownSync(secrets, PROXY_UID, PROXY_UID);
+        chmodSync(secrets, 0o600);
+        writeFileSync(this.auditFile, '');
+        chownSync(this.auditFile, PROXY_UID, PROXY_UID);
+        chmodSync(this.auditFile, 0o600);
+        config.gateway = { port: GATEWAY_PORT, policy, backend: { file: secrets }, audit: { file: this.auditFile } };
+      }
+      const command = isGateway ? 'gateway' : 'proxy';
+      const file = join(this.dir, `${pod.name}.${command}.yaml`);
       writeFileSync(file, stringify(config));
       chmodSync(file, 0o644);
-      const proxy = start(this.net, pod, `noisemesh proxy in ${pod.name}`, NODE, [CLI, 'proxy', '--config', file], { uid: PROXY_UID });
+      const proxy = start(this.net, pod, `noisemesh ${command} in ${pod.name}`, NODE, [CLI, command, '--config', file], { uid: PROXY_UID });
       this.#proxies.push(proxy);
       await proxy.waitFor(/"msg":"proxy listening"/);
       await poll(`noisemesh proxy in ${pod.name} /readyz`, async () => (await this.net.exec(pod, 'curl', ['-sf', 'http://127.0.0.1:15020/readyz'])).code === 0);
@@ -116,5 +158,19 @@ export class NoisemeshPair {
     const r = await run(this.net, this.pods[1], 'curl', ['-s', 'http://127.0.0.1:15020/metrics']);
     const m = /noisemesh_handshakes_total\{role="responder",result="accepted"\} (\d+)/.exec(r.stdout);
     return m === null ? 0 : Number(m[1]);
+  }
+
+  /**
+   * Decisions B's gateway has made so far, allow and deny, over every rule (its
+   * noisemesh_secret_requests_total): proof that the answers measured were the gateway's.
+   */
+  async secretDecisions(): Promise<{ allow: number; deny: number }> {
+    const r = await run(this.net, this.pods[1], 'curl', ['-s', 'http://127.0.0.1:15020/metrics']);
+    const counts = { allow: 0, deny: 0 };
+    for (const m of r.stdout.matchAll(/^noisemesh_secret_requests_total\{([^}]*)\} (\d+)$/gm)) {
+      const decision = /decision="(\w+)"/.exec(m[1]!)?.[1];
+      if (decision === 'allow' || decision === 'deny') counts[decision] += Number(m[2]);
+    }
+    return counts;
   }
 }

@@ -157,6 +157,13 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
       { args: ['registry', 'validate', dir], line: /^.* is a directory, not a regular file$/, exit: 1, stdout: true },
       { args: ['registry', 'validate', unreadable], line: /^.*unreadable\.yaml cannot be read: permission denied$/, exit: 1, stdout: true, asNobody: true },
     ],
+    secrets: [
+      { args: ['secrets'], line: /^noisemesh secrets: a subcommand is required: fetch$/, exit: 2 },
+      { args: ['secrets', 'pull'], line: /^noisemesh secrets: unknown subcommand "pull": the one subcommand is fetch$/, exit: 2 },
+      { args: ['secrets', 'fetch'], line: /^noisemesh secrets: --config FILE is required: /, exit: 2 },
+      { args: ['secrets', 'fetch', '--config', missing], line: /^noisemesh secrets: --config: .*missing\.yaml does not exist: create it, or fix --config$/, exit: 2 },
+      { args: ['secrets', 'fetch', '--config', missing, '--registry-wait', 'soon'], line: /^noisemesh secrets: --registry-wait must be a number of seconds from 0 to 3600; got "soon"$/, exit: 2 },
+    ],
     vectors: [
       { args: ['vectors'], line: /^noisemesh vectors: name at least one vector file$/, exit: 2 },
       { args: ['vectors', '--backend'], line: /^noisemesh vectors: option --backend needs a value$/, exit: 2, usage: true },

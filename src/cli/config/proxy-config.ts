@@ -10,6 +10,8 @@ import { parseProtocolName, NoiseError } from '../../noise/index.js';
 import { DEFAULT_KEEPALIVE, KEEPALIVE_LIMITS, PROTOCOL, deadPeerBoundSeconds, type KeepaliveSettings } from '../../proxy/index.js';
 import { yamlSyntaxHint } from '../../registry-sync/index.js';
 import { ConfigError, ConfigReader, FILE } from './config-reader.js';
+import type { ProjectionConfig } from '../../secrets/index.js';
+import { parseSecretsSection } from './secrets-config.js';
 
 export interface HostPort {
   readonly host: string;
@@ -43,6 +45,8 @@ export interface ProxyConfig {
   readonly drainSeconds: number;
   /** Null when the file does not set it: NOISEMESH_LOG_LEVEL, then `info`, apply. */
   readonly logLevel: LogLevel | null;
+  /** `secrets`: what to project from the secrets gateway; null: nothing. */
+  readonly secrets: ProjectionConfig | null;
 }
 
 export type RegistryConfig =
@@ -109,7 +113,7 @@ export function readConfigDocument(file: string): unknown {
 
 /** `r`: the reader to collect into; acceptedConfigKeys() passes its own to read the schema. */
 export function parseProxyConfig(document: unknown, source = 'config', r = new ConfigReader()): ProxyConfig {
-  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'keepalive', 'shutdown', 'log']) ?? {};
+  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'keepalive', 'shutdown', 'log', 'secrets']) ?? {};
 
   const trustDomain = r.string(root.trustDomain, 'trustDomain', 'a DNS-like name such as cluster.local') ?? 'cluster.local';
   const suite = r.string(root.suite, 'suite', `a Noise IK protocol name such as ${PROTOCOL.protocolName}`) ?? PROTOCOL.protocolName;
@@ -210,6 +214,7 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
   const drainSeconds = r.number(shutdown?.drainSeconds, 'shutdown.drainSeconds', 0, 3600) ?? 15;
   const log = r.object(root.log, 'log', ['level']);
   const logLevel = r.oneOf(log?.level, 'log.level', LOG_LEVELS) ?? null;
+  const secrets = parseSecretsSection(r, root.secrets);
 
   // Two listeners on one address would fail at start with EADDRINUSE and no key named. A
   // listener whose address or port was refused above stands on a default: left out, so that
@@ -243,6 +248,7 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
     keepalive,
     drainSeconds,
     logLevel,
+    secrets,
   };
 }
 

@@ -5,6 +5,7 @@
  * application sees a failure as a refused or reset connection, as it would without a mesh.
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { HandshakeState, LowOrderKeyError } from '../../noise/index.js';
 import { decodeP2, encodeFrame, encodeP1, LIMITS, PROTOCOL, Status, statusName } from '../protocol/index.js';
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
@@ -38,8 +39,13 @@ export class MeshInitiator {
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? PROTOCOL.handshakeTimeoutMs;
   }
 
-  /** Carries `app` to `route`. Never throws: a failure resets `app`. */
-  async open(app: Socket, route: MeshRoute): Promise<void> {
+  /**
+   * Carries `app` (a TCP socket, or an in-process stream when the proxy is the client) to
+   * `route`. Never throws: a failure resets `app`. Resolves to `accepted` once the session
+   * runs, else the failure as its handshake metric counts it (`connect-failed`, a P2 status
+   * name such as `notAllowed`, ...): the proxy's own clients report it.
+   */
+  async open(app: Duplex, route: MeshRoute): Promise<string> {
     const started = process.hrtime.bigint();
     const { metrics, log } = this.o;
     app.pause();
@@ -50,12 +56,13 @@ export class MeshInitiator {
       if (mesh !== null) resetSocket(mesh);
     };
     app.once('close', onAppGone);
-    const fail = (result: string, detail?: string): void => {
+    const fail = (result: string, detail?: string): string => {
       app.off('close', onAppGone);
       metrics.handshakes.inc({ role: 'initiator', result });
       log.info({ event: 'session-end', direction: 'outbound', peer: route.peer.agentId, targetPort: route.targetPort, status: result, detail, bytesIn: 0, bytesOut: 0, durationMs: Number(process.hrtime.bigint() - started) / 1e6 }, 'outbound handshake failed');
       resetSocket(app);
       if (mesh !== null) resetSocket(mesh);
+      return result;
     };
 
     const ownGeneration = this.o.directory.peerByKey(this.o.identity.publicKeyB64)?.generation;
@@ -131,5 +138,6 @@ export class MeshInitiator {
       this.o,
       new SecureSession(app, mesh, transport, read.decoder, 'outbound', { agentId: route.peer.agentId, publicKeyB64: route.peer.publicKeyB64 }, route.targetPort),
     ).start();
+    return 'accepted';
   }
 }

@@ -419,7 +419,7 @@ async function closedPort(): Promise<number> {
 }
 
 /** A configuration for `noisemesh secrets fetch` as payments/fetcher, with a registry file of its own. */
-function fetchConfig(name: string, items: unknown[], meshPort = f.gatewayProxy.ports().mesh): { config: string; dir: string } {
+function fetchConfig(name: string, items: unknown[], meshPort = f.gatewayProxy.ports().mesh, extra: Record<string, unknown> = {}): { config: string; dir: string } {
   const base = join(work, name);
   rmSync(base, { recursive: true, force: true });
   mkdirSync(base, { recursive: true });
@@ -438,6 +438,7 @@ function fetchConfig(name: string, items: unknown[], meshPort = f.gatewayProxy.p
     registry: { file: join(base, 'registry.yaml') },
     admin: false,
     secrets: { gateway: { peer: GATEWAY_AGENT, port: GATEWAY_PORT }, project: { dir, items } },
+    ...extra,
   }));
   return { config: join(base, 'proxy.yaml'), dir };
 }
@@ -493,4 +494,36 @@ test('noisemesh secrets fetch: exits 1 with one line when denied, absent or unre
   const none = await fetchOnce(plain);
   assert.equal(none.status, 2);
   assert.match(none.stderr, /has no secrets section: nothing to fetch/);
+});
+
+test('noisemesh proxy with a secrets section: /readyz names the projection until the files are written, then ready', async () => {
+  const admin = await closedPort();
+  const { config, dir } = fetchConfig('sidecar', [{ path: 'payments/db', file: 'db.json', env: 'DB_PASSWORD', key: 'password' }], f.gatewayProxy.ports().mesh, {
+    admin: { bind: '127.0.0.1', port: admin },
+    inbound: { bind: '127.0.0.1', meshPort: await closedPort() },
+  });
+  const child = spawn(process.execPath, [CLI, 'proxy', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  child.stdout.on('data', (c: Buffer) => (logs += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (logs += c.toString()));
+  try {
+    let body: any;
+    await eventually('the proxy ready', async () => {
+      try {
+        const res = await request(`http://127.0.0.1:${admin}/readyz`);
+        body = await res.body.json();
+        return res.statusCode === 200;
+      } catch {
+        return false;
+      }
+    }, 30_000);
+    assert.equal(body.checks.secrets, true);
+    assert.equal(body.secrets.items, 1);
+    assert.equal(readFileSync(join(dir, 'db.json'), 'utf8'), 'SECRET-VALUE-1');
+    assert.match(logs, /secrets projected: ready/);
+    assert.ok(!logs.includes('SECRET-VALUE'), 'no value in the logs');
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
 });

@@ -183,6 +183,13 @@ test('every command with bad arguments: one clear line, a non-zero exit, no stac
       // Not UTF-8: refused as the proxy refuses it, not read with replacement characters.
       { args: ['registry', 'validate', latin1], line: /^.*latin1\.yaml: is not UTF-8 text: save it as UTF-8; the whole file is refused$/, exit: 1, stdout: true },
     ],
+    secrets: [
+      { args: ['secrets'], line: /^noisemesh secrets: a subcommand is required: fetch$/, exit: 2 },
+      { args: ['secrets', 'pull'], line: /^noisemesh secrets: unknown subcommand "pull": the one subcommand is fetch$/, exit: 2 },
+      { args: ['secrets', 'fetch'], line: /^noisemesh secrets: --config FILE is required: /, exit: 2 },
+      { args: ['secrets', 'fetch', '--config', missing], line: /^noisemesh secrets: --config: .*missing\.yaml does not exist: create it, or fix --config$/, exit: 2 },
+      { args: ['secrets', 'fetch', '--config', missing, '--registry-wait', 'soon'], line: /^noisemesh secrets: --registry-wait must be a number of seconds from 0 to 3600; got "soon"$/, exit: 2 },
+    ],
     vectors: [
       { args: ['vectors'], line: /^noisemesh vectors: name at least one vector file$/, exit: 2 },
       { args: ['vectors', '--backend'], line: /^noisemesh vectors: option --backend needs a value$/, exit: 2, usage: true },

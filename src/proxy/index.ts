@@ -1,5 +1,5 @@
 /** The sidecar proxy: NMP/1 sessions over TCP, its listeners, and its operational surface. */
-export { Proxy, type ProxyOptions, type BoundPorts, type ListenAddress } from './proxy.js';
+export { Proxy, type ProxyOptions, type BoundPorts, type ListenAddress, type ReadinessCondition } from './proxy.js';
 export type { AddressLookup, Identity, MeshPeer, PeerDirectory, PeerLookup, ServiceEndpoint } from './peers.js';
 export type { InboundPolicy } from './inbound/mesh-responder.js';
 export type { InboundMode } from './inbound/inbound-capture.js';

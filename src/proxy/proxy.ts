@@ -5,6 +5,7 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { parseProtocolName, type CryptoBackend, type Protocol } from '../noise/index.js';
 import { PROTOCOL, prologue as makePrologue } from './protocol/index.js';
 import { MeshResponder, type InboundPolicy } from './inbound/mesh-responder.js';
@@ -80,6 +81,15 @@ export interface BoundPorts {
   readonly explicit: readonly number[];
 }
 
+/** One condition of /readyz beside the registry and the listeners. */
+export interface ReadinessCondition {
+  readonly ready: boolean;
+  /** Why not, when not ready. */
+  readonly reason?: string;
+  /** More for the /readyz body under the condition's name; never decides readiness. */
+  readonly details?: () => Record<string, unknown>;
+}
+
 const ignore = (): void => {};
 
 export class Proxy {
@@ -99,6 +109,10 @@ export class Proxy {
   private registryNotReadyReason: string | undefined;
   private registryDetails: (() => Record<string, unknown>) | undefined;
   private draining = false;
+  /** Readiness conditions other parts of the sidecar add (the secrets projection), by name. */
+  private readonly conditions = new Map<string, ReadinessCondition>();
+  /** Spreads the proxy's own sessions (openSession) over a peer's pods. */
+  private readonly ownBalancer = new PeerBalancer();
   private readonly sockets = new Set<Socket>();
   /** Mesh, capture, explicit and admin ports: never a session target (status 4). */
   private readonly ownPorts = new Set<number>();
@@ -207,6 +221,31 @@ export class Proxy {
   }
 
   /**
+   * Adds or updates a readiness condition of /readyz (`name` is its key in `checks`); the
+   * proxy is ready only when every condition is. `reason` (when not ready) and `details`
+   * are served to anyone who reaches the admin port: no key or secret value.
+   */
+  setReadinessCondition(name: string, condition: ReadinessCondition): void {
+    this.conditions.set(name, condition);
+  }
+
+  /**
+   * The proxy as a client of the mesh: carries `app` (an in-process stream) to `agentId`'s
+   * target `port`, as an explicit listener carries a TCP connection. Resolves to `accepted`
+   * once the session runs, else why not (`no-peer`, `connect-failed`, a P2 status name);
+   * `app` is then destroyed.
+   */
+  openSession(app: Duplex, agentId: string, port: number): Promise<string> {
+    const peer = this.ownBalancer.pick(this.o.directory.peersByAgentId(agentId));
+    if (peer === undefined) {
+      this.metrics.handshakes.inc({ role: 'initiator', result: 'no-peer' });
+      app.destroy();
+      return Promise.resolve('no-peer');
+    }
+    return this.initiator.open(app, { peer, host: peer.addresses[0]!, meshPort: peer.meshPort ?? PROTOCOL.defaultMeshPort, targetPort: port });
+  }
+
+  /**
    * A key is no longer valid (removed, revoked, re-keyed or a new generation): abort its
    * sessions. `since` is when the registry change was seen.
    *
@@ -274,12 +313,20 @@ export class Proxy {
     const server = createAdminServer({
       metrics: this.metrics,
       sessions: () => this.sessions.summaries(),
-      readiness: () => ({ registry: this.registryReady, listeners: this.bound !== null && !this.draining }),
+      readiness: () => ({
+        registry: this.registryReady,
+        listeners: this.bound !== null && !this.draining,
+        ...Object.fromEntries([...this.conditions].map(([name, c]) => [name, c.ready])),
+      }),
       reasons: () => ({
         registry: this.registryNotReadyReason ?? 'no registry snapshot loaded yet',
         listeners: this.draining ? 'draining: the proxy is shutting down' : 'listeners not bound yet',
+        ...Object.fromEntries([...this.conditions].map(([name, c]) => [name, c.reason ?? 'not ready'])),
       }),
-      readinessDetails: () => (this.registryDetails === undefined ? {} : { registry: this.registryDetails() }),
+      readinessDetails: () => ({
+        ...(this.registryDetails === undefined ? {} : { registry: this.registryDetails() }),
+        ...Object.fromEntries([...this.conditions].flatMap(([name, c]) => (c.details === undefined ? [] : [[name, c.details()]]))),
+      }),
     });
     this.adminServer = server;
     // Its share of the descriptor budget: connections beyond it are closed on accept.

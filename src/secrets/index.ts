@@ -42,3 +42,20 @@ export { AuditOpenError, AuditWriteError, openAuditFile, stdoutAuditSink, type A
 export { DEFAULT_GATEWAY_PORT, DEFAULT_HTTP_LIMITS, MAX_URL_LENGTH, SecretsGateway, keyFingerprint, type BackendOutcome, type GatewayOptions, type HttpLimits } from './gateway/gateway.js';
 export { DECISION_LABELS, NO_RULE, type DecisionLabel } from './gateway/metrics.js';
 export type { SecretsLog } from './log.js';
+export {
+  ENV_FILE,
+  JITTER,
+  REFRESH_RESULTS,
+  RETRY,
+  SecretsProjector,
+  type ProjectionConfig,
+  type ProjectionItem,
+  type ProjectionState,
+  type ProjectorOptions,
+  type RefreshOutcome,
+  type RefreshResult,
+} from './projection/projector.js';
+export { AtomicWriter, DATA_LINK, ProjectionWriteError } from './projection/atomic-writer.js';
+export { ENV_NAME, renderEnvFile, shellQuote, unwritableValue } from './projection/env-file.js';
+export { FETCH_TIMEOUT_MS, fetchSecret, type FetchOutcome, type MeshDialer } from './projection/gateway-client.js';
+export { NOTIFY_SIGNALS, notifyApplication, type NotifyConfig, type NotifySignal } from './projection/notify.js';

@@ -13,5 +13,6 @@ export const commands: Readonly<Record<string, CommandEntry>> = {
   keygen: { summary: 'make an X25519 key pair: keygen [--out FILE [--force]]; prints the private key (or where --out wrote it) and the public key', load: async () => (await import('./keygen.js')).keygen },
   proxy: { summary: 'run the sidecar proxy: proxy --config FILE', load: async () => (await import('./proxy.js')).proxy },
   registry: { summary: 'check ClearanceRegistry files: registry validate FILE...; what a proxy would load from the cluster: registry get [--kubeconfig F] [-n NS]', load: async () => (await import('./registry.js')).registry },
+  secrets: { summary: 'fetch the secrets of secrets.project once and write them (init container): secrets fetch --config FILE', load: async () => (await import('./secrets.js')).secrets },
   vectors: { summary: 'run Noise test vectors (cacophony JSON): vectors [--backend native|noble] FILE...', load: async () => (await import('./vectors.js')).vectors },
 };

@@ -23,6 +23,7 @@ import { addonOriginalDestinationLookup, CaptureError } from '../../proxy/captur
 import { loadProxyConfig, LOG_LEVELS, type LogLevel, type ProxyConfig } from '../config/proxy-config.js';
 import { ConfigError } from '../config/config-reader.js';
 import { openRegistry, type OpenRegistry } from '../registry-wiring.js';
+import { projectorFor } from '../projection-wiring.js';
 import { ClusterConfigError } from '../../kubernetes/index.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
@@ -141,6 +142,8 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
   const livenessLost = sidecar.liveness.describeFallback();
   if (livenessLost !== undefined) log.warn({ event: 'keepalive', boundSeconds: sidecar.liveness.boundSeconds }, `${livenessLost}; ${REBUILD_HINT}`);
   registry.attach(sidecar);
+  // Not ready until the secrets are on disk: the condition is in /readyz before it listens.
+  const projection = config.secrets === null ? undefined : projectorFor(config.secrets, sidecar, log, true);
   try {
     await extension?.start({ proxy: sidecar, registry, identity, log });
   } catch (err) {
@@ -154,6 +157,7 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
     await extension?.stop();
     throw new UsageError(`cannot listen: ${(err as Error).message}`);
   }
+  projection?.start();
   // What the registry says about this configuration, once there is a registry to ask.
   const checkAgainstRegistry = (): void => {
     const ownEntry = registry.directory.peerByKey(identity.publicKeyB64);
@@ -182,6 +186,7 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
         process.exit(1);
       }, config.drainSeconds * 1000 + SHUTDOWN_OVERRUN_MS).unref();
       void sidecar.shutdown(config.drainSeconds * 1000).then(async () => {
+        await projection?.stop();
         void registry.stop();
         await extension?.stop();
         resolve();
@@ -228,7 +233,7 @@ function connectionCaps(config: ProxyConfig, log: Logger): ConnectionCaps {
   return caps;
 }
 
-function loadIdentity(config: ProxyConfig, fromPrivate: (key: Uint8Array) => KeyPair, generate: () => KeyPair): Identity {
+export function loadIdentity(config: ProxyConfig, fromPrivate: (key: Uint8Array) => KeyPair, generate: () => KeyPair): Identity {
   const keyPair = config.identity.privateKeyFile === null
     ? generate()
     : fromPrivate(readKeyFile(config.identity.privateKeyFile, 'identity.privateKeyFile'));
@@ -252,7 +257,7 @@ function logLevelFromEnvironment(): LogLevel | undefined {
  * Reads a base64 32-byte key; errors name the setting and never echo the file's content. The
  * command they suggest works as printed: `--force`, because the file it names exists.
  */
-function readKeyFile(file: string, setting: string): Uint8Array {
+export function readKeyFile(file: string, setting: string): Uint8Array {
   let text: string;
   try {
     const bytes = readRegularFileSync(file, { maxBytes: MAX_KEY_FILE_BYTES });

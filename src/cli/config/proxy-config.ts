@@ -10,6 +10,8 @@ import { looksLikeKeyText, parseProtocolName, NoiseError } from '../../noise/ind
 import { DEFAULT_KEEPALIVE, KEEPALIVE_LIMITS, PROTOCOL, deadPeerBoundSeconds, type KeepaliveSettings } from '../../proxy/index.js';
 import { yamlSyntaxHint } from '../../registry-sync/index.js';
 import { ConfigError, ConfigReader, FILE, describeValue } from './config-reader.js';
+import type { ProjectionConfig } from '../../secrets/index.js';
+import { parseSecretsSection } from './secrets-config.js';
 
 export interface HostPort {
   readonly host: string;
@@ -49,6 +51,8 @@ export interface ProxyConfig {
     readonly pendingHandshakesPerSource: number | null;
     readonly sessions: number | null;
   };
+  /** `secrets`: what to project from the secrets gateway; null: nothing. */
+  readonly secrets: ProjectionConfig | null;
 }
 
 export type RegistryConfig =
@@ -115,7 +119,7 @@ export function readConfigDocument(file: string): unknown {
 
 /** `r`: the reader to collect into; acceptedConfigKeys() passes its own to read the schema. */
 export function parseProxyConfig(document: unknown, source = 'config', r = new ConfigReader()): ProxyConfig {
-  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'keepalive', 'shutdown', 'log', 'limits']) ?? {};
+  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'keepalive', 'shutdown', 'log', 'limits', 'secrets']) ?? {};
 
   const trustDomain = r.string(root.trustDomain, 'trustDomain', 'a DNS-like name such as cluster.local') ?? 'cluster.local';
   const suite = r.string(root.suite, 'suite', `a Noise IK protocol name such as ${PROTOCOL.protocolName}`) ?? PROTOCOL.protocolName;
@@ -227,6 +231,7 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
   if (limits.pendingHandshakes !== null && limits.pendingHandshakesPerSource !== null && limits.pendingHandshakesPerSource > limits.pendingHandshakes) {
     r.problem('limits.pendingHandshakesPerSource', `must not exceed limits.pendingHandshakes (${limits.pendingHandshakes}); got ${limits.pendingHandshakesPerSource}`);
   }
+  const secrets = parseSecretsSection(r, root.secrets);
 
   // Two listeners on one address would fail at start with EADDRINUSE and no key named. A
   // listener whose address or port was refused above stands on a default: left out, so that
@@ -261,6 +266,7 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
     drainSeconds,
     logLevel,
     limits,
+    secrets,
   };
 }
 

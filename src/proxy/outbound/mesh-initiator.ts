@@ -5,6 +5,7 @@
  * application sees a failure as a refused or reset connection, as it would without a mesh.
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { HandshakeState, LowOrderKeyError } from '../../noise/index.js';
 import { decodeP2, encodeFrame, encodeP1, handshakeLimits, LIMITS, PROTOCOL, Status, statusName } from '../protocol/index.js';
 import { readHandshakeFrame, HandshakeReadError } from '../session/handshake-reader.js';
@@ -75,10 +76,17 @@ export class MeshInitiator {
     this.maxMessage2 = handshakeLimits(o.protocol).message2;
   }
 
-  /** Carries `app` to `route`. Never throws: a failure resets `app`. */
-  async open(app: Socket, route: MeshRoute): Promise<void> {
+  /**
+   * Carries `app` (a TCP socket, or an in-process stream when the proxy is the client) to
+   * `route`. Never throws: a failure resets `app`. Resolves to `accepted` once the session
+   * runs, else the failure as its handshake metric counts it (`connect-failed`, a P2 status
+   * name such as `notAllowed`, ...): the proxy's own clients report it.
+   */
+  async open(app: Duplex, route: MeshRoute): Promise<string> {
     const outcome = await this.attempt(app, route);
-    if (!outcome.ok) resetSocket(app);
+    if (outcome.ok) return 'accepted';
+    resetSocket(app);
+    return outcome.result;
   }
 
   /**
@@ -87,7 +95,7 @@ export class MeshInitiator {
    * (they are read only once a session starts), so the caller may try another endpoint or
    * reset it. Never throws.
    */
-  async attempt(app: Socket, route: MeshRoute): Promise<AttemptOutcome> {
+  async attempt(app: Duplex, route: MeshRoute): Promise<AttemptOutcome> {
     const started = process.hrtime.bigint();
     const { metrics, log } = this.o;
     app.pause();

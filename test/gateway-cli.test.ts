@@ -7,7 +7,6 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,6 +20,7 @@ import { DEFAULT_CACHE, DEFAULT_SERVICE_ACCOUNT_TOKEN } from '../src/secrets/ind
 import { FakeVault } from './helpers/fake-vault.js';
 import { TestDirectory, TRUST_DOMAIN, makeIdentity, peerOf } from './helpers/mesh.js';
 import { repoRoot } from './helpers/paths.js';
+import { freePorts } from './helpers/process.js';
 
 const CLI = join(repoRoot, 'dist/src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'noisemesh-gateway-cli-'));
@@ -123,16 +123,6 @@ test('a policy or a secrets file that does not load stops the gateway at start, 
   assert.match(secrets.stderr, /gateway\.backend\.file: .*line 1: payments\/db\.password: must be a string: quote it/);
   assert.ok(!secrets.stderr.includes('123456789'));
 });
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 interface GatewayProcess {
   /** The client proxy's listener to the gateway's port 8200. */

@@ -15,7 +15,6 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request } from 'undici';
 import { stringify } from 'yaml';
 import { encodeKey, nativeBackend, type KeyPair } from '../src/noise/index.js';
 import { PROTOCOL } from '../src/proxy/index.js';
@@ -23,6 +22,7 @@ import { raiseDescriptorLimit, readProcLimits, NOFILE_LIMIT_ADDON_PATH, type Nof
 import { loadAddon } from '../src/native/index.js';
 import { dial, readAll, tcpServer } from './helpers/mesh.js';
 import { repoRoot } from './helpers/paths.js';
+import { freePorts, get, waitFor } from './helpers/process.js';
 
 const CLI = join(repoRoot, 'dist/src/cli/main.js');
 const ATTACKERS = 1_100;
@@ -43,16 +43,6 @@ let http: Server;
 let httpPort: number;
 const pods: Pod[] = [];
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
-
 function registry(revoked: string[] = []): string {
   return stringify({
     apiVersion: 'noisemesh.io/v1alpha1',
@@ -70,24 +60,6 @@ function registry(revoked: string[] = []): string {
       })),
     },
   });
-}
-
-async function get(port: number, path: string, timeoutMs = 5_000): Promise<{ status: number; body: string }> {
-  try {
-    const res = await request(`http://127.0.0.1:${port}${path}`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, reset: true });
-    return { status: res.statusCode, body: await res.body.text() };
-  } catch {
-    return { status: 0, body: '' };
-  }
-}
-
-async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 function requirePrlimit(): void {

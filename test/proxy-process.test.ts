@@ -16,6 +16,7 @@ import { encodeKey, nativeBackend, type KeyPair } from '../src/noise/index.js';
 import { dial, rawHandshake, readAll } from './helpers/mesh.js';
 import { Status } from '../src/proxy/index.js';
 import { repoRoot } from './helpers/paths.js';
+import { freePorts, get, waitFor, exited } from './helpers/process.js';
 
 const CLI = join(repoRoot, 'dist/src/cli/main.js');
 
@@ -33,16 +34,6 @@ let http: Server;
 let httpPort: number;
 let entryPort: number;
 const pods: Pod[] = [];
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 function registry(revoked: string[] = []): string {
   return stringify({
@@ -82,24 +73,6 @@ function startProxy(pod: Pod, extra: Record<string, unknown> = {}, cli = CLI): P
   return waitFor(async () => (await get(pod.adminPort, '/readyz')).status === 200, `proxy ${pod.name} ready`);
 }
 
-async function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  try {
-    const res = await request(`http://127.0.0.1:${port}${path}`);
-    return { status: res.statusCode, body: await res.body.text() };
-  } catch {
-    return { status: 0, body: '' };
-  }
-}
-
-async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 /**
  * An installation whose addons were never built: the compiled tree and its dependencies, but
  * no build/ directory (addons are looked up relative to the compiled code). Made once.
@@ -112,10 +85,6 @@ function installWithoutAddons(): string {
   cpSync(join(repoRoot, 'package.json'), join(install, 'package.json'));
   symlinkSync(join(repoRoot, 'node_modules'), join(install, 'node_modules'));
   return install;
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((r) => child.once('exit', (code) => r(code)));
 }
 
 before(async () => {

@@ -17,6 +17,7 @@ import { stringify } from 'yaml';
 import { encodeKey, nativeBackend, type KeyPair } from '../src/noise/index.js';
 import { dial } from './helpers/mesh.js';
 import { repoRoot } from './helpers/paths.js';
+import { freePorts, get, waitFor, exited } from './helpers/process.js';
 
 const CLI = join(repoRoot, 'dist/src/cli/main.js');
 const DRAIN_SECONDS = 1.5;
@@ -36,16 +37,6 @@ let http: Server;
 let httpPort: number;
 let entryPort: number;
 const pods: Pod[] = [];
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 interface PeerState {
   readonly generation?: number;
@@ -118,24 +109,6 @@ function startProxy(pod: Pod, extra: Record<string, unknown> = {}): Promise<void
   return waitFor(async () => (await get(pod.adminPort, '/readyz')).status === 200, `proxy ${pod.name} ready`);
 }
 
-async function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  try {
-    const res = await request(`http://127.0.0.1:${port}${path}`);
-    return { status: res.statusCode, body: await res.body.text() };
-  } catch {
-    return { status: 0, body: '' };
-  }
-}
-
-async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 function metric(text: string, line: RegExp): number {
   const m = line.exec(text);
   return m === null ? 0 : Number(m[1]);
@@ -187,10 +160,6 @@ async function newSessionWorks(): Promise<boolean> {
 function mkfifo(path: string): void {
   const r = spawnSync('mkfifo', [path], { encoding: 'utf8' });
   if (r.error !== undefined || r.status !== 0) assert.fail(`mkfifo failed (install the Debian package coreutils): ${r.error?.message ?? r.stderr}`);
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((r) => child.once('exit', (code) => r(code)));
 }
 
 before(async () => {

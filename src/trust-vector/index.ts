@@ -23,6 +23,7 @@ export {
   POLICY_LIMITS,
   PolicyError,
   compilePolicy,
+  closest,
   formatPolicyProblem,
   parsePolicy,
   type Policy,

@@ -183,7 +183,11 @@ function got(v: unknown): string {
   return text.length <= 48 ? text : `${text.slice(0, 45)}..."`;
 }
 
-/** The nearest of `known` to a typo (edit distance <= 2, case ignored), if any. */
+/**
+ * The nearest of `known` to a typo (edit distance <= 2, case ignored), if any: the "did you
+ * mean" of the policy reader and of the configuration readers. Bounded: words over 64
+ * characters, or whose lengths differ by more than 2, are never compared.
+ */
 export function closest(word: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = 3;

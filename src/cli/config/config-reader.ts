@@ -4,6 +4,8 @@
  * each message must say exactly what to change.
  */
 import { looksLikeKeyText } from '../../noise/index.js';
+// One typo suggester for every reader of hand-written YAML (the policy's is the bounded one).
+import { closest } from '../../trust-vector/index.js';
 export interface ConfigProblem {
   /** `inbound.meshPort`, `outbound.explicit[0].peer`; `(top level)` for the document itself, `(file)` for the file. */
   readonly path: string;
@@ -155,30 +157,3 @@ export function describeValue(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-/** The known key nearest to a typo, if it is near enough to be a useful hint. */
-function closest(key: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of known) {
-    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length]!;
-}

@@ -342,10 +342,10 @@ test('the API server down for 60 s of fake time: the index is kept, /readyz stay
     assert.equal(ready.registry.stale, true);
     assert.ok(ready.registry.staleSeconds >= 60, `staleSeconds ${ready.registry.staleSeconds}`);
     const metrics = (await get('/metrics')).body;
-    const stale = Number(/^noisemesh_registry_stale_seconds (\S+)$/m.exec(metrics)?.[1]);
+    const stale = Number(/^noisemesh_registry_stale_seconds\{resource="clearanceregistries"\} (\S+)$/m.exec(metrics)?.[1]);
     assert.ok(stale >= 60, `noisemesh_registry_stale_seconds ${stale}`);
-    assert.match(metrics, /^noisemesh_registry_watch_restarts_total\{reason="network"\} [1-9]\d*$/m);
-    const lastSync = Number(/^noisemesh_registry_last_sync_timestamp_seconds (\S+)$/m.exec(metrics)?.[1]);
+    assert.match(metrics, /^noisemesh_registry_watch_restarts_total\{resource="clearanceregistries",reason="network"\} [1-9]\d*$/m);
+    const lastSync = Number(/^noisemesh_registry_last_sync_timestamp_seconds\{resource="clearanceregistries"\} (\S+)$/m.exec(metrics)?.[1]);
     assert.ok(Math.abs(lastSync - (clock.now() / 1000 - stale)) < 1, 'last sync = now - staleness');
 
     await server.up();

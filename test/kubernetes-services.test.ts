@@ -21,6 +21,7 @@ import { parseProxyConfig } from '../src/cli/config/proxy-config.js';
 import { ENDPOINT_SLICES, FakeApiServer, SERVICES, kubeconfigFor } from './helpers/fake-apiserver.js';
 import { serviceObject, slicesFor, type PodSpec } from './helpers/kube-services.js';
 import { TestDirectory, dial, makeIdentity, peerOf, readAll } from './helpers/mesh.js';
+import { FakeClock } from './helpers/fake-clock.js';
 
 const TOKEN = 'test-token-services';
 const NS = 'shop';
@@ -557,5 +558,117 @@ test('a named targetPort goes to each pod\'s own port, through the slice port na
     await metricsA.close();
     await metricsB.close();
     await c.close();
+  }
+});
+
+test('Services: /readyz waits for the first list of Services and EndpointSlices, then stays ready while stale; their restarts and staleness are metrics by resource', async () => {
+  const api = await new FakeApiServer({ tokens: [TOKEN] }).start();
+  const identity = makeIdentity(`${NS}/web`);
+  api.apply({
+    apiVersion: 'noisemesh.io/v1alpha1',
+    kind: 'ClearanceRegistry',
+    metadata: { name: 'web', namespace: NS },
+    spec: { peers: [{ agentId: identity.agentId, installationId: installationId(), publicKey: identity.publicKeyB64, generation: 1, addresses: ['127.0.0.9'], meshPort: 15443 }] },
+  });
+  const svc = serviceObject(NS, 'api', { clusterIP: CLUSTER_IP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] });
+  api.apply(svc, SERVICES);
+  for (const slice of slicesFor(svc, [{ name: 'a', ip: '127.0.0.2' }])) api.apply(slice, ENDPOINT_SLICES);
+  // RBAC without Services and EndpointSlices: the registry lists, they cannot.
+  api.authorize = (r) => r.resource === 'clearanceregistries';
+  const kubeconfig = join(dir, 'kubeconfig-readiness');
+  writeFileSync(kubeconfig, kubeconfigFor(api.url, TOKEN));
+  const config = parseProxyConfig({ identity: { agentId: `${NS}/web` }, registry: { kubernetes: { kubeconfig, namespaces: [NS] } } });
+  const clock = new FakeClock();
+  const opened = await openRegistry(config.registry, silentLogger(), { clock, tuning: { random: () => 0.5 } });
+  const lost: { resource: string; reason: string }[] = [];
+  opened.services!.on('watchLost', (i) => lost.push({ resource: i.resource, reason: i.reason }));
+  const proxy = new Proxy({
+    trustDomain: 'cluster.local',
+    backend: nativeBackend,
+    identity,
+    directory: opened.directory,
+    log: silentLogger(),
+    outbound: { mode: 'strict', explicit: [] },
+    inbound: { mesh: { host: '127.0.0.1', port: 0 } },
+    admin: { host: '127.0.0.1', port: 0 },
+  });
+  opened.attach(proxy);
+  const admin = (await proxy.start()).admin!;
+  const get = async (path: string): Promise<{ status: number; body: string }> => {
+    const res = await fetch(`http://127.0.0.1:${admin}${path}`);
+    return { status: res.status, body: await res.text() };
+  };
+  interface Ready {
+    ready: boolean;
+    checks: Record<string, boolean>;
+    reasons?: Record<string, string>;
+    services?: { synced: boolean; stale: boolean; staleSeconds: number; frontends: number; lastSyncAt: string | null };
+  }
+  const readyz = async (): Promise<{ status: number; body: Ready }> => {
+    const r = await get('/readyz');
+    return { status: r.status, body: JSON.parse(r.body) as Ready };
+  };
+  const sampleOf = (text: string, name: string, labels: string): number | undefined => {
+    const m = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text);
+    return m === null ? undefined : Number(m[1]);
+  };
+  try {
+    // The registry is in, the Services are not: not ready, and the reason names the refusal.
+    assert.equal(opened.registry.isReady, true);
+    let r = await readyz();
+    for (let i = 0; i < 200 && !(r.body.reasons?.services ?? '').includes('forbidden'); i++) {
+      await sleep(10);
+      r = await readyz();
+    }
+    assert.equal(r.status, 503);
+    assert.equal(r.body.checks.registry, true);
+    assert.equal(r.body.checks.services, false);
+    assert.match(r.body.reasons!.services!, /^Services and EndpointSlices not listed yet: cannot list (services|endpointslices) in namespace shop \(forbidden\)/);
+    assert.ok(!JSON.stringify(r.body).includes(TOKEN));
+    assert.equal(r.body.services?.synced, false);
+    assert.equal(opened.services!.resolve(CLUSTER_IP, 80), undefined, 'no Service before its list');
+    let metrics = (await get('/metrics')).body;
+    assert.equal(sampleOf(metrics, 'noisemesh_registry_stale_seconds', 'resource="clearanceregistries"'), 0);
+    assert.equal(sampleOf(metrics, 'noisemesh_registry_stale_seconds', 'resource="services"'), undefined, 'no value before the first list');
+
+    // RBAC fixed: the retry lists both, and the proxy turns ready.
+    api.authorize = undefined;
+    clock.advance(1000);
+    await waitFor(() => opened.services!.synced, 'the Services and EndpointSlices to list');
+    r = await readyz();
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual([r.body.checks.services, r.body.services?.synced, r.body.services?.stale, r.body.services?.frontends], [true, true, false, 1]);
+    await waitFor(() => api.watchersOf(SERVICES) === 1 && api.watchersOf(ENDPOINT_SLICES) === 1, 'the Services and EndpointSlices watches');
+
+    // The API server goes away for 61 s of fake time: still ready, stale, and counted.
+    await api.down();
+    await waitFor(() => ['services', 'endpointslices'].every((res) => lost.some((l) => l.resource === res)), 'both watches to be lost');
+    clock.advance(61_000);
+    r = await readyz();
+    assert.equal(r.status, 200, 'stale but serving');
+    assert.equal(r.body.services?.stale, true);
+    assert.ok(r.body.services!.staleSeconds >= 61, `staleSeconds ${r.body.services!.staleSeconds}`);
+    assert.notEqual(opened.services!.resolve(CLUSTER_IP, 80), undefined, 'the Services in force are kept');
+    metrics = (await get('/metrics')).body;
+    for (const resource of ['clearanceregistries', 'services', 'endpointslices']) {
+      const stale = sampleOf(metrics, 'noisemesh_registry_stale_seconds', `resource="${resource}"`);
+      assert.ok(stale !== undefined && stale >= 61, `noisemesh_registry_stale_seconds{resource="${resource}"} ${stale}`);
+      const lastSync = sampleOf(metrics, 'noisemesh_registry_last_sync_timestamp_seconds', `resource="${resource}"`);
+      assert.ok(lastSync !== undefined && Math.abs(lastSync - (clock.now() / 1000 - stale)) < 1, `last sync of ${resource} = now - staleness`);
+      const restarts = sampleOf(metrics, 'noisemesh_registry_watch_restarts_total', `resource="${resource}",reason="network"`);
+      assert.ok(restarts !== undefined && restarts >= 1, `noisemesh_registry_watch_restarts_total{resource="${resource}",reason="network"} ${restarts}`);
+    }
+    assert.doesNotMatch(metrics, /^noisemesh_registry_(stale_seconds|last_sync_timestamp_seconds|watch_restarts_total)\{(?![^}]*resource="(clearanceregistries|services|endpointslices)")/m, 'every sample has a resource from the closed set');
+
+    // Back: current again.
+    await api.up();
+    clock.advance(30_000);
+    await waitFor(() => opened.services!.staleSeconds === 0, 'the Services and EndpointSlices to be current again');
+    r = await readyz();
+    assert.deepEqual([r.status, r.body.services?.stale, r.body.services?.staleSeconds], [200, false, 0]);
+  } finally {
+    await proxy.shutdown(0);
+    await opened.stop();
+    await api.close();
   }
 });

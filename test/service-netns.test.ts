@@ -88,10 +88,14 @@ after(async () => {
 });
 
 test('a client pod dials a ClusterIP and reaches the meshed endpoint pod over Noise', async () => {
-  // /readyz of A's proxy says the Services are in (the registry is ready by then already).
+  // /readyz of A's proxy turns ready only once the Services are in.
   for (let i = 0; i < 100; i++) {
     const r = await net.exec(a, 'curl', ['-sf', 'http://127.0.0.1:15020/readyz']);
-    if (/"services":\{"synced":true,"frontends":1/.test(r.stdout)) break;
+    const ready = (r.code === 0 ? JSON.parse(r.stdout) : {}) as { ready?: boolean; checks?: { services?: boolean }; services?: { frontends?: number } };
+    if (ready.ready === true) {
+      assert.deepEqual([ready.checks?.services, ready.services?.frontends], [true, 1], r.stdout);
+      break;
+    }
     assert.ok(i < 99, `A's proxy never listed the Service: ${r.stdout}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -6,7 +6,7 @@
  * ClusterIP:port has, the index says which of them are meshed peers.
  */
 import { FileRegistrySource, Registry, formatProblem, type RegistryEntry, type RegistryIndex, type RegistrySource } from '../registry-sync/index.js';
-import { KubernetesRegistrySource, ServiceCatalog, loadClusterAccess, type Clock, type ReflectorTuning, type ServiceFrontend } from '../kubernetes/index.js';
+import { KubernetesRegistrySource, ServiceCatalog, loadClusterAccess, type Clock, type ReflectorTuning, type ServiceFrontend, type SyncStatus } from '../kubernetes/index.js';
 import type { AddressLookup, Logger, MeshPeer, PeerDirectory, PeerLookup, Proxy, ServiceEndpoint } from '../proxy/index.js';
 import type { RegistryConfig } from './config/proxy-config.js';
 
@@ -45,6 +45,8 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
   let source: RegistrySource;
   let kube: KubernetesRegistrySource | undefined;
   let services: ServiceCatalog | undefined;
+  /** The last failed list of Services or EndpointSlices, for /readyz until they are listed. */
+  let servicesFailure: string | undefined;
   if (config.kubernetes !== undefined) {
     const access = await loadClusterAccess({
       kubeconfig: config.kubernetes.kubeconfig,
@@ -77,6 +79,8 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
       else log.warn(fields, `${i.message}; the Services in force are kept`);
     });
     services.on('listFailed', (i) => {
+      // The reflector's message is safe to serve on /readyz: no token, no object content.
+      servicesFailure = `cannot list ${i.scope} (${i.reason}): ${i.message}`;
       log.warn({ event: 'services-list-failed', scope: i.scope, reason: i.reason, retryInSeconds: i.retryInMs / 1000 }, i.message);
     });
     // One line per relist and per lost watch; a server ending a watch on schedule is routine.
@@ -170,23 +174,16 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
       });
       if (kube !== undefined) {
         const k = kube;
-        k.on('watchLost', (i) => proxy.metrics.registryWatchRestarts.inc({ reason: i.reason }));
-        proxy.metrics.registrySync = () => k.syncStatus();
+        k.on('watchLost', (i) => proxy.metrics.registryWatchRestarts.inc({ resource: 'clearanceregistries', reason: i.reason }));
+        catalog?.on('watchLost', (i) => proxy.metrics.registryWatchRestarts.inc({ resource: i.resource, reason: i.reason }));
+        proxy.metrics.registrySync = () => [
+          { resource: 'clearanceregistries', ...k.syncStatus() },
+          ...(catalog === undefined ? [] : (['services', 'endpointslices'] as const).map((resource) => ({ resource, ...catalog.syncStatus(resource) }))),
+        ];
         // Stale but serving: readiness stays with the first snapshot; the body says how stale.
-        proxy.setRegistryDetails(() => {
-          const s = k.syncStatus();
-          return {
-            source: k.origin,
-            synced: s.synced,
-            stale: s.staleSeconds > 0,
-            staleSeconds: Math.round(s.staleSeconds * 10) / 10,
-            lastSyncAt: s.lastSyncAt === undefined ? null : new Date(s.lastSyncAt).toISOString(),
-            ...(catalog !== undefined && {
-              services: { synced: catalog.synced, frontends: catalog.size, staleSeconds: Math.round(catalog.staleSeconds * 10) / 10 },
-            }),
-          };
-        });
+        proxy.setRegistryDetails(() => ({ source: k.origin, ...syncDetails(k.syncStatus()) }));
       }
+      if (catalog !== undefined) watchServicesReadiness(catalog, proxy, () => servicesFailure);
       registry.on('revoked', (key, reason, previous) => {
         const since = process.hrtime.bigint();
         const aborted = proxy.revokeKey(key, since);
@@ -198,6 +195,36 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
       await registry.stop();
     },
   };
+}
+
+/** A SyncStatus as /readyz shows it. */
+function syncDetails(s: SyncStatus): Record<string, unknown> {
+  return {
+    synced: s.synced,
+    stale: s.staleSeconds > 0,
+    staleSeconds: Math.round(s.staleSeconds * 10) / 10,
+    lastSyncAt: s.lastSyncAt === undefined ? null : new Date(s.lastSyncAt).toISOString(),
+  };
+}
+
+/**
+ * The `services` condition of /readyz: false until every Services and EndpointSlices
+ * reflector has listed once (before that a ClusterIP is no Service's, and a connection to it
+ * would be refused or passed in plaintext as no Service's), then true for good, as the
+ * registry's: stale but serving, with the staleness in the body.
+ */
+function watchServicesReadiness(catalog: ServiceCatalog, proxy: Proxy, lastFailure: () => string | undefined): void {
+  const update = (): void => {
+    const failure = lastFailure();
+    proxy.setReadinessCondition('services', {
+      ready: catalog.synced,
+      reason: `Services and EndpointSlices not listed yet${failure === undefined ? '' : `: ${failure}`}`,
+      details: () => ({ ...syncDetails(catalog.syncStatus()), frontends: catalog.size }),
+    });
+  };
+  update();
+  catalog.on('listed', update);
+  catalog.on('listFailed', update);
 }
 
 /**

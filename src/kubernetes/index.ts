@@ -24,6 +24,7 @@ export { parseJson, JsonError } from './json.js';
 export { systemClock, type Clock } from './clock.js';
 export {
   Reflector,
+  combinedSyncStatus,
   objectKey,
   WATCH_END_REASONS,
   type KubeObject,
@@ -34,6 +35,7 @@ export {
   type ReflectorHandlers,
   type ReflectorOptions,
   type ReflectorStatus,
+  type SyncStatus,
   type WatchEndReason,
   type WatchLostInfo,
 } from './reflector.js';
@@ -45,7 +47,6 @@ export {
   type KubernetesSourceEvents,
   type KubernetesSourceOptions,
   type ReflectorTuning,
-  type SyncStatus,
 } from './registry-source.js';
 export {
   SERVICE_NAME_LABEL,
@@ -67,5 +68,6 @@ export {
   endpointSlicesResource,
   servicesResource,
   type ServiceCatalogEvents,
+  type ServiceCatalogResource,
   type ServiceCatalogOptions,
 } from './service-catalog.js';

@@ -94,6 +94,27 @@ export interface ReflectorStatus {
   readonly staleMs: number;
 }
 
+/** Several reflectors' status as one: the least current of them decides. */
+export interface SyncStatus {
+  /** Every reflector has listed once. */
+  readonly synced: boolean;
+  /** When all were last known current (the oldest of the reflectors), ms since epoch; undefined until synced. */
+  readonly lastSyncAt: number | undefined;
+  /** Seconds the least current reflector has not been known current; 0 while all watch, and until synced. */
+  readonly staleSeconds: number;
+}
+
+/** The SyncStatus of a set of reflectors (one per namespace, say). */
+export function combinedSyncStatus(reflectors: readonly Reflector[]): SyncStatus {
+  const all = reflectors.map((r) => r.status());
+  if (!all.every((s) => s.listed)) return { synced: false, lastSyncAt: undefined, staleSeconds: 0 };
+  return {
+    synced: true,
+    lastSyncAt: Math.min(...all.map((s) => s.lastSyncAt ?? 0)),
+    staleSeconds: Math.max(0, ...all.map((s) => s.staleMs)) / 1000,
+  };
+}
+
 export interface ReflectorOptions {
   readonly client: ApiClient;
   readonly resource: ResourcePath;

@@ -34,7 +34,9 @@ import { ApiClient, type ApiClientLimits, type ResourcePath } from './api-client
 import type { ClusterAccess } from './cluster.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
-import { Reflector, objectKey, type KubeObject, type ListedInfo, type ListFailedInfo, type ReflectorOptions, type WatchLostInfo } from './reflector.js';
+import { Reflector, combinedSyncStatus, objectKey, type KubeObject, type ListedInfo, type ListFailedInfo, type ReflectorOptions, type SyncStatus, type WatchLostInfo } from './reflector.js';
+
+export type { SyncStatus } from './reflector.js';
 
 /** The plural of ClearanceRegistry, as the CRD names it. */
 export const CLEARANCE_REGISTRY_RESOURCE = 'clearanceregistries';
@@ -64,15 +66,6 @@ export interface KubernetesSourceEvents extends RegistrySourceEvents {
   /** A watch ended (reason from a closed set): one log line each. */
   watchLost: [info: WatchLostInfo & { readonly scope: string }];
   listFailed: [info: ListFailedInfo & { readonly scope: string }];
-}
-
-export interface SyncStatus {
-  /** Every reflector has listed once. */
-  readonly synced: boolean;
-  /** When the whole registry was last known current (the oldest of the reflectors), ms since epoch. */
-  readonly lastSyncAt: number | undefined;
-  /** Seconds the oldest reflector has not been known current; 0 while all watch. */
-  readonly staleSeconds: number;
 }
 
 export class KubernetesRegistrySource implements RegistrySource {
@@ -140,14 +133,7 @@ export class KubernetesRegistrySource implements RegistrySource {
   }
 
   syncStatus(): SyncStatus {
-    const all = this.#reflectors.map((r) => r.reflector.status());
-    const synced = all.every((s) => s.listed);
-    if (!synced) return { synced, lastSyncAt: undefined, staleSeconds: 0 };
-    return {
-      synced,
-      lastSyncAt: Math.min(...all.map((s) => s.lastSyncAt ?? 0)),
-      staleSeconds: Math.max(...all.map((s) => s.staleMs)) / 1000,
-    };
+    return combinedSyncStatus(this.#reflectors.map((r) => r.reflector));
   }
 
   start(): void {

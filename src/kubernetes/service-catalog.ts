@@ -17,7 +17,7 @@ import { Emitter, type Listener } from '../registry-sync/index.js';
 import { ApiClient, type ApiClientLimits, type ResourcePath } from './api-client.js';
 import type { ClusterAccess } from './cluster.js';
 import { systemClock, type Clock } from './clock.js';
-import { Reflector, objectKey, type KubeObject, type ListedInfo, type ListFailedInfo, type WatchLostInfo } from './reflector.js';
+import { Reflector, combinedSyncStatus, objectKey, type KubeObject, type ListedInfo, type ListFailedInfo, type SyncStatus, type WatchLostInfo } from './reflector.js';
 import type { ReflectorTuning } from './registry-source.js';
 import {
   frontendKey,
@@ -50,7 +50,11 @@ export interface ServiceCatalogOptions {
   readonly tuning?: ReflectorTuning;
 }
 
-type Scoped<T> = T & { readonly scope: string };
+/** The resources a ServiceCatalog watches (a closed set: a metric label). */
+export type ServiceCatalogResource = 'services' | 'endpointslices';
+
+/** `scope`: the resource and its namespace or "all namespaces", for a log line. */
+type Scoped<T> = T & { readonly scope: string; readonly resource: ServiceCatalogResource };
 
 export interface ServiceCatalogEvents {
   listed: [info: Scoped<ListedInfo>];
@@ -61,6 +65,7 @@ export interface ServiceCatalogEvents {
 export class ServiceCatalog {
   readonly origin: string;
   readonly #reflectors: Reflector[] = [];
+  readonly #byResource: Record<ServiceCatalogResource, Reflector[]> = { services: [], endpointslices: [] };
   readonly #events = new Emitter<ServiceCatalogEvents>();
   readonly #services = new Map<string, ParsedService>();
   readonly #slices = new Map<string, ParsedSlice>();
@@ -98,12 +103,13 @@ export class ServiceCatalog {
           delete: (o) => this.#deleteSlice(o),
         },
       });
-      for (const reflector of [services, slices]) {
-        const what = `${reflector.resource.resource} in ${scope}`;
-        reflector.on('listed', (info) => this.#deliver('listed', { ...info, scope: what }));
-        reflector.on('watchLost', (info) => this.#deliver('watchLost', { ...info, scope: what }));
-        reflector.on('listFailed', (info) => this.#deliver('listFailed', { ...info, scope: what }));
+      for (const [resource, reflector] of [['services', services], ['endpointslices', slices]] as const) {
+        const what = `${resource} in ${scope}`;
+        reflector.on('listed', (info) => this.#deliver('listed', { ...info, scope: what, resource }));
+        reflector.on('watchLost', (info) => this.#deliver('watchLost', { ...info, scope: what, resource }));
+        reflector.on('listFailed', (info) => this.#deliver('listFailed', { ...info, scope: what, resource }));
         this.#reflectors.push(reflector);
+        this.#byResource[resource].push(reflector);
       }
     }
   }
@@ -125,12 +131,17 @@ export class ServiceCatalog {
 
   /** Every reflector has listed once. Before that, a ClusterIP is no Service's yet. */
   get synced(): boolean {
-    return this.#reflectors.every((r) => r.status().listed);
+    return this.syncStatus().synced;
   }
 
   /** Seconds the least current reflector has not been known current; 0 while all watch. */
   get staleSeconds(): number {
-    return Math.max(0, ...this.#reflectors.map((r) => r.status().staleMs)) / 1000;
+    return this.syncStatus().staleSeconds;
+  }
+
+  /** Services and EndpointSlices, together (readiness) or one of them (metrics), over every namespace watched. */
+  syncStatus(resource?: ServiceCatalogResource): SyncStatus {
+    return combinedSyncStatus(resource === undefined ? this.#reflectors : this.#byResource[resource]);
   }
 
   /** Frontends indexed (ClusterIP:port pairs). */

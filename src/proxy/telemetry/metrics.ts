@@ -10,6 +10,17 @@ import type { ShedReason } from '../inbound/pending-handshakes.js';
 
 export type HandshakeRole = 'initiator' | 'responder';
 
+/** What a registry source watches on a server: the `resource` label's closed set. */
+export type WatchedResource = 'clearanceregistries' | 'services' | 'endpointslices';
+
+/** One watched resource's sync with its server, read at scrape time. */
+export interface WatchedResourceSync {
+  readonly resource: WatchedResource;
+  /** Ms since the epoch; undefined before its first list. */
+  readonly lastSyncAt: number | undefined;
+  readonly staleSeconds: number;
+}
+
 export class ProxyMetrics {
   readonly registry = new Registry();
   readonly handshakes: Counter<'role' | 'result'>;
@@ -23,11 +34,11 @@ export class ProxyMetrics {
   readonly registryReloads: Counter<'result'>;
   readonly revocations: Counter;
   readonly revocationAbortSeconds: Histogram;
-  readonly registryLastSync: Gauge;
-  readonly registryStaleSeconds: Gauge;
-  readonly registryWatchRestarts: Counter<'reason'>;
+  readonly registryLastSync: Gauge<'resource'>;
+  readonly registryStaleSeconds: Gauge<'resource'>;
+  readonly registryWatchRestarts: Counter<'resource' | 'reason'>;
   /** Set by a registry source that tracks its sync with a server (Kubernetes); read at scrape time. */
-  registrySync: (() => { readonly lastSyncAt: number | undefined; readonly staleSeconds: number }) | undefined;
+  registrySync: (() => readonly WatchedResourceSync[]) | undefined;
   // Bytes of sessions that have ended; live sessions are added at scrape time.
   private readonly endedBytes = new Map<string, number>();
 
@@ -119,28 +130,30 @@ export class ProxyMetrics {
       help: 'Keys revoked by registry changes',
       registers,
     });
+    // By resource (clearanceregistries, services, endpointslices): one family for every watch,
+    // so that a sum or max over them means something; only resources listed once have a value.
     this.registryLastSync = new Gauge({
       name: 'noisemesh_registry_last_sync_timestamp_seconds',
-      help: 'When the registry was last known current with its server (Unix seconds; now while its watches are open)',
+      help: 'When each watched resource was last known current with its server (Unix seconds; now while its watches are open)',
+      labelNames: ['resource'],
       registers,
       collect: () => {
-        const at = this.registrySync?.().lastSyncAt;
-        if (at !== undefined) this.registryLastSync.set(at / 1000);
+        for (const s of this.registrySync?.() ?? []) if (s.lastSyncAt !== undefined) this.registryLastSync.set({ resource: s.resource }, s.lastSyncAt / 1000);
       },
     });
     this.registryStaleSeconds = new Gauge({
       name: 'noisemesh_registry_stale_seconds',
-      help: 'How long the registry in force has not been known current (0 while its watches are open)',
+      help: 'How long each watched resource in force has not been known current (0 while its watches are open)',
+      labelNames: ['resource'],
       registers,
       collect: () => {
-        const sync = this.registrySync?.();
-        if (sync !== undefined) this.registryStaleSeconds.set(sync.staleSeconds);
+        for (const s of this.registrySync?.() ?? []) if (s.lastSyncAt !== undefined) this.registryStaleSeconds.set({ resource: s.resource }, s.staleSeconds);
       },
     });
     this.registryWatchRestarts = new Counter({
       name: 'noisemesh_registry_watch_restarts_total',
-      help: 'Registry watches that ended and were restarted, by reason (closed, watchdog, resync, gone, network, ...)',
-      labelNames: ['reason'],
+      help: 'Watches of the registry source that ended and were restarted, by resource and reason (closed, watchdog, resync, gone, network, ...)',
+      labelNames: ['resource', 'reason'],
       registers,
     });
     this.revocationAbortSeconds = new Histogram({

@@ -14,7 +14,8 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Proxy, silentLogger, type Identity, type OriginalDestination } from '../src/proxy/index.js';
+import { Proxy, silentLogger, type Identity, type OriginalDestination, type ProxyOptions } from '../src/proxy/index.js';
+import { Status } from '../src/proxy/protocol/index.js';
 import { nativeBackend } from '../src/noise/index.js';
 import { openRegistry, type OpenRegistry } from '../src/cli/registry-wiring.js';
 import { parseProxyConfig } from '../src/cli/config/proxy-config.js';
@@ -99,13 +100,20 @@ const installationId = (): string => `00000000-0000-4000-8000-${String(++install
 interface PodPlan {
   readonly name: string;
   readonly ip: string;
-  /** Default 'meshed'. `dead`: a registry entry whose mesh port has nothing listening. `stranger`: a proxy that knows no registry (status 1 to everyone). */
-  readonly kind?: 'meshed' | 'unmeshed' | 'dead' | 'stranger';
+  /**
+   * Default 'meshed'. `dead`: a registry entry whose mesh port has nothing listening.
+   * `stranger`: a proxy that knows no registry (status 1 to everyone). `stale`: a proxy that
+   * knows the client at another generation (status 2). `silent`: a mesh port that accepts
+   * and never answers.
+   */
+  readonly kind?: 'meshed' | 'unmeshed' | 'dead' | 'stranger' | 'stale' | 'silent';
+  /** For a meshed pod's proxy: session caps (status 7), an inbound policy (status 6). */
+  readonly proxy?: Pick<ProxyOptions, 'caps' | 'policy'>;
   /** The application's port; default the cluster's shared target port. */
   readonly appPort?: number;
 }
 
-async function cluster(mode: 'permissive' | 'strict', plans: readonly PodPlan[], options: { explicitTo?: string } = {}): Promise<Cluster> {
+async function cluster(mode: 'permissive' | 'strict', plans: readonly PodPlan[], options: { explicitTo?: string; handshakeTimeoutMs?: number } = {}): Promise<Cluster> {
   const api = await new FakeApiServer({ tokens: [TOKEN] }).start();
   const kubeconfig = join(dir, `kubeconfig-${installation}`);
   writeFileSync(kubeconfig, kubeconfigFor(api.url, TOKEN));
@@ -123,7 +131,10 @@ async function cluster(mode: 'permissive' | 'strict', plans: readonly PodPlan[],
     });
   };
   const pods = new Map<string, EndpointPod>();
+  const silent: Awaited<ReturnType<typeof greeter>>[] = [];
+  const silentSockets = new Set<Socket>();
   let sharedPort = 0;
+  const clientId = makeIdentity(`${NS}/web`);
   try {
     for (const plan of plans) {
       const kind = plan.kind ?? 'meshed';
@@ -132,7 +143,7 @@ async function cluster(mode: 'permissive' | 'strict', plans: readonly PodPlan[],
       const identity = makeIdentity(`${NS}/${plan.name}`);
       let proxy: Proxy | undefined;
       let meshPort = 0;
-      if (kind === 'meshed' || kind === 'stranger') {
+      if (kind === 'meshed' || kind === 'stranger' || kind === 'stale') {
         const opened = kind === 'meshed' ? await openRegistry(config.registry, silentLogger()) : undefined;
         if (opened) registries.push(opened);
         const own = new TestDirectory();
@@ -144,23 +155,36 @@ async function cluster(mode: 'permissive' | 'strict', plans: readonly PodPlan[],
           log: silentLogger(),
           outbound: { mode: 'permissive', explicit: [] },
           inbound: { mesh: { host: plan.ip, port: 0 } },
+          ...plan.proxy,
         });
         opened?.attach(proxy);
         meshPort = (await proxy.start()).mesh;
         proxies.push(proxy);
         // A stranger knows itself, and nobody else: status 1 to every initiator.
-        if (kind === 'stranger') own.set(peerOf(identity, meshPort, 1n, [plan.ip]));
+        if (kind !== 'meshed') own.set(peerOf(identity, meshPort, 1n, [plan.ip]));
+        // Stale: it holds generation 2 of the client's key, which handshakes at 1.
+        if (kind === 'stale') own.set(peerOf(clientId, 1, 2n, ['127.0.0.9']));
       } else if (kind === 'dead') {
         // A port that was free a moment ago: connections to it are refused.
         const probe = await greeter(plan.ip, 0, 'probe');
         meshPort = probe.port;
         await probe.close();
+      } else if (kind === 'silent') {
+        // Accepts, reads, never answers: the handshake times out.
+        const quiet = await greeter(plan.ip, 0, 'never sent');
+        quiet.server.removeAllListeners('connection');
+        quiet.server.on('connection', (socket: Socket) => {
+          socket.on('error', () => {});
+          socket.resume();
+          silentSockets.add(socket);
+        });
+        silent.push(quiet);
+        meshPort = quiet.port;
       }
       const pod: EndpointPod = { name: plan.name, ip: plan.ip, identity, proxy, meshPort, app };
       pods.set(plan.name, pod);
       if (kind !== 'unmeshed') publish(plan.name, identity, plan.ip, meshPort);
     }
-    const clientId = makeIdentity(`${NS}/web`);
     const clientRegistry = await openRegistry(config.registry, silentLogger());
     registries.push(clientRegistry);
     const state = { destination: { address: CLUSTER_IP, port: 80 } as OriginalDestination };
@@ -177,6 +201,7 @@ async function cluster(mode: 'permissive' | 'strict', plans: readonly PodPlan[],
       },
       inbound: { mesh: { host: '127.0.0.9', port: 0 } },
       originalDestinationOf: () => state.destination,
+      ...(options.handshakeTimeoutMs !== undefined && { handshakeTimeoutMs: options.handshakeTimeoutMs }),
     });
     clientRegistry.attach(client);
     const clientPorts = await client.start();
@@ -242,11 +267,15 @@ async function cluster(mode: 'permissive' | 'strict', plans: readonly PodPlan[],
         await Promise.all(proxies.map((p) => p.shutdown(0)));
         await Promise.all(registries.map((r) => r.stop()));
         await Promise.all([...pods.values()].map((p) => p.app.close()));
+        for (const s of silentSockets) s.destroy();
+        await Promise.all(silent.map((q) => new Promise((resolve) => q.server.close(resolve))));
         await api.close();
       },
     };
     return c;
   } catch (err) {
+    for (const s of silentSockets) s.destroy();
+    await Promise.all(silent.map((q) => new Promise((resolve) => q.server.close(resolve))));
     await Promise.all(proxies.map((p) => p.shutdown(0)));
     await Promise.all(registries.map((r) => r.stop()));
     await Promise.all([...pods.values()].map((p) => p.app.close()));
@@ -670,5 +699,107 @@ test('Services: /readyz waits for the first list of Services and EndpointSlices,
     await proxy.shutdown(0);
     await opened.stop();
     await api.close();
+  }
+});
+
+test('each refusal another endpoint may not share (status 2, 5, 7, no answer) is retried elsewhere; a policy denial (status 6) is not', async () => {
+  const c = await cluster('strict', [
+    { name: 'a', ip: '127.0.0.2' },
+    { name: 'stale', ip: '127.0.0.11', kind: 'stale' },
+    { name: 'notarget', ip: '127.0.0.12' },
+    { name: 'busy', ip: '127.0.0.13', proxy: { caps: { pendingHandshakes: 64, pendingHandshakesPerSource: 64, sessions: 0, adminConnections: 4 } } },
+    { name: 'silent', ip: '127.0.0.14', kind: 'silent' },
+    { name: 'denier', ip: '127.0.0.15', proxy: { policy: () => Status.deniedByPolicy } },
+  ], { handshakeTimeoutMs: 500 });
+  const held: Socket[] = [];
+  const initiatorResults = async (): Promise<Record<string, number>> => {
+    const text = await c.client.metrics.registry.getSingleMetricAsString('noisemesh_handshakes_total');
+    return Object.fromEntries([...text.matchAll(/role="initiator",result="([^"]+)"} (\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
+  };
+  try {
+    // notarget's application is gone: its proxy answers status 5 (target unavailable).
+    await c.pods.get('notarget')!.app.close();
+    const svc = applyService(c);
+    const port = c.pods.get('a')!.app.port;
+    const cases = [
+      { pod: 'stale', result: 'staleGeneration' },
+      { pod: 'notarget', result: 'targetUnavailable' },
+      { pod: 'busy', result: 'overloaded' },
+      { pod: 'silent', result: 'timeout' },
+    ];
+    for (const { pod, result } of cases) {
+      for (const slice of slicesFor(svc, podSpecs(c, [pod, 'a']))) c.api.apply(slice, ENDPOINT_SLICES);
+      await c.routes(80, [`${c.pods.get(pod)!.ip}:${port}`, `127.0.0.2:${port}`]);
+      // One session held to a makes the failing endpoint the less loaded: P2C tries it first.
+      if (held.length === 0) {
+        const first = await c.connect();
+        assert.equal(first.name, 'a');
+        held.push(first.socket);
+      }
+      const before = await initiatorResults();
+      for (let i = 0; i < 3; i++) {
+        const { name, socket } = await c.connect();
+        socket.destroy();
+        assert.equal(name, 'a', `${pod}: the connection lands on a after ${result}`);
+      }
+      const after = await initiatorResults();
+      assert.equal((after[result] ?? 0) - (before[result] ?? 0), 3, `${pod}: tried first each time, failed with ${result}: ${JSON.stringify(after)}`);
+      assert.equal((after.accepted ?? 0) - (before.accepted ?? 0), 3);
+    }
+
+    // A policy denial is the responder's verdict on us, not a busy endpoint: no second try.
+    for (const slice of slicesFor(svc, podSpecs(c, ['denier', 'a']))) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, [`127.0.0.15:${port}`, `127.0.0.2:${port}`]);
+    const before = await initiatorResults();
+    const acceptedByA = c.pods.get('a')!.app.accepted;
+    assert.deepEqual(await c.connectExpectingEnd(), { data: '', ending: 'reset' });
+    const after = await initiatorResults();
+    assert.equal((after.deniedByPolicy ?? 0) - (before.deniedByPolicy ?? 0), 1);
+    assert.equal((after.accepted ?? 0) - (before.accepted ?? 0), 0, 'a was not tried');
+    assert.equal(c.pods.get('a')!.app.accepted, acceptedByA);
+  } finally {
+    for (const s of held) s.destroy();
+    await c.close();
+  }
+});
+
+test('a headless Service has no ClusterIP: its endpoints are reached as pod IPs, meshed over Noise, unmeshed by the mode', async () => {
+  const c = await cluster('strict', [
+    { name: 'a', ip: '127.0.0.2' },
+    { name: 'u', ip: '127.0.0.5', kind: 'unmeshed' },
+  ]);
+  try {
+    const port = c.pods.get('a')!.app.port;
+    const svc = serviceObject(NS, 'db', { clusterIP: 'None', ports: [{ name: 'http', port, targetPort: port }] });
+    c.api.apply(svc, SERVICES);
+    for (const slice of slicesFor(svc, podSpecs(c, ['a', 'u']))) c.api.apply(slice, ENDPOINT_SLICES);
+    // A Service with a ClusterIP, written after it: once the client has its frontend (events
+    // arrive in order), it has seen the headless one too.
+    const marker = serviceObject(NS, 'marker', { clusterIP: CLUSTER_IP, ports: [{ name: 'http', port: 80, targetPort: port }] });
+    c.api.apply(marker, SERVICES);
+    for (const slice of slicesFor(marker, podSpecs(c, ['a']))) c.api.apply(slice, ENDPOINT_SLICES);
+    await c.routes(80, [`127.0.0.2:${port}`]);
+    assert.equal(c.clientRegistry.services!.size, 1, 'no frontend for the headless Service, only the marker\'s');
+    assert.equal(c.clientRegistry.services!.resolve('127.0.0.2', port), undefined);
+
+    // A connection to a's pod IP, as DNS for a headless Service answers: over Noise, to a.
+    c.destination = { address: '127.0.0.2', port };
+    const socket = await dial(c.client.ports().outboundCapture!);
+    socket.on('error', () => {});
+    const greeting = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())));
+    assert.equal(greeting, 'a\n');
+    assert.equal(c.client.sessions.countOf(c.pods.get('a')!.identity.publicKeyB64), 1, 'a session, not plaintext');
+    socket.destroy();
+
+    // u's pod IP is unmeshed: strict refuses it, as any unmeshed pod IP.
+    c.destination = { address: '127.0.0.5', port };
+    const r = await dial(c.client.ports().outboundCapture!).then((s) => readAll(s)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNRESET') return { data: Buffer.alloc(0), ending: 'reset' as const };
+      throw err;
+    });
+    assert.deepEqual([r.data.toString(), r.ending], ['', 'reset']);
+    assert.equal(c.pods.get('u')!.app.accepted, 0);
+  } finally {
+    await c.close();
   }
 });

@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { stringify } from 'yaml';
 import {
   ApiError,
@@ -357,6 +359,143 @@ test('the API server down for 60 s of fake time: the index is kept, /readyz stay
     assert.deepEqual([ready.registry.stale, ready.registry.staleSeconds], [false, 0]);
   } finally {
     await proxy.shutdown(0);
+    await opened.stop();
+    await server.close();
+  }
+});
+
+test('backoff jitter: each wait is drawn from 80-120% of its step (1 s doubling to 30 s), and kept within 1-30 s', async () => {
+  // The two ends of the random draw: the waits of a fleet of proxies spread over this band.
+  const cases: [number, number[]][] = [
+    [0, [1000, 1600, 3200, 6400, 12_800, 24_000, 24_000]],
+    [0.999_999, [1200, 2400, 4800, 9600, 19_200, 30_000, 30_000]],
+  ];
+  for (const [random, expected] of cases) {
+    const server = await new FakeApiServer({ tokens: [TOKEN] }).start();
+    server.apply(registryObject('shop', [peer('shop', 'web')]));
+    const h = await harness(server, { tuning: { random: () => random } });
+    try {
+      await waitFor(() => server.watchers === 1, 'the watch');
+      await server.down();
+      await waitFor(() => h.lost.length === 1, 'the lost watch');
+      while (h.lost.length < expected.length) await retryOnce(h);
+      assert.deepEqual(h.lost.map((l) => l.retryInMs), expected, `random ${random}`);
+      assert.ok(h.lost.every((l) => l.reason === 'network'));
+      await server.up();
+      h.clock.advance(h.lost.at(-1)!.retryInMs);
+      await waitFor(() => server.watchers === 1, 'the watch once the server is back');
+      assert.equal(h.registry.index.size, 1);
+    } finally {
+      await h.stop();
+      await server.close();
+    }
+  }
+});
+
+test('before the first list /readyz answers 503 with the reason; the first list makes it ready', async () => {
+  const server = await new FakeApiServer({ tokens: ['another-token'] }).start();
+  const web = makeIdentity('shop/web');
+  server.apply(registryObject('shop', [{ ...peer('shop', 'web'), publicKey: web.publicKeyB64 }]));
+  const clock = new FakeClock();
+  const config = parseProxyConfig({ identity: { agentId: 'shop/web' }, registry: { kubernetes: { kubeconfig: writeKubeconfig(server), namespaces: ['shop'] } } });
+  const opened = await openRegistry(config.registry, silentLogger(), { clock, tuning: { random: () => 0.5 } });
+  const proxy = new Proxy({
+    trustDomain: 'cluster.local',
+    backend: nativeBackend,
+    identity: web,
+    directory: opened.directory,
+    log: silentLogger(),
+    outbound: { mode: 'strict', explicit: [] },
+    inbound: { mesh: { host: '127.0.0.1', port: 0 } },
+    admin: { host: '127.0.0.1', port: 0 },
+  });
+  opened.attach(proxy);
+  const admin = (await proxy.start()).admin!;
+  const readyz = async (): Promise<{ status: number; body: { ready: boolean; checks: Record<string, boolean>; reasons?: Record<string, string>; registry?: { synced: boolean } } }> => {
+    const res = await request(`http://127.0.0.1:${admin}/readyz`);
+    return { status: res.statusCode, body: (await res.body.json()) as never };
+  };
+  try {
+    let r = await readyz();
+    assert.equal(r.status, 503);
+    assert.equal(r.body.checks.registry, false);
+    assert.match(r.body.reasons!.registry!, /cannot list clearanceregistries in namespace shop \(unauthorized\)/);
+    assert.equal(r.body.registry?.synced, false);
+    assert.ok(!JSON.stringify(r.body).includes(TOKEN));
+    assert.equal(opened.directory.peerByKey(web.publicKeyB64), undefined, 'no peer before the first list');
+    server.tokens.push(TOKEN);
+    clock.advance(1000);
+    await opened.registry.ready();
+    await waitFor(async () => (await readyz()).body.checks.registry === true, 'the registry check');
+    r = await readyz();
+    assert.equal(r.body.checks.registry, true);
+    assert.equal(r.body.registry?.synced, true);
+  } finally {
+    await proxy.shutdown(0);
+    await opened.stop();
+    await server.close();
+  }
+});
+
+test('logs: one line per list and per lost watch, for the registry and the Services, and never the token', async () => {
+  const server = await new FakeApiServer({ tokens: [TOKEN] }).start();
+  server.apply(registryObject('shop', [peer('shop', 'web')]));
+  const raw: string[] = [];
+  const lines: { event?: string; reason?: string; msg?: string }[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        raw.push(line);
+        lines.push(JSON.parse(line) as (typeof lines)[number]);
+      }
+      done();
+    },
+  });
+  const clock = new FakeClock();
+  const config = parseProxyConfig({ identity: { agentId: 'shop/web' }, registry: { kubernetes: { kubeconfig: writeKubeconfig(server) } } });
+  const opened = await openRegistry(config.registry, pino({ level: 'debug' }, stream), { clock, tuning: { random: () => 0.5 } });
+  const source = opened.registry.source as KubernetesRegistrySource;
+  const count = (event: string, reason?: string): number => lines.filter((l) => l.event === event && (reason === undefined || l.reason === reason)).length;
+  const lost = { registry: 0, services: 0 };
+  source.on('watchLost', () => lost.registry++);
+  opened.services!.on('watchLost', () => lost.services++);
+  const lostAll = (): number => lost.registry + lost.services;
+  try {
+    await waitFor(() => server.watchers === 3, 'the three watches');
+    await waitFor(() => count('services-relist') === 2, 'the Services lists logged');
+    assert.deepEqual([count('registry-relist', 'initial'), count('services-relist', 'initial')], [1, 2], 'one line per list');
+
+    // Watches reset, then refused with a Status that quotes our Authorization header.
+    server.echoCredentials = true;
+    server.failNext(500, 3, true);
+    server.dropWatches();
+    await waitFor(() => lostAll() === 3, 'three lost watches');
+    clock.advance(1000);
+    await waitFor(() => lostAll() === 6, 'three refused rewatches');
+    assert.equal(count('registry-watch-lost', 'server_error') + count('services-watch-lost', 'server_error'), 3);
+    for (const l of lines.filter((x) => x.reason === 'server_error')) assert.match(l.msg!, /you sent \[redacted\]/);
+    clock.advance(2000);
+    await waitFor(() => server.watchers === 3, 'the watches back');
+
+    // A gap past compaction: each rewatch gets 410 and relists, one line each.
+    await server.down();
+    await waitFor(() => lostAll() === 9, 'three more lost watches');
+    server.apply(registryObject('shop', [peer('shop', 'web'), peer('shop', 'api')]));
+    server.compact();
+    await server.up();
+    clock.advance(30_000);
+    await waitFor(() => count('registry-relist', 'gone') === 1 && count('services-relist', 'gone') === 2, 'the relists after 410');
+    await waitFor(() => server.watchers === 3, 'the watches after the relists');
+
+    assert.equal(count('registry-watch-lost'), lost.registry, 'one line per lost registry watch');
+    assert.equal(count('services-watch-lost'), lost.services, 'one line per lost Services or EndpointSlices watch');
+    assert.equal(count('registry-relist'), 2);
+    assert.equal(count('services-relist'), 4);
+    for (const line of raw) {
+      assert.ok(!line.includes(TOKEN), `a log line holds the token: ${line}`);
+      assert.ok(!/authorization/i.test(line) || line.includes('[redacted]'), line);
+    }
+  } finally {
     await opened.stop();
     await server.close();
   }

@@ -29,7 +29,9 @@
  *   cannot get resource "secrets" in API group "" in the namespace "ns"`);
  * - faults: `down()` closes every connection and refuses new ones until `up()`, `dropWatches()`
  *   resets open watch connections, `hangWatches` accepts watches and then sends nothing,
- *   `failNext(status)` answers the next requests with a Status error;
+ *   `failNext(status)` answers the next requests with a Status error, which quotes the
+ *   request's Authorization header when `echoCredentials` is set (as a careless server or
+ *   proxy in front of it might: the client must never pass that on);
  * - plain HTTP on loopback, or HTTPS with a given certificate.
  * Integers beyond 2^53 (a ClearanceRegistry generation) are written as exact JSON numbers.
  */
@@ -116,6 +118,8 @@ export class FakeApiServer {
   goneAs: 'status' | 'event' = 'event';
   /** RBAC: undefined allows everything; otherwise a request it refuses gets 403 Forbidden. */
   authorize: ((request: AccessRequest) => boolean) | undefined;
+  /** Injected failures (failNext) quote the request's Authorization header in their message. */
+  echoCredentials = false;
   readonly requests: RequestRecord[] = [];
   readonly #kinds = new Map<string, ResourceId>();
   readonly #objects = new Map<string, Map<string, KubeObject>>();
@@ -308,7 +312,7 @@ export class FakeApiServer {
     if (this.#failures !== undefined && this.#failures.count > 0 && (watch || !this.#failures.watchOnly)) {
       this.#failures.count--;
       const code = this.#failures.status;
-      return fail(code, code >= 500 ? 'InternalError' : 'BadRequest', `injected failure ${code}`);
+      return fail(code, code >= 500 ? 'InternalError' : 'BadRequest', `injected failure ${code}${this.echoCredentials ? `: you sent ${auth}` : ''}`);
     }
     const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
     const key = m === null ? undefined : resourceKey({ group: m[2] ?? '', version: m[1] ?? m[3]!, resource: m[5]! });

@@ -20,6 +20,7 @@ import {
   KubernetesRegistrySource,
   loadClusterAccess,
   parseJson,
+  readRegistryOnce,
   SERVICE_ACCOUNT_DIR,
   type ListedInfo,
   type ReflectorTuning,
@@ -570,6 +571,31 @@ test('a hung watch is caught by the watchdog and rewatched', async () => {
   }
 });
 
+test('a watch the server keeps open past its timeoutSeconds is ended by the watchdog 30 s later', async () => {
+  const server = await new FakeApiServer({ tokens: [TOKEN] }).start();
+  server.apply(registryObject('shop', [peer('shop', 'web')]));
+  // No idle watchdog here: only the overdue one can end this watch.
+  const h = await harness(server, { tuning: { watchIdleMs: 10_000_000 } });
+  try {
+    await waitFor(() => server.watchers === 1, 'the watch');
+    const watch = server.requests.find((r) => r.query.get('watch') === '1')!;
+    const timeoutSeconds = Number(watch.query.get('timeoutSeconds'));
+    assert.equal(timeoutSeconds, 450, 'random 0.5: 300 s x 1.5');
+    h.clock.advance((timeoutSeconds + 30) * 1000 - 1);
+    await sleep(100);
+    assert.equal(h.lost.length, 0, 'not yet');
+    h.clock.advance(1);
+    await waitFor(() => h.lost.length === 1, 'the overdue watchdog');
+    assert.equal(h.lost[0]!.reason, 'watchdog');
+    assert.equal(h.lost[0]!.relist, false);
+    h.clock.advance(h.lost[0]!.retryInMs);
+    await waitFor(() => server.watchers === 1, 'the rewatch');
+  } finally {
+    await h.stop();
+    await server.close();
+  }
+});
+
 test('server errors and resets are retried (client-node 1.4.0 would stop), and resyncSeconds relists', async () => {
   const server = await new FakeApiServer({ tokens: [TOKEN] }).start();
   server.apply(registryObject('shop', [peer('shop', 'web')]));
@@ -821,6 +847,33 @@ test('configuration: registry.kubernetes is read, and exactly one source is allo
   assert.throws(() => parseProxyConfig({ identity: { agentId: 'a/b' }, registry: {} }), /registry: required/);
   assert.throws(() => parseProxyConfig({ identity: { agentId: 'a/b' }, registry: { kubernetes: { namespaces: ['Bad_NS'], resyncSecond: 1 } } }), (err: Error) =>
     /namespaces\[0\]: must be a Kubernetes namespace name/.test(err.message) && /resyncSecond: unknown key: did you mean 'resyncSeconds'\?/.test(err.message));
+});
+
+test('no kubeconfig set: in a pod the service account, else the first file of $KUBECONFIG that exists', async () => {
+  const server = await new FakeApiServer({ tokens: [TOKEN] }).start();
+  server.apply(registryObject('shop', [peer('shop', 'web')]));
+  const file = writeKubeconfig(server);
+  const missing = join(dir, 'no-such-kubeconfig');
+  try {
+    const access = await loadClusterAccess({ env: { KUBECONFIG: `${missing}::${file}` } });
+    assert.equal(access.server, server.url);
+    assert.match(access.description, /from \$KUBECONFIG/);
+    const snapshot = await readRegistryOnce(access);
+    assert.deepEqual(snapshot.entries.map((e) => e.agentId), ['shop/web']);
+    await access.close();
+    await assert.rejects(loadClusterAccess({ env: { KUBECONFIG: missing } }), /\$KUBECONFIG names no file that exists/);
+    // In a pod (KUBERNETES_SERVICE_HOST set) the service account wins over $KUBECONFIG.
+    const root = join(dir, 'pod-env');
+    mkdirSync(join(root, SERVICE_ACCOUNT_DIR), { recursive: true });
+    writeFileSync(join(root, SERVICE_ACCOUNT_DIR, 'token'), TOKEN);
+    writeFileSync(join(root, SERVICE_ACCOUNT_DIR, 'ca.crt'), '');
+    const pod = await loadClusterAccess({ inClusterRoot: root, env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(server.port), KUBECONFIG: file } });
+    assert.equal(pod.description, 'in-cluster');
+    assert.equal(pod.server, `https://127.0.0.1:${server.port}`);
+    await pod.close();
+  } finally {
+    await server.close();
+  }
 });
 
 test('no API server configured: the error says what to set', async () => {

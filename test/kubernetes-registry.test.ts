@@ -1,6 +1,7 @@
 // The Kubernetes registry source, driven through a kubeconfig (or a fake in-cluster service
 // account) against the API-server test double (test/helpers/fake-apiserver.ts): list, watch,
-// 410 relists, outages in fake time, the watchdog, token rotation over TLS, the namespace rule
+// 410 relists, outages in fake time, backoff jitter, the watchdogs, the log lines (never a
+// token), $KUBECONFIG and in-cluster selection, token rotation over TLS, the namespace rule
 // and conflicts exactly as for files, a generation bump ending a live session through real
 // proxies, and `noisemesh registry get`.
 import { test, after } from 'node:test';

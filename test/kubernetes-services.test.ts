@@ -6,6 +6,7 @@
 // destination lookup that answers the ClusterIP, 127.0.0.100, as SO_ORIGINAL_DST would for
 // a connection iptables redirected; in the permissive cases a plain server on 127.0.0.100
 // plays the node's Service rules (kube-proxy), the only way plaintext reaches an endpoint.
+// Also: /readyz and the metrics of the Services and EndpointSlices watches, fake-clocked.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -314,6 +314,26 @@ test('hostile: a slow sender (headers never finished) gets 408 after headersTime
   assert.ok(took >= 1000 && took < 8000, `408 after ${took} ms (headersTimeout 1.5 s, checked every 0.25 s)`);
 });
 
+// The refusals node:http's parser makes itself (headers too large, a malformed request, a
+// slow sender) are requests refused before a decision like the others: the docs promise them
+// in noisemesh_secret_requests_total{decision="invalid"}, where an operator sees a probe.
+test('hostile requests the HTTP parser refuses (431, 400, 408) are counted as invalid', async () => {
+  const invalid = async (): Promise<number> => Number((await metrics()).match(/^noisemesh_secret_requests_total\{decision="invalid",rule="none"\} (\d+)/m)?.[1] ?? 0);
+  const before = await invalid();
+  const refused: [string, RegExp][] = [];
+  for (const bytes of [
+    `GET /v1/secrets/payments/db HTTP/1.1\r\nhost: g\r\nx-pad: ${'p'.repeat(9000)}\r\n\r\n`,
+    'GET /v1/secrets/payments/db HTTP/1.1\r\nhost: g\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+    'GET /v1/secrets/payments/db\0 HTTP/1.1\r\nhost: g\r\n\r\n',
+    'GET /v1/secrets/payments/db HTTP/1.1\r\nhost: g\r\n',
+  ]) {
+    const { text } = await raw(entry('payments/api'), bytes);
+    refused.push([text.slice(0, 40), /^HTTP\/1\.1 (431|400|408) /]);
+  }
+  for (const [text, expected] of refused) assert.match(text, expected);
+  assert.equal(await invalid(), before + 4);
+});
+
 test('the audit log holds one line per decision and no value; no log line holds a value', async () => {
   const lines = auditLines();
   assert.ok(lines.length >= 10);

@@ -37,7 +37,7 @@
  * number left unlogged meanwhile: an outage under load does not flood the log.
  */
 import { createHash, randomFillSync } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry as MetricsRegistry } from 'prom-client';
@@ -189,6 +189,7 @@ export class SecretsGateway {
       (req, res) => void this.handle(req, res),
     );
     this.server.maxHeadersCount = limits.maxHeadersCount;
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.parserRefused(err, socket));
     // node:http tracks connections, and enforces headersTimeout and requestTimeout on them,
     // from its own 'listening' event (setupConnectionsTracking). This server never listens:
     // its connections are handed over. Without this, a slow sender would hold a connection
@@ -399,6 +400,24 @@ export class SecretsGateway {
     // A body we do not read must not be parsed as the next request: close after answering.
     if (close) headers.connection = 'close';
     res.writeHead(status, headers).end(text);
+  }
+
+  /**
+   * A request node:http's parser refused before it reached handle() (headers over
+   * maxHeaderSize, a malformed request line or framing such as Content-Length with
+   * Transfer-Encoding, a sender slower than the timeouts): answered as node:http would
+   * (431, 408 or 400, then the connection closed) and counted `invalid` like every other
+   * refusal before a decision, so a probe shows in the metrics. A connection the caller
+   * already dropped is not a request.
+   */
+  private parserRefused(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code !== 'ECONNRESET' && socket.writable && inFlight?.headersSent !== true) {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      this.metrics.request('invalid', null, 0);
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    }
+    socket.destroy(err);
   }
 
   /**

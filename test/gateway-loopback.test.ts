@@ -280,6 +280,26 @@ for (const [what, bytes, status] of HOSTILE) {
   });
 }
 
+// node:http's maxHeadersCount drops the headers past it without a word, so a count limit
+// that relied on it answered 200 to 100 headers, and a content-length placed past the 64th
+// slipped by the body check. Every header counts, and past the limit the answer is 431 and
+// the connection is closed (a body may follow).
+test('hostile: more than 64 headers get 431 and the connection closed, whatever header comes last', async () => {
+  const pad = Array.from({ length: 100 }, (_, i) => `x-pad-${i}: p\r\n`).join('');
+  for (const last of ['', 'content-length: 5\r\n', 'transfer-encoding: chunked\r\n']) {
+    const body = last === '' ? '' : last.startsWith('content') ? 'hello' : '5\r\nhello\r\n0\r\n\r\n';
+    // raw() fails unless the gateway ends the connection within 5 s.
+    const { text } = await raw(entry('payments/api'), `GET /v1/secrets/payments/db HTTP/1.1\r\nhost: g\r\n${pad}${last}\r\n${body}`, 5000);
+    assert.match(text, /^HTTP\/1\.1 431 /, `${JSON.stringify(last)}: ${text.slice(0, 80)}`);
+    assert.ok(!text.includes('SECRET-VALUE'));
+    assert.match(text, /connection: close/i);
+  }
+  // 64 headers (host, 62 more, connection) are served.
+  const sixtyFour = Array.from({ length: 62 }, (_, i) => `x-pad-${i}: p\r\n`).join('');
+  const ok = await raw(entry('payments/api'), `GET /v1/secrets/payments/db HTTP/1.1\r\nhost: g\r\n${sixtyFour}connection: close\r\n\r\n`, 5000);
+  assert.match(ok.text, /^HTTP\/1\.1 200 /);
+});
+
 test('hostile: a 64 MiB body is answered and the connection closed long before it is all sent (the gateway reads none of it)', async () => {
   const socket = await dial(entry('payments/api'));
   let text = '';

@@ -24,7 +24,7 @@
  *   and TrustVector;
  * - 400 for a body, a query, percent-encoding or a path that is no secret path (`..`, empty
  *   segments), 405 for any method but GET, 414 for a URL over MAX_URL_LENGTH, 431 for
- *   headers over maxHeaderSize, 408 for a sender slower than headersTimeout/requestTimeout.
+ *   headers over maxHeaderSize or more than maxHeadersCount of them, 408 for a sender slower than headersTimeout/requestTimeout.
  *   A request with a body is answered without reading the body and the connection closed.
  *
  * Every decision is one audit line (audit.ts), written before the answer; when it cannot be
@@ -188,7 +188,10 @@ export class SecretsGateway {
       },
       (req, res) => void this.handle(req, res),
     );
-    this.server.maxHeadersCount = limits.maxHeadersCount;
+    // node:http's own count limit drops the headers past it silently (a content-length among
+    // them would slip by the body check): it counts nothing here, handle() refuses past the
+    // limit, and maxHeaderSize bounds the memory either way.
+    this.server.maxHeadersCount = 0;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.parserRefused(err, socket));
     // node:http tracks connections, and enforces headersTimeout and requestTimeout on them,
     // from its own 'listening' event (setupConnectionsTracking). This server never listens:
@@ -260,6 +263,10 @@ export class SecretsGateway {
       if (caller === undefined) {
         // Only connections handed over with their caller reach this server.
         this.refuse(res, started, 500, 'connection without a caller', true);
+        return;
+      }
+      if (req.rawHeaders.length > 2 * this.limits.maxHeadersCount) {
+        this.refuse(res, started, 431, `more than ${this.limits.maxHeadersCount} headers`, true);
         return;
       }
       const url = req.url ?? '';

@@ -59,7 +59,7 @@ before(async () => {
       { agentId: 'billing/api' },
       ...Object.values(FAILING).map(({ reason: _r, ...spec }) => spec),
     ],
-    http: { headersTimeoutMs: 1500, requestTimeoutMs: 3000, checkIntervalMs: 250 },
+    http: { headersTimeoutMs: 1500, requestTimeoutMs: 3000, checkIntervalMs: 250, maxPlaintextConnections: 16 },
   });
 });
 
@@ -222,6 +222,37 @@ test('plaintext through inbound capture is an anonymous plaintext caller: refuse
   const who = await raw(f.capturePort, 'GET /v1/whoami HTTP/1.1\r\nhost: g\r\nconnection: close\r\n\r\n');
   const whoBody = JSON.parse(who.text.slice(who.text.indexOf('\r\n\r\n') + 4));
   assert.deepEqual({ agentId: whoBody.agentId, entry: whoBody.entry, exposure: whoBody.trustVector.networkExposure }, { agentId: null, entry: null, exposure: 'plaintext' });
+});
+
+// An unmeshed caller proves nothing and costs a descriptor per connection, served in the
+// gateway's own process: without a bound, anyone who can reach the gateway port in plaintext
+// could hold connections until the gateway has no descriptor left for the mesh sessions of
+// the pods it serves. Past the bound the oldest plaintext connection is closed for the
+// newcomer (the Strangers rule: an idle holder loses the race to a caller that speaks).
+test('hostile: plaintext connections are bounded; past the bound the oldest is closed, a newcomer is served, meshed callers unaffected', async () => {
+  const held = await Promise.all(Array.from({ length: 100 }, () => dial(f.capturePort)));
+  let closed = 0;
+  for (const socket of held) {
+    let ended = false;
+    const end = (): void => {
+      if (!ended) closed++;
+      ended = true;
+    };
+    socket.on('error', end);
+    socket.once('end', end);
+    socket.once('close', end);
+  }
+  try {
+    // Well inside headersTimeout (1.5 s): only the bound can have closed them.
+    await sleep(800);
+    assert.ok(closed >= 100 - 16, `${closed} of 100 idle plaintext connections closed; at most 16 may stay`);
+    const served = await raw(f.capturePort, 'GET /v1/secrets/public/ca HTTP/1.1\r\nhost: g\r\nconnection: close\r\n\r\n');
+    assert.match(served.text, /^HTTP\/1\.1 200 /);
+    const meshed = await get(entry('payments/api'), '/v1/secrets/payments/db');
+    assert.equal(meshed.status, 200);
+  } finally {
+    for (const socket of held) socket.destroy();
+  }
 });
 
 test("the loopback listener serves the gateway's own pod as loopback, with the gateway's entry", async () => {

@@ -85,6 +85,11 @@ export interface HttpLimits {
   readonly maxHeadersCount: number;
   /** A session whose server end has closed, but whose caller keeps its side open, ends after this. */
   readonly lingerMs: number;
+  /**
+   * Plaintext connections (inbound capture) held at once; past it the oldest is closed for
+   * the newcomer. They come from anyone and fall under none of the proxy's caps.
+   */
+  readonly maxPlaintextConnections: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
@@ -95,6 +100,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   maxHeaderSize: 8 * 1024,
   maxHeadersCount: 64,
   lingerMs: PAIR_LINGER_MS,
+  maxPlaintextConnections: 128,
 });
 
 /**
@@ -154,6 +160,8 @@ export class SecretsGateway {
   private readonly limits: HttpLimits;
   private readonly now: () => number;
   private readonly loopbackServers: TcpServer[] = [];
+  /** Open plaintext connections, oldest first. */
+  private readonly plaintext = new Set<Socket>();
   private readonly idBytes = Buffer.alloc(16);
   /** The cache in front of o.backend, when configured. */
   private readonly cache: SecretsCache | undefined;
@@ -217,9 +225,21 @@ export class SecretsGateway {
     return session;
   }
 
-  /** Takes a plaintext connection (inbound capture) to `port`; false when it is not the gateway port. */
+  /**
+   * Takes a plaintext connection (inbound capture) to `port`; false when it is not the gateway
+   * port. At most limits.maxPlaintextConnections are held: past it the oldest is closed, as
+   * the responder sheds its oldest stranger, so that an anonymous caller can neither exhaust
+   * the descriptors the mesh sessions need nor lock out a plaintext caller that speaks.
+   */
   takePlaintext(port: number, socket: Socket): boolean {
     if (port !== this.port || this.closed) return false;
+    if (this.plaintext.size >= this.limits.maxPlaintextConnections) {
+      const oldest = this.plaintext.values().next().value as Socket;
+      this.plaintext.delete(oldest);
+      oldest.destroy();
+    }
+    this.plaintext.add(socket);
+    socket.once('close', () => this.plaintext.delete(socket));
     this.callers.set(socket, PLAINTEXT_CALLER);
     this.server.emit('connection', socket);
     socket.resume();

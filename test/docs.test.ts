@@ -9,7 +9,7 @@ import { acceptedGatewayConfigKeys } from '../src/cli/config/gateway-config.js';
 import { repoRoot, sharedPath } from './helpers/paths.js';
 
 /** The documents we write (docs/reference/ holds upstream text, carried verbatim). */
-const OWN_DOCS = ['README.md', 'docs/architecture.md', 'docs/configuration.md', 'docs/protocol.md', 'docs/gateway.md', 'examples/README.md', 'bench/README.md', 'src/registry-sync/README.md'];
+const OWN_DOCS = ['README.md', 'docs/architecture.md', 'docs/configuration.md', 'docs/protocol.md', 'docs/gateway.md', 'docs/policy.md', 'examples/README.md', 'bench/README.md', 'src/registry-sync/README.md'];
 
 const read = (path: string): string => readFileSync(join(repoRoot, path), 'utf8');
 
@@ -106,4 +106,26 @@ test('the README documents every environment variable the program reads, and log
   for (const name of variables) assert.match(readme, new RegExp(`\`${name}\``), `README.md does not document ${name}`);
   assert.match(readme, /`log\.level`/);
   assert.match(readme, /\[docs\/configuration\.md\]\(docs\/configuration\.md\)/);
+});
+
+test('every page of docs/ is listed in the README\'s Documentation section and checked here; no section is an empty heading', () => {
+  const readme = read('README.md');
+  const section = readme.slice(readme.indexOf('## Documentation'), readme.indexOf('\n## ', readme.indexOf('## Documentation') + 1));
+  for (const page of readdirSync(join(repoRoot, 'docs')).filter((p) => p.endsWith('.md'))) {
+    assert.ok(section.includes(`(docs/${page})`), `docs/${page} is not in the README's Documentation list: a new user finds the docs there`);
+    assert.ok(OWN_DOCS.includes(`docs/${page}`), `docs/${page} is not in OWN_DOCS: its links go unchecked`);
+  }
+  for (const doc of OWN_DOCS) {
+    const lines = read(doc).replace(/```[^]*?```/g, (code) => code.replace(/[^\n]+/g, 'code')).split('\n');
+    const headings = lines.flatMap((l, i) => (/^#{1,6}\s/.test(l) ? [i] : []));
+    for (const i of headings) {
+      const level = lines[i]!.match(/^#+/)![0].length;
+      const rest = lines.slice(i + 1);
+      const next = rest.findIndex((l) => /^#{1,6}\s/.test(l));
+      const body = (next < 0 ? rest : rest.slice(0, next)).join('').trim();
+      const nextLevel = next < 0 ? 0 : rest[next]!.match(/^#+/)![0].length;
+      // A heading directly followed by a deeper one introduces it; one followed by nothing says nothing.
+      if (body === '' && !(next >= 0 && nextLevel > level)) assert.fail(`${doc}:${i + 1}: "${lines[i]}" is an empty section: write it or remove the heading`);
+    }
+  }
 });

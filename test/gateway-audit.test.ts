@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeSync, openSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -114,4 +114,64 @@ test('/dev/full as the audit sink: every fetch and every denial is 503', async (
   const res = await request(`http://127.0.0.1:${f.callers.get('payments/low')!.entryPort}/v1/secrets/payments/db`, { reset: true });
   assert.equal(res.statusCode, 503, 'a denial that cannot be audited is not answered either');
   await res.body.dump();
+});
+
+// The audit path is what an operator reads: a line written to a file that was deleted,
+// rotated away or replaced is a line nobody will see, so the sink follows the path, and
+// when the path names something it cannot append to (a FIFO, a directory), it fails closed.
+test('the audit file deleted, rotated or replaced: each line lands at the path, or 503 when the path cannot take it', async (t) => {
+  const f = await startGatewayFixture({ policy: POLICY, secrets: SECRETS, callers: [{ agentId: 'payments/api' }] });
+  t.after(() => f.close());
+  const lines = (file: string): { decisionId: string; status: number }[] =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l));
+  const decisionOf = (text: string): string => JSON.parse(text).decisionId ?? '';
+  const fetchIdOf = async (): Promise<{ status: number; id: string }> => {
+    const res = await request(`http://127.0.0.1:${f.callers.get('payments/api')!.entryPort}/v1/secrets/payments/db`, { reset: true });
+    const text = await res.body.text();
+    return { status: res.statusCode, id: res.headers['x-noisemesh-decision-id'] as string ?? decisionOf(text) };
+  };
+
+  const first = await fetchIdOf();
+  assert.equal(first.status, 200);
+  assert.equal(lines(f.auditFile).at(-1)!.decisionId, first.id);
+
+  // Deleted: the line goes to a new file at the path (created 0600), not into the unlinked one.
+  unlinkSync(f.auditFile);
+  const afterDelete = await fetchIdOf();
+  assert.equal(afterDelete.status, 200);
+  assert.deepEqual(lines(f.auditFile).map((l) => l.decisionId), [afterDelete.id]);
+  assert.equal(statSync(f.auditFile).mode & 0o777, 0o600);
+
+  // Rotated (renamed away, as logrotate does without copytruncate): the next line is in the new file.
+  renameSync(f.auditFile, `${f.auditFile}.1`);
+  const afterRotate = await fetchIdOf();
+  assert.equal(afterRotate.status, 200);
+  assert.deepEqual(lines(`${f.auditFile}.1`).map((l) => l.decisionId), [afterDelete.id]);
+  assert.deepEqual(lines(f.auditFile).map((l) => l.decisionId), [afterRotate.id]);
+
+  // Replaced by a FIFO, or by a symlink to one: nothing can be appended, so nothing is released.
+  const fifo = `${f.auditFile}.fifo`;
+  const made = spawnSync('mkfifo', [fifo]);
+  if (made.error) assert.fail(`mkfifo is missing: install coreutils (${made.error.message})`);
+  for (const replace of [() => renameSync(fifo, f.auditFile), () => symlinkSync(fifo, f.auditFile)]) {
+    if (!existsSync(fifo)) assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    rmSync(f.auditFile, { force: true });
+    replace();
+    const refused = await request(`http://127.0.0.1:${f.callers.get('payments/api')!.entryPort}/v1/secrets/payments/db`, { reset: true });
+    const text = await refused.body.text();
+    assert.equal(refused.statusCode, 503);
+    assert.ok(!text.includes('SECRET-VALUE'));
+    assert.equal(JSON.parse(text).reason, 'audit_unavailable');
+  }
+  assert.ok(f.logLines.some((l) => l.includes('"event":"audit-error"')));
+
+  // A regular file again: answers resume, with their lines in it.
+  rmSync(f.auditFile, { force: true });
+  rmSync(fifo, { force: true });
+  const resumed = await fetchIdOf();
+  assert.equal(resumed.status, 200);
+  assert.deepEqual(lines(f.auditFile).map((l) => l.decisionId), [resumed.id]);
 });

@@ -59,7 +59,7 @@ before(async () => {
       { agentId: 'billing/api' },
       ...Object.values(FAILING).map(({ reason: _r, ...spec }) => spec),
     ],
-    http: { headersTimeoutMs: 1500, requestTimeoutMs: 3000, checkIntervalMs: 250 },
+    http: { headersTimeoutMs: 1500, requestTimeoutMs: 3000, checkIntervalMs: 250, maxPlaintextConnections: 16 },
   });
 });
 
@@ -224,6 +224,37 @@ test('plaintext through inbound capture is an anonymous plaintext caller: refuse
   assert.deepEqual({ agentId: whoBody.agentId, entry: whoBody.entry, exposure: whoBody.trustVector.networkExposure }, { agentId: null, entry: null, exposure: 'plaintext' });
 });
 
+// An unmeshed caller proves nothing and costs a descriptor per connection, served in the
+// gateway's own process: without a bound, anyone who can reach the gateway port in plaintext
+// could hold connections until the gateway has no descriptor left for the mesh sessions of
+// the pods it serves. Past the bound the oldest plaintext connection is closed for the
+// newcomer (the Strangers rule: an idle holder loses the race to a caller that speaks).
+test('hostile: plaintext connections are bounded; past the bound the oldest is closed, a newcomer is served, meshed callers unaffected', async () => {
+  const held = await Promise.all(Array.from({ length: 100 }, () => dial(f.capturePort)));
+  let closed = 0;
+  for (const socket of held) {
+    let ended = false;
+    const end = (): void => {
+      if (!ended) closed++;
+      ended = true;
+    };
+    socket.on('error', end);
+    socket.once('end', end);
+    socket.once('close', end);
+  }
+  try {
+    // Well inside headersTimeout (1.5 s): only the bound can have closed them.
+    await sleep(800);
+    assert.ok(closed >= 100 - 16, `${closed} of 100 idle plaintext connections closed; at most 16 may stay`);
+    const served = await raw(f.capturePort, 'GET /v1/secrets/public/ca HTTP/1.1\r\nhost: g\r\nconnection: close\r\n\r\n');
+    assert.match(served.text, /^HTTP\/1\.1 200 /);
+    const meshed = await get(entry('payments/api'), '/v1/secrets/payments/db');
+    assert.equal(meshed.status, 200);
+  } finally {
+    for (const socket of held) socket.destroy();
+  }
+});
+
 test("the loopback listener serves the gateway's own pod as loopback, with the gateway's entry", async () => {
   const r = await get(f.loopbackPort, '/v1/whoami');
   assert.equal(r.status, 200);
@@ -280,6 +311,26 @@ for (const [what, bytes, status] of HOSTILE) {
   });
 }
 
+// node:http's maxHeadersCount drops the headers past it without a word, so a count limit
+// that relied on it answered 200 to 100 headers, and a content-length placed past the 64th
+// slipped by the body check. Every header counts, and past the limit the answer is 431 and
+// the connection is closed (a body may follow).
+test('hostile: more than 64 headers get 431 and the connection closed, whatever header comes last', async () => {
+  const pad = Array.from({ length: 100 }, (_, i) => `x-pad-${i}: p\r\n`).join('');
+  for (const last of ['', 'content-length: 5\r\n', 'transfer-encoding: chunked\r\n']) {
+    const body = last === '' ? '' : last.startsWith('content') ? 'hello' : '5\r\nhello\r\n0\r\n\r\n';
+    // raw() fails unless the gateway ends the connection within 5 s.
+    const { text } = await raw(entry('payments/api'), `GET /v1/secrets/payments/db HTTP/1.1\r\nhost: g\r\n${pad}${last}\r\n${body}`, 5000);
+    assert.match(text, /^HTTP\/1\.1 431 /, `${JSON.stringify(last)}: ${text.slice(0, 80)}`);
+    assert.ok(!text.includes('SECRET-VALUE'));
+    assert.match(text, /connection: close/i);
+  }
+  // 64 headers (host, 62 more, connection) are served.
+  const sixtyFour = Array.from({ length: 62 }, (_, i) => `x-pad-${i}: p\r\n`).join('');
+  const ok = await raw(entry('payments/api'), `GET /v1/secrets/payments/db HTTP/1.1\r\nhost: g\r\n${sixtyFour}connection: close\r\n\r\n`, 5000);
+  assert.match(ok.text, /^HTTP\/1\.1 200 /);
+});
+
 test('hostile: a 64 MiB body is answered and the connection closed long before it is all sent (the gateway reads none of it)', async () => {
   const socket = await dial(entry('payments/api'));
   let text = '';
@@ -312,6 +363,26 @@ test('hostile: a slow sender (headers never finished) gets 408 after headersTime
   assert.match(data.toString('latin1'), /^HTTP\/1\.1 408 /);
   const took = Date.now() - started;
   assert.ok(took >= 1000 && took < 8000, `408 after ${took} ms (headersTimeout 1.5 s, checked every 0.25 s)`);
+});
+
+// The refusals node:http's parser makes itself (headers too large, a malformed request, a
+// slow sender) are requests refused before a decision like the others: the docs promise them
+// in noisemesh_secret_requests_total{decision="invalid"}, where an operator sees a probe.
+test('hostile requests the HTTP parser refuses (431, 400, 408) are counted as invalid', async () => {
+  const invalid = async (): Promise<number> => Number((await metrics()).match(/^noisemesh_secret_requests_total\{decision="invalid",rule="none"\} (\d+)/m)?.[1] ?? 0);
+  const before = await invalid();
+  const refused: [string, RegExp][] = [];
+  for (const bytes of [
+    `GET /v1/secrets/payments/db HTTP/1.1\r\nhost: g\r\nx-pad: ${'p'.repeat(9000)}\r\n\r\n`,
+    'GET /v1/secrets/payments/db HTTP/1.1\r\nhost: g\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+    'GET /v1/secrets/payments/db\0 HTTP/1.1\r\nhost: g\r\n\r\n',
+    'GET /v1/secrets/payments/db HTTP/1.1\r\nhost: g\r\n',
+  ]) {
+    const { text } = await raw(entry('payments/api'), bytes);
+    refused.push([text.slice(0, 40), /^HTTP\/1\.1 (431|400|408) /]);
+  }
+  for (const [text, expected] of refused) assert.match(text, expected);
+  assert.equal(await invalid(), before + 4);
 });
 
 test('the audit log holds one line per decision and no value; no log line holds a value', async () => {

@@ -9,8 +9,15 @@
  * few microseconds; the benchmark's gateway figures include it. An `O_APPEND` file keeps
  * each line whole against other appenders; a write cut short by a full disk leaves a partial
  * line, which the next line starts after a newline to keep the log parseable line by line.
+ *
+ * A file sink follows its path: before each line it checks that the path still names the
+ * file it holds open (one stat), and when the file was deleted, rotated away or replaced, it
+ * opens the path afresh (created 0600) with the checks of the first open. A line written to
+ * an unlinked or renamed file is a line no operator reads; a path that now names something
+ * that cannot be appended to (a FIFO, a directory, a missing directory) fails the write, so
+ * the request is answered 503.
  */
-import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, statSync, writeSync } from 'node:fs';
 
 export class AuditWriteError extends Error {
   readonly code = 'NOISEMESH_AUDIT_WRITE';
@@ -36,6 +43,13 @@ export class AuditOpenError extends Error {
 /** How long a write to a full non-blocking pipe (stdout into a slow reader) is retried. */
 const EAGAIN_RETRY_MS = 100;
 
+/** The file an audit path named when it was opened. */
+interface FileIdentity {
+  readonly path: string;
+  dev: number;
+  ino: number;
+}
+
 class FdSink implements AuditSink {
   /** A previous write was cut short: the next line begins with a newline. */
   private torn = false;
@@ -44,10 +58,13 @@ class FdSink implements AuditSink {
     private fd: number,
     readonly description: string,
     private readonly owned: boolean,
+    /** For a file sink: the path it follows. */
+    private readonly file?: FileIdentity,
   ) {}
 
   write(line: string): void {
     if (this.fd < 0) throw new AuditWriteError('EBADF');
+    if (this.file !== undefined) this.follow(this.file);
     const bytes = Buffer.from(this.torn ? `\n${line}\n` : `${line}\n`, 'utf8');
     let offset = 0;
     let waitedSince = 0;
@@ -75,6 +92,56 @@ class FdSink implements AuditSink {
     if (this.owned && this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }
+
+  /** Reopens the path when it no longer names the open file; throws AuditWriteError when it cannot. */
+  private follow(file: FileIdentity): void {
+    let now;
+    try {
+      now = statSync(file.path, { throwIfNoEntry: false });
+    } catch (err) {
+      throw new AuditWriteError((err as NodeJS.ErrnoException).code);
+    }
+    if (now !== undefined && now.dev === file.dev && now.ino === file.ino) return;
+    let opened: { fd: number; dev: number; ino: number };
+    try {
+      opened = openAppend(file.path);
+    } catch (err) {
+      throw new AuditWriteError(err instanceof OpenFailure ? err.errno : (err as NodeJS.ErrnoException).code);
+    }
+    closeSync(this.fd);
+    this.fd = opened.fd;
+    file.dev = opened.dev;
+    file.ino = opened.ino;
+    // A line cut short belongs to the old file; the new one starts clean.
+    this.torn = false;
+  }
+}
+
+/** Why openAppend refused a path: an errno, or NOT_APPENDABLE for a FIFO, socket or directory. */
+class OpenFailure extends Error {
+  constructor(readonly errno: string) {
+    super(errno);
+  }
+}
+const NOT_APPENDABLE = 'not a regular file';
+
+/**
+ * Opens `file` for appending, created 0600, never blocking (O_NONBLOCK: a FIFO with no
+ * reader is ENXIO, not a hang); a regular file or a character device only.
+ */
+function openAppend(file: string): { fd: number; dev: number; ino: number } {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | constants.O_NOCTTY, 0o600);
+  } catch (err) {
+    throw new OpenFailure((err as NodeJS.ErrnoException).code ?? 'error');
+  }
+  const stats = fstatSync(fd);
+  if (!stats.isFile() && !stats.isCharacterDevice()) {
+    closeSync(fd);
+    throw new OpenFailure(NOT_APPENDABLE);
+  }
+  return { fd, dev: stats.dev, ino: stats.ino };
 }
 
 const SLEEP = new Int32Array(new SharedArrayBuffer(4));
@@ -85,25 +152,24 @@ const SLEEP = new Int32Array(new SharedArrayBuffer(4));
  * refused; for a stream, use `{stdout: true}`. Throws AuditOpenError naming `setting`.
  */
 export function openAuditFile(file: string, setting = 'gateway.audit.file'): AuditSink {
-  let fd: number;
+  let opened: { fd: number; dev: number; ino: number };
   try {
-    fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | constants.O_NOCTTY, 0o600);
+    opened = openAppend(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    if (!(err instanceof OpenFailure)) throw err;
+    const code = err.errno;
+    if (code === NOT_APPENDABLE) {
+      throw new AuditOpenError(`${setting}: ${file} is not a regular file: point it at a regular file, or use gateway.audit.stdout: true`);
+    }
     const fix =
       code === 'ENOENT' ? 'create its directory, or fix the path'
       : code === 'EACCES' || code === 'EPERM' ? 'make it (or its directory) writable by the user noisemesh runs as'
       : code === 'ENXIO' ? 'it is a FIFO with no reader: point it at a regular file, or use gateway.audit.stdout: true'
       : code === 'EISDIR' ? 'it is a directory: name a file in it'
       : 'check the path';
-    throw new AuditOpenError(`${setting}: ${file} cannot be opened for appending (${code ?? 'error'}): ${fix}`);
+    throw new AuditOpenError(`${setting}: ${file} cannot be opened for appending (${code}): ${fix}`);
   }
-  const stats = fstatSync(fd);
-  if (!stats.isFile() && !stats.isCharacterDevice()) {
-    closeSync(fd);
-    throw new AuditOpenError(`${setting}: ${file} is not a regular file: point it at a regular file, or use gateway.audit.stdout: true`);
-  }
-  return new FdSink(fd, file, true);
+  return new FdSink(opened.fd, file, true, { path: file, dev: opened.dev, ino: opened.ino });
 }
 
 /** Audit lines to the process's standard output (a container's log). */

@@ -24,7 +24,7 @@
  *   and TrustVector;
  * - 400 for a body, a query, percent-encoding or a path that is no secret path (`..`, empty
  *   segments), 405 for any method but GET, 414 for a URL over MAX_URL_LENGTH, 431 for
- *   headers over maxHeaderSize, 408 for a sender slower than headersTimeout/requestTimeout.
+ *   headers over maxHeaderSize or more than maxHeadersCount of them, 408 for a sender slower than headersTimeout/requestTimeout.
  *   A request with a body is answered without reading the body and the connection closed.
  *
  * Every decision is one audit line (audit.ts), written before the answer; when it cannot be
@@ -37,7 +37,7 @@
  * number left unlogged meanwhile: an outage under load does not flood the log.
  */
 import { createHash, randomFillSync } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry as MetricsRegistry } from 'prom-client';
@@ -85,6 +85,11 @@ export interface HttpLimits {
   readonly maxHeadersCount: number;
   /** A session whose server end has closed, but whose caller keeps its side open, ends after this. */
   readonly lingerMs: number;
+  /**
+   * Plaintext connections (inbound capture) held at once; past it the oldest is closed for
+   * the newcomer. They come from anyone and fall under none of the proxy's caps.
+   */
+  readonly maxPlaintextConnections: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
@@ -95,6 +100,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   maxHeaderSize: 8 * 1024,
   maxHeadersCount: 64,
   lingerMs: PAIR_LINGER_MS,
+  maxPlaintextConnections: 128,
 });
 
 /**
@@ -154,6 +160,8 @@ export class SecretsGateway {
   private readonly limits: HttpLimits;
   private readonly now: () => number;
   private readonly loopbackServers: TcpServer[] = [];
+  /** Open plaintext connections, oldest first. */
+  private readonly plaintext = new Set<Socket>();
   private readonly idBytes = Buffer.alloc(16);
   /** The cache in front of o.backend, when configured. */
   private readonly cache: SecretsCache | undefined;
@@ -188,7 +196,11 @@ export class SecretsGateway {
       },
       (req, res) => void this.handle(req, res),
     );
-    this.server.maxHeadersCount = limits.maxHeadersCount;
+    // node:http's own count limit drops the headers past it silently (a content-length among
+    // them would slip by the body check): it counts nothing here, handle() refuses past the
+    // limit, and maxHeaderSize bounds the memory either way.
+    this.server.maxHeadersCount = 0;
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.parserRefused(err, socket));
     // node:http tracks connections, and enforces headersTimeout and requestTimeout on them,
     // from its own 'listening' event (setupConnectionsTracking). This server never listens:
     // its connections are handed over. Without this, a slow sender would hold a connection
@@ -213,9 +225,21 @@ export class SecretsGateway {
     return session;
   }
 
-  /** Takes a plaintext connection (inbound capture) to `port`; false when it is not the gateway port. */
+  /**
+   * Takes a plaintext connection (inbound capture) to `port`; false when it is not the gateway
+   * port. At most limits.maxPlaintextConnections are held: past it the oldest is closed, as
+   * the responder sheds its oldest stranger, so that an anonymous caller can neither exhaust
+   * the descriptors the mesh sessions need nor lock out a plaintext caller that speaks.
+   */
   takePlaintext(port: number, socket: Socket): boolean {
     if (port !== this.port || this.closed) return false;
+    if (this.plaintext.size >= this.limits.maxPlaintextConnections) {
+      const oldest = this.plaintext.values().next().value as Socket;
+      this.plaintext.delete(oldest);
+      oldest.destroy();
+    }
+    this.plaintext.add(socket);
+    socket.once('close', () => this.plaintext.delete(socket));
     this.callers.set(socket, PLAINTEXT_CALLER);
     this.server.emit('connection', socket);
     socket.resume();
@@ -259,6 +283,10 @@ export class SecretsGateway {
       if (caller === undefined) {
         // Only connections handed over with their caller reach this server.
         this.refuse(res, started, 500, 'connection without a caller', true);
+        return;
+      }
+      if (req.rawHeaders.length > 2 * this.limits.maxHeadersCount) {
+        this.refuse(res, started, 431, `more than ${this.limits.maxHeadersCount} headers`, true);
         return;
       }
       const url = req.url ?? '';
@@ -399,6 +427,24 @@ export class SecretsGateway {
     // A body we do not read must not be parsed as the next request: close after answering.
     if (close) headers.connection = 'close';
     res.writeHead(status, headers).end(text);
+  }
+
+  /**
+   * A request node:http's parser refused before it reached handle() (headers over
+   * maxHeaderSize, a malformed request line or framing such as Content-Length with
+   * Transfer-Encoding, a sender slower than the timeouts): answered as node:http would
+   * (431, 408 or 400, then the connection closed) and counted `invalid` like every other
+   * refusal before a decision, so a probe shows in the metrics. A connection the caller
+   * already dropped is not a request.
+   */
+  private parserRefused(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code !== 'ECONNRESET' && socket.writable && inFlight?.headersSent !== true) {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      this.metrics.request('invalid', null, 0);
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    }
+    socket.destroy(err);
   }
 
   /**

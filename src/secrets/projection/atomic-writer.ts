@@ -26,7 +26,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export const DATA_LINK = '..data';
 const DATA_TMP = '..data_tmp';
@@ -89,7 +89,7 @@ export class AtomicWriter {
     for (const name of files.keys()) {
       if (name.includes('/') || name.startsWith('.') || name === '') throw new ProjectionWriteError(`${JSON.stringify(name)} is not a plain file name`);
     }
-    await step(`cannot create ${dir}`, () => mkdir(dir, { recursive: true, mode: modes.dirMode }));
+    await step(`cannot create ${dir}`, () => makeDirectory(dir, modes.dirMode));
     const previous = await this.currentVersion();
     const version = `..${timestamp(new Date())}.${randomBytes(6).toString('base64url')}`;
     const versionPath = join(dir, version);
@@ -168,6 +168,34 @@ export class AtomicWriter {
   }
 }
 
+/**
+ * `mkdir -p`, one level at a time. Node 20's `mkdir(..., {recursive: true})` never returns
+ * when mkdir(2) answers ENOENT under a parent that exists (a path in /proc), spinning a
+ * thread at full CPU; here each level is tried once, so the walk ends within the path's
+ * depth. An existing non-directory in the way is ENOTDIR, not EEXIST.
+ */
+async function makeDirectory(dir: string, mode: number): Promise<void> {
+  try {
+    await mkdir(dir, { mode });
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if ((await stat(dir)).isDirectory()) return;
+      throw Object.assign(new Error(`${dir} is not a directory`), { code: 'ENOTDIR' });
+    }
+    const parent = dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw err;
+    await makeDirectory(parent, mode);
+    // The parent exists now: a second ENOENT is final (no recursion from here).
+    try {
+      await mkdir(dir, { mode });
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(dir)).isDirectory()) throw again;
+    }
+  }
+}
+
 /** `2024_05_01_12_00_00`, UTC, as kubelet names its version directories. */
 function timestamp(d: Date): string {
   const p = (n: number): string => String(n).padStart(2, '0');
@@ -189,6 +217,10 @@ async function step<T>(what: string, action: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof ProjectionWriteError) throw err;
     const e = err as NodeJS.ErrnoException;
-    throw new ProjectionWriteError(`${what}: ${e.code ?? e.message}${e.code === 'EACCES' || e.code === 'EPERM' ? ' (permission denied: the directory must be writable by the proxy\'s user)' : ''}`);
+    const hint =
+      e.code === 'EACCES' || e.code === 'EPERM' ? " (permission denied: the directory must be writable by the proxy's user)"
+      : e.code === 'ENOTDIR' ? ' (not a directory: a file is in the way; secrets.project.dir must name a directory)'
+      : '';
+    throw new ProjectionWriteError(`${what}: ${e.code ?? e.message}${hint}`);
   }
 }

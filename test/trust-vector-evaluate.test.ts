@@ -17,6 +17,7 @@ import {
   type TrustVector,
 } from '../src/trust-vector/index.js';
 import { evaluateLinear } from '../src/trust-vector/evaluate.js';
+import { PAIRS_PER_RULE } from '../src/trust-vector/rule-index.js';
 import { peer, registryDoc, registryFile } from './fixtures/registry/make.js';
 import { property, type Rng } from './helpers/random.js';
 
@@ -522,4 +523,85 @@ test('property: the rule index decides exactly as a loop over every rule', () =>
     }
   });
   assert.ok(decided > 5000, `only ${decided} requests were decided by a rule: the generator matches too little`);
+});
+
+test('property: the two-selector index decides exactly as a loop, on policies of every glob shape', () => {
+  // Both selectors drawn from the whole glob language: literal segments, `*`, `**` (leading,
+  // inner, trailing, repeated), and in-segment patterns with a literal prefix, a suffix, both,
+  // or neither; requests drawn so that many rules match on one side only.
+  const pathSegments = ['payments', 'pay', 'db', 'db-1', 'api', 'x', 'a.b', 'ab', 'aab', 'team-7'];
+  const pathTokens = [...pathSegments, '*', '**', 'd*', '*i', 'db-*', '*-1', 'a*b', '*a*', 'p*y*s', 'pay*', 'team-*', '*b*'];
+  const namespaces = ['payments', 'pay', 'frontend', 'a', 'ab', 'team-7'];
+  const workloads = ['api', 'db-api', 'batch', 'a.b', 'api-1', 'web'];
+  const agentGlob = (rng: Rng): string => {
+    if (rng.chance(0.15)) return rng.pick(['**', 'payments/**', '**/api', 'team-*/**', '**/a*i']);
+    const ns = rng.pick([...namespaces, '*', 'pay*', '*s', 'a*b', 'team-*', '*a*']);
+    const wl = rng.pick([...workloads, '*', '*-api', 'a*', '*i', 'a*i', '*a*', 'api-*']);
+    return `${ns}/${wl}`;
+  };
+  const pathGlob = (rng: Rng): string => Array.from({ length: 1 + rng.int(4) }, () => rng.pick(pathTokens)).join('/');
+  let decided = 0;
+  let rejectedByAgents = 0;
+  let dryRuns = 0;
+  let decidedByWide = 0;
+  property(400, (rng) => {
+    const n = rng.pick([1, 5, 30, 120]);
+    // A few shared path and agent globs, so that many rules are candidates on one side.
+    const sharedPaths = Array.from({ length: 3 }, () => pathGlob(rng));
+    const sharedAgents = Array.from({ length: 3 }, () => agentGlob(rng));
+    const wide = new Set<string>();
+    const rules = Array.from({ length: n }, (_, i) => {
+      // Some rules with many globs a side: more pairs than the index pairs (PAIRS_PER_RULE), intersected instead.
+      const globs = rng.chance(0.1) ? 12 : 1 + rng.int(3);
+      const rule: Record<string, unknown> = {
+        id: `r${i}`,
+        paths: Array.from({ length: globs }, () => (rng.chance(0.4) ? rng.pick(sharedPaths) : pathGlob(rng))),
+        require: rng.chance(0.5) ? {} : randomRequire(rng),
+      };
+      if (rng.chance(0.7)) rule.agents = Array.from({ length: globs }, () => (rng.chance(0.4) ? rng.pick(sharedAgents) : agentGlob(rng)));
+      if (new Set(rule.paths as string[]).size * new Set((rule.agents as string[] | undefined) ?? []).size > PAIRS_PER_RULE) wide.add(`r${i}`);
+      if (rng.chance(0.15)) rule.mode = 'dry-run';
+      return rule;
+    });
+    const policy = compilePolicy({ rules });
+    for (let k = 0; k < 25; k++) {
+      const v = randomVector(rng);
+      const agent = rng.chance(0.1) ? rng.pick([null, 'Payments/api', 'payments', 'payments/api/x']) : `${rng.pick(namespaces)}/${rng.pick(workloads)}`;
+      const path = Array.from({ length: 1 + rng.int(5) }, () => rng.pick(pathSegments)).join('/');
+      const indexed = evaluate(policy, v, agent, path);
+      assert.deepEqual(indexed, evaluateLinear(policy, v, agent, path), `${path} for ${agent} under ${JSON.stringify(rules)}`);
+      if (indexed.ruleId !== null) decided++;
+      else if (indexed.reasons[0]?.message.includes('leave the caller out')) rejectedByAgents++;
+      if (indexed.ruleId !== null && wide.has(indexed.ruleId)) decidedByWide++;
+      if (indexed.dryRun.length > 0) dryRuns++;
+    }
+  });
+  // The generator must reach every branch: decisions, denials naming rules, dry runs.
+  assert.ok(decided > 2000, `only ${decided} requests were decided by a rule`);
+  assert.ok(rejectedByAgents > 300, `only ${rejectedByAgents} denials named rules left out by agents`);
+  assert.ok(dryRuns > 150, `only ${dryRuns} decisions carried dry-run results`);
+  assert.ok(decidedByWide > 100, `only ${decidedByWide} decisions were made by a rule with more than ${PAIRS_PER_RULE} glob pairs`);
+});
+
+test('the index at 1,000 rules: one path told apart by agents, globs starting with a wildcard', () => {
+  // The shapes bench/trust.ts measures, checked for their answers: each request decided by
+  // the one rule written for it, wherever it sits in the policy.
+  // Ten of them dry-run rules for frontend/*: selected, reported, and not counted as leaving it out.
+  const onePath = compilePolicy({
+    rules: Array.from({ length: 1000 }, (_, i) =>
+      i % 100 === 50 ? { id: `r${i}`, paths: ['payments/*'], agents: ['frontend/*'], mode: 'dry-run' } : { id: `r${i}`, paths: ['payments/*'], agents: [`team-${i}/*`] },
+    ),
+  });
+  const wildcardFirst = compilePolicy({
+    rules: Array.from({ length: 1000 }, (_, i) => ({ id: `r${i}`, paths: [`*/svc-${i}`], agents: [`*/svc-${i}`] })),
+  });
+  for (const i of [0, 1, 499, 998, 999]) {
+    assert.equal(evaluate(onePath, vector(), `team-${i}/api`, 'payments/db').ruleId, `r${i}`);
+    assert.equal(evaluate(wildcardFirst, vector(), `ns-${i}/svc-${i}`, `a/svc-${i}`).ruleId, `r${i}`);
+    assert.equal(evaluate(wildcardFirst, vector(), `ns-${i}/svc-${i + 1}`, `a/svc-${i}`).ruleId, null);
+  }
+  const outsider = evaluate(onePath, vector(), 'frontend/web', 'payments/db');
+  assert.equal(outsider.reasons[0]!.message, 'no rule selects path payments/db for agent frontend/web; rules r0, r1, r2, r3, r4 and 985 more match the path, but their agents leave the caller out');
+  assert.equal(outsider.dryRun.length, 10);
+  assert.deepEqual(outsider, evaluateLinear(onePath, vector(), 'frontend/web', 'payments/db'));
 });

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Glob, Subject, checkSecretPath, isAgentId } from '../src/trust-vector/glob.js';
+import { SegmentTrie } from '../src/trust-vector/rule-index.js';
 import { property } from './helpers/random.js';
 
 function glob(source: string, agent = false): Glob {
@@ -167,4 +168,24 @@ test('matching stays linear on patterns built to make a backtracking matcher exp
   const pattern = '**/a*a*a*a*a*a*a*a*a*b/**/a*a*a*a*a*b/**/c';
   const path = Array.from({ length: 200 }, () => 'a'.repeat(2)).join('/');
   assert.equal(matches(pattern, path), false);
+});
+
+test('the segment trie finds exactly the globs that match, all at once', () => {
+  // The rule index's walk (rule-index.ts) against each glob's own matcher: one trie holding
+  // many globs (sharing prefixes, `*`, `**` and in-segment patterns grouped by their literal
+  // ends) must end on the nodes of exactly the globs that match the path.
+  const pieces = ['a', 'b', 'ab', 'a.b', 'b-a', 'aab'];
+  const tokens = ['a', 'b', 'ab', '*', '**', 'a*', '*b', '*a*', 'a*b', 'aa*', '*-a', 'b-*', 'a*a*b'];
+  property(1500, (rng) => {
+    const sources = Array.from({ length: 1 + rng.int(40) }, () => Array.from({ length: 1 + rng.int(4) }, () => rng.pick(tokens)).join('/'));
+    const trie = new SegmentTrie();
+    const globs = sources.map((source) => glob(source));
+    globs.forEach((g, i) => trie.add(g, i));
+    for (let k = 0; k < 10; k++) {
+      const path = Array.from({ length: 1 + rng.int(5) }, () => rng.pick(pieces)).join('/');
+      const found = [...new Set(trie.walk(path).flatMap((node) => node.rules))].sort((x, y) => x - y);
+      const expected = globs.flatMap((g, i) => (g.matches(new Subject(path)) ? [i] : []));
+      assert.deepEqual(found, expected, `${path} against ${JSON.stringify(sources)}`);
+    }
+  });
 });

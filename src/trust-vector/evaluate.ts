@@ -21,9 +21,8 @@
  * No regular expression is built; globs were compiled when the policy loaded.
  */
 import type { RegistryEntry } from '../registry-sync/index.js';
-import { MAX_SECRET_PATH_LENGTH, Subject, checkSecretPath, isAgentId, type Glob } from './glob.js';
+import { Subject, checkSecretPath, isAgentId, type Glob } from './glob.js';
 import { REQUIREMENTS, type CompiledRule, type Policy, type RequirementName } from './policy.js';
-import { nextCandidate } from './rule-index.js';
 import {
   authnStrengthRank,
   computeTrustVector,
@@ -217,31 +216,49 @@ function noRuleReason(path: string, agentId: string | null, pathOnly: string[] |
  * (`vector.agentType.unit` for a meshed caller), or `null` for an anonymous one; a string
  * that is no agentId is taken as anonymous. A `path` that is no secret path (glob.ts) is
  * denied with a `path` reason and matches no rule.
+ *
+ * Through the policy's rule index (rule-index.ts): the cost depends on the request's
+ * segments and on the rules that select it, not on how many rules the policy holds:
+ * O(s x a) to walk both selectors' tries (s segments, a nodes active at once, a few for
+ * real policies), O(p x q) lookups for the pairs of nodes the walks end on, and O(k) for
+ * the k selecting rules up to the deciding one (the dry-run rules before it). Rules with
+ * more glob pairs than the index pairs add the rules matching one side (the smaller); a
+ * request that no enforcing rule decides may walk the rules matching its path, to count
+ * them in the reason.
  */
 export function evaluate(policy: Policy, vector: TrustVector, agentId: string | null, path: string): Decision {
-  return run(policy, vector, agentId, path, true);
+  const invalid = checkSecretPath(path);
+  if (invalid !== undefined) return invalidPath(invalid, vector);
+  const rules = policy.compiled.rules;
+  const index = policy.compiled.index;
+  let dryRun: DryRunResult[] | undefined;
+  index.select(path, agentId);
+  for (let i = index.next(); i >= 0; i = index.next()) {
+    const c = rules[i]!;
+    const reasons = failures(c, vector);
+    if (c.dryRun) {
+      (dryRun ??= []).push(Object.freeze({ ruleId: c.rule.id, allow: reasons.length === 0, reasons }));
+      continue;
+    }
+    return decision(reasons.length === 0, c.rule.id, reasons, dryRun, vector);
+  }
+  const first: number[] = [];
+  const count = index.rejectedByAgents(first, MAX_NAMED_RULES);
+  const pathOnly = count === 0 ? undefined : first.map((i) => rules[i]!.rule.id);
+  return decision(false, null, [noRuleReason(path, agentId !== null && isAgentId(agentId) ? agentId : null, pathOnly, count)], dryRun, vector);
+}
+
+function invalidPath(invalid: string, vector: TrustVector): Decision {
+  return decision(false, null, [Object.freeze({ requirement: 'path', required: null, actual: null, message: `the requested path ${invalid}: no rule can match it` })], undefined, vector);
 }
 
 /**
- * `evaluate` without the rule index: every rule tried in order. The reference the index is
- * tested against, and the benchmark's measure of what the index buys.
+ * `evaluate` without the rule index: every rule tried in order, O(rules). The reference the
+ * index is tested against, and the benchmark's measure of what the index buys.
  */
 export function evaluateLinear(policy: Policy, vector: TrustVector, agentId: string | null, path: string): Decision {
-  return run(policy, vector, agentId, path, false);
-}
-
-/**
- * Merge cursors, one per candidate list. A path has at most MAX_SECRET_PATH_LENGTH / 2
- * segments, so at most that many lists plus one. Shared: evaluation is synchronous and
- * calls out to nothing, so no two evaluations can interleave.
- */
-const CURSOR = new Int32Array(MAX_SECRET_PATH_LENGTH / 2 + 2);
-
-function run(policy: Policy, vector: TrustVector, agentId: string | null, path: string, indexed: boolean): Decision {
   const invalid = checkSecretPath(path);
-  if (invalid !== undefined) {
-    return decision(false, null, [Object.freeze({ requirement: 'path', required: null, actual: null, message: `the requested path ${invalid}: no rule can match it` })], undefined, vector);
-  }
+  if (invalid !== undefined) return invalidPath(invalid, vector);
   const subject = new Subject(path);
   // Checked on first use: many requests reach no rule with `agents`.
   let agent: Subject | null | undefined = agentId === null ? null : undefined;
@@ -249,17 +266,7 @@ function run(policy: Policy, vector: TrustVector, agentId: string | null, path: 
   let dryRun: DryRunResult[] | undefined;
   let pathOnly: string[] | undefined;
   let pathOnlyCount = 0;
-
-  // Candidates in rule order: every rule, or the index's lists (one walked directly, several merged).
-  const lists = indexed ? policy.compiled.index.lists(path) : undefined;
-  const only = lists === undefined ? undefined : lists.length === 1 ? lists[0]! : lists.length === 0 ? [] : undefined;
-  if (lists !== undefined && only === undefined) CURSOR.fill(0, 0, lists.length);
-  let next = 0;
-  for (let i = -1; ; ) {
-    if (lists === undefined) i = next < rules.length ? next++ : -1;
-    else if (only !== undefined) i = next < only.length ? only[next++]! : -1;
-    else i = nextCandidate(lists, CURSOR, i);
-    if (i < 0) break;
+  for (let i = 0; i < rules.length; i++) {
     const c = rules[i]!;
     if (!matchesAny(c.paths, subject)) continue;
     if (c.agents !== null) {

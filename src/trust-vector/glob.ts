@@ -84,8 +84,8 @@ const CHILDREN = 2; // literal segments then `*`: one more non-empty segment
 const GENERAL = 3; // anything else: token by token over the segments
 
 /** `**`, or one segment: its literal pieces around each `*` (one piece: no `*`). */
-type Token = typeof ANY_SEGMENTS | readonly string[];
-const ANY_SEGMENTS = 0;
+export type Token = typeof ANY_SEGMENTS | readonly string[];
+export const ANY_SEGMENTS = 0;
 
 /** A compiled glob. Match only valid paths (checkSecretPath) or valid agentIds. */
 export class Glob {
@@ -100,7 +100,7 @@ export class Glob {
     /** The glob as written. */
     readonly source: string,
     tokens: readonly Token[],
-    /** The leading segments without wildcards, for the rule index. */
+    /** The leading segments without wildcards. */
     readonly literalPrefix: readonly string[],
   ) {
     this.#tokens = tokens;
@@ -124,6 +124,11 @@ export class Glob {
       this.#text = '';
       this.#bare = '';
     }
+  }
+
+  /** The glob token by token (`**`, or a segment's pieces around its `*`s), for the rule index. */
+  get tokens(): readonly Token[] {
+    return this.#tokens;
   }
 
   /**
@@ -181,8 +186,9 @@ export class Glob {
    *
    * The last answer is kept with its subject: policies repeat globs (one path, a rule per
    * team), the policy compiler shares one Glob per distinct source, and a subject lives for
-   * one evaluation, so every repeat after the first is an identity check. Deterministic:
-   * the answer depends on the text only.
+   * one evaluation, so every repeat after the first is an identity check (this serves the
+   * loop over every rule, evaluateLinear; evaluate matches through the rule index's tries).
+   * Deterministic: the answer depends on the text only.
    */
   matches(subject: Subject): boolean {
     if (this.#lastSubject === subject) return this.#lastResult;
@@ -255,8 +261,11 @@ function matchTokens(tokens: readonly Token[], segments: readonly string[]): boo
   return t === nt;
 }
 
-/** One segment against its pieces: first is a prefix, last a suffix, the middle in order. */
-function matchSegment(pieces: readonly string[], segment: string): boolean {
+/**
+ * One segment against its pieces (a Token other than `**`): first is a prefix, last a
+ * suffix, the middle in order. O(segment length).
+ */
+export function matchSegment(pieces: readonly string[], segment: string): boolean {
   const n = pieces.length;
   if (n === 1) return segment === pieces[0];
   const first = pieces[0]!;

@@ -2,10 +2,15 @@
 // generation of an untuned process, a tuned one keeps it at its initial size.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { stringify } from 'yaml';
+import { encodeKey, nativeBackend } from '../src/noise/index.js';
 import { repoRoot } from './helpers/paths.js';
+import { exited, freePorts, get, waitFor } from './helpers/process.js';
 
 const RUNTIME = pathToFileURL(join(repoRoot, 'dist/src/proxy/runtime/index.js')).href;
 
@@ -32,4 +37,71 @@ test('tuneHeapForProxy keeps the young generation at its initial size under chur
   // The control: the same churn grows an untuned young generation (to 32 MiB on node 20).
   assert.ok(untuned >= 8, `untuned young generation grew to ${untuned} MiB`);
   assert.ok(tuned <= 2, `tuned young generation is ${tuned} MiB`);
+});
+
+// What a plain proxy loads and the heap it keeps, observed in a real `noisemesh proxy` process
+// with a file registry: a preloaded module records every module resolved (a loader hook) and,
+// at exit, every CommonJS module in require's cache and the young generation's size.
+const OBSERVER = `
+import { register, createRequire } from 'node:module';
+import { getHeapSpaceStatistics } from 'node:v8';
+register('data:text/javascript,' + encodeURIComponent(
+  'export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write("resolved " + r.url + "\\\\n"); return r; }'));
+process.on('exit', () => {
+  for (const file of Object.keys(createRequire(import.meta.url).cache)) process.stderr.write('required file://' + file + '\\n');
+  const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+  process.stderr.write('young ' + young + '\\n');
+});
+`;
+
+test('a proxy with a file registry loads neither client-node nor undici, and its young generation stays at its initial size', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nm-runtime-'));
+  try {
+    const [meshPort, adminPort] = await freePorts(2);
+    const keyPair = nativeBackend.dh('25519').generateKeyPair();
+    writeFileSync(join(dir, 'key'), `${encodeKey(keyPair.privateKey)}\n`, { mode: 0o600 });
+    writeFileSync(
+      join(dir, 'registry.yaml'),
+      stringify({
+        apiVersion: 'noisemesh.io/v1alpha1',
+        kind: 'ClearanceRegistry',
+        metadata: { name: 'rt', namespace: 'rt' },
+        spec: { peers: [{ agentId: 'rt/proxy', installationId: '11111111-2222-4333-8444-000000000001', publicKey: encodeKey(keyPair.publicKey), generation: 1, addresses: ['127.0.0.1'], meshPort }] },
+      }),
+    );
+    writeFileSync(
+      join(dir, 'proxy.yaml'),
+      stringify({
+        identity: { agentId: 'rt/proxy', privateKeyFile: join(dir, 'key') },
+        registry: { file: join(dir, 'registry.yaml') },
+        inbound: { bind: '127.0.0.1', meshPort },
+        admin: { bind: '127.0.0.1', port: adminPort },
+        shutdown: { drainSeconds: 0.5 },
+      }),
+    );
+    writeFileSync(join(dir, 'observer.mjs'), OBSERVER);
+    const child = spawn(process.execPath, ['--import', pathToFileURL(join(dir, 'observer.mjs')).href, join(repoRoot, 'dist/src/cli/main.js'), 'proxy', '--config', join(dir, 'proxy.yaml')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exit = exited(child);
+    try {
+      await waitFor(async () => (await get(adminPort!, '/readyz')).status === 200, 'the proxy ready');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exit, 0, stderr);
+    const loaded = [...stderr.matchAll(/^(?:resolved|required) (\S+)$/gm)].map((m) => m[1]!);
+    // The control: the observer saw the proxy's own modules, and its dependencies'.
+    assert.ok(loaded.some((u) => u.endsWith('/dist/src/proxy/index.js')), stderr);
+    assert.ok(loaded.some((u) => u.includes('/node_modules/pino/')), stderr);
+    for (const pkg of ['@kubernetes/client-node', 'undici']) {
+      assert.deepEqual(loaded.filter((u) => u.includes(`/node_modules/${pkg}/`)), [], `${pkg} is loaded by a proxy that needs no cluster access and no HTTP client`);
+    }
+    const young = Number(/^young (\d+)$/m.exec(stderr)?.[1]) / 2 ** 20;
+    assert.ok(young <= 2, `the young generation is ${young} MiB`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

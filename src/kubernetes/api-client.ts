@@ -12,8 +12,8 @@
  * MODIFIED, DELETED, BOOKMARK (object carries only metadata.resourceVersion) or ERROR
  * (object is a Status; code 410 means the resourceVersion is too old to watch from).
  */
-import { request } from 'undici';
-import type { ClusterAccess } from './cluster.js';
+import type { request } from 'undici';
+import { loadUndici, type ClusterAccess } from './cluster.js';
 import { parseJson } from './json.js';
 
 /** A resource to list and watch: `{group: '', version: 'v1', resource: 'services'}`. */
@@ -263,7 +263,7 @@ export class ApiClient {
     const url = `${this.#access.server}${resourceUrlPath(resource)}${name === undefined ? '' : `/${encodeURIComponent(name)}`}${query === '' ? '' : `?${query}`}`;
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(url, {
+      res = await loadUndici().request(url, {
         method: 'GET',
         dispatcher: this.#access.dispatcher,
         headers: { accept: 'application/json', ...headers },

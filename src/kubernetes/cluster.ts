@@ -7,12 +7,19 @@
  * CA/cert/key files or data, exec and OIDC credential plugins) and the in-cluster environment;
  * its HTTP client is not used (see reflector.ts). In-cluster, the token is a TokenFile, re-read
  * when the kubelet rotates it. Errors name the file and the fix, never a token.
+ *
+ * client-node and undici are loaded when cluster access is, not with this module: client-node
+ * is ~70 MiB of a process's resident memory (a third of it heap that every full collection
+ * walks), undici ~5 MiB of heap (it loads node's own copy of undici too), and every process
+ * that imports this folder for a clock or an error class, a proxy with a file registry among
+ * them, would carry them (bench/README.md, load).
  */
 import type { RequestOptions } from 'node:https';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
-import { Agent } from 'undici';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Agent } from 'undici';
 import { FileReadError, readRegularFileSync } from '../files/index.js';
 import { TokenFile, TokenFileError } from './token-file.js';
 
@@ -38,6 +45,13 @@ export class ClusterConfigError extends Error {
 
 type Credentials = () => Promise<Record<string, string>>;
 
+const requireHere = createRequire(import.meta.url);
+
+/** undici, loaded on first use (see the top of this file); CommonJS, so synchronously. */
+export function loadUndici(): typeof import('undici') {
+  return requireHere('undici') as typeof import('undici');
+}
+
 /** One API server, its TLS settings and its credentials. */
 export class ClusterAccess {
   /** `https://10.96.0.1:443`, no trailing slash. */
@@ -53,7 +67,7 @@ export class ClusterAccess {
     this.description = description;
     this.#credentials = credentials;
     this.#token = token;
-    this.dispatcher = new Agent({
+    this.dispatcher = new (loadUndici().Agent)({
       connect: {
         ...(tls.ca !== undefined && { ca: tls.ca }),
         ...(tls.cert !== undefined && { cert: tls.cert }),
@@ -120,8 +134,13 @@ export async function loadClusterAccess(options: ClusterAccessOptions = {}): Pro
 /** A kubeconfig is a few KiB; one with embedded certificates for many clusters, a few hundred. */
 const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024;
 
+/** client-node's KubeConfig class, loaded on first use (see the top of this file). */
+async function kubeConfigClass(): Promise<typeof KubeConfig> {
+  return (await import('@kubernetes/client-node')).KubeConfig;
+}
+
 async function fromKubeconfig(file: string, description: string): Promise<ClusterAccess> {
-  const kc = new KubeConfig();
+  const kc = new (await kubeConfigClass())();
   // KubeConfig.loadFromFile reads with readFileSync, which blocks for ever on a FIFO and never
   // ends on /dev/zero: read it through src/files, then resolve its relative paths as it would.
   let bytes: Buffer;
@@ -160,7 +179,7 @@ async function fromKubeconfig(file: string, description: string): Promise<Cluste
 }
 
 function withHttpsServer(kc: KubeConfig): KubeConfig {
-  const copy = new KubeConfig();
+  const copy = new (kc.constructor as typeof KubeConfig)();
   copy.loadFromOptions({
     clusters: kc.clusters.map((c) => ({ ...c, server: c.server.replace(/^http:/, 'https:') })),
     users: kc.users,
@@ -193,8 +212,8 @@ async function kubeconfigOptions(kc: KubeConfig, file: string): Promise<TlsSetti
   };
 }
 
-function inCluster(root: string, env: NodeJS.ProcessEnv, setting: string): ClusterAccess {
-  const kc = new KubeConfig();
+async function inCluster(root: string, env: NodeJS.ProcessEnv, setting: string): Promise<ClusterAccess> {
+  const kc = new (await kubeConfigClass())();
   // loadFromCluster reads the environment, not a parameter: give it ours for the moment.
   const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
   process.env.KUBERNETES_SERVICE_HOST = env.KUBERNETES_SERVICE_HOST;

@@ -35,7 +35,12 @@ export const PROXY_V8_FLAGS = ['--semi-space-growth-factor=1', '--no-memory-redu
 
 let applied = false;
 
-/** Idempotent; a process that is not a proxy (tests, the demo's parent) never calls it. */
+/**
+ * Idempotent; a process that is not a proxy (tests, the demo's parent) never calls it. Call it
+ * before the proxy's modules are loaded: loading them grows the young generation (to 8 MiB a
+ * semi-space with the whole CLI graph), and the growth factor of 1 keeps whatever size it finds
+ * (src/cli/commands/index.ts does so for `proxy` and `gateway`).
+ */
 export function tuneHeapForProxy(): void {
   if (applied) return;
   for (const flag of PROXY_V8_FLAGS) setFlagsFromString(flag);

@@ -29,12 +29,20 @@
  * (lookup-self even echoes the token back in `data.id`; its body is read for two fields only).
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent, Dispatcher } from 'undici';
 import { systemClock, TokenFile, TokenFileError, type Clock } from '../../kubernetes/index.js';
 import { checkSecretPath } from '../../trust-vector/index.js';
 import { SecretsBackendError, type SecretsBackend, type SecretValue } from '../backend.js';
 import { DEFAULT_VAULT_TIMEOUT_SECONDS, type VaultAuthConfig, type VaultBackendConfig } from '../config.js';
 import { DEFAULT_RETRY, backoffMs, cleanText, raceAbort, sleep, type RetryPolicy } from '../retry.js';
+
+const requireHere = createRequire(import.meta.url);
+
+/** undici, loaded when a vault backend is made: a process that never uses one (a proxy) does not carry its ~5 MiB of heap. */
+function undici(): typeof import('undici') {
+  return requireHere('undici') as typeof import('undici');
+}
 
 /** Something the backend did that an operator may want in a log line. No secrets in it. */
 export type VaultEvent =
@@ -148,7 +156,7 @@ export class VaultBackend implements SecretsBackend {
         throw new SecretsBackendError('vault', 'unavailable', `vault: the CA bundle ${options.caFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): fix gateway.backend.vault.caFile`);
       }
     }
-    this.#dispatcher = new Agent({ connect: { ...(ca !== undefined && { ca }), rejectUnauthorized: true }, keepAliveTimeout: 30_000 });
+    this.#dispatcher = new (undici().Agent)({ connect: { ...(ca !== undefined && { ca }), rejectUnauthorized: true }, keepAliveTimeout: 30_000 });
     this.#file =
       options.auth.method === 'token'
         ? new TokenFile(options.auth.file, 'fix gateway.backend.vault.auth.token.file')
@@ -423,7 +431,7 @@ export class VaultBackend implements SecretsBackend {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(`${this.#address}${path}`, {
+      res = await undici().request(`${this.#address}${path}`, {
         method,
         dispatcher: this.#dispatcher,
         headers,

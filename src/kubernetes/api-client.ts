@@ -62,6 +62,8 @@ export interface ListPage {
   readonly resourceVersion: string;
   /** Present when more pages follow. */
   readonly continueToken: string | undefined;
+  /** Length of the page's body, in UTF-16 code units (the reflector's store bound). */
+  readonly bytes?: number;
 }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
@@ -69,6 +71,8 @@ export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
 export interface WatchEvent {
   readonly type: WatchEventType;
   readonly object: Readonly<Record<string, unknown>>;
+  /** Length of the event's line in bytes (the reflector's store bound). */
+  readonly bytes?: number;
 }
 
 export interface ApiClientLimits {
@@ -165,6 +169,7 @@ export class ApiClient {
       items: list.items as unknown[],
       resourceVersion: list.metadata.resourceVersion,
       continueToken: typeof next === 'string' && next !== '' ? next : undefined,
+      bytes: text.length,
     };
   }
 
@@ -223,7 +228,7 @@ export class ApiClient {
       if (value.type !== 'ADDED' && value.type !== 'MODIFIED' && value.type !== 'DELETED' && value.type !== 'BOOKMARK') {
         throw new ApiError('decode', `${what}: an event of unknown type`);
       }
-      handlers.event({ type: value.type, object: value.object });
+      handlers.event({ type: value.type, object: value.object, bytes: bytes.length });
     };
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {

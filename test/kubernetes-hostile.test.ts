@@ -341,3 +341,26 @@ test('an object whose new version is past the bound is dropped, not kept at its 
     await server.close();
   }
 });
+
+test('a list refused with 401, 403 or 404 says what to fix: credentials, RBAC, the CRD', async () => {
+  let code = 404;
+  const server = await hostileServer({
+    list: (_page, res) => {
+      const reason = code === 404 ? 'NotFound' : code === 403 ? 'Forbidden' : 'Unauthorized';
+      res.statusCode = code;
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message: code === 404 ? 'the server could not find the requested resource' : reason }));
+    },
+    watch: (res) => res.end(),
+  });
+  const access = await loadClusterAccess({ kubeconfig: writeKubeconfig(server) });
+  try {
+    await assert.rejects(readRegistryOnce(access), /^ApiError: list clearanceregistries\.noisemesh\.io in all namespaces: HTTP 404 \(the server could not find the requested resource\): the API server does not serve clearanceregistries\.noisemesh\.io\/v1alpha1: is its CustomResourceDefinition installed \(for ClearanceRegistry, crds\/clearanceregistry\.yaml\)\?/);
+    code = 403;
+    await assert.rejects(readRegistryOnce(access, ['shop']), /HTTP 403 \(Forbidden\): grant get, list and watch on clearanceregistries\.noisemesh\.io to this identity/);
+    code = 401;
+    await assert.rejects(readRegistryOnce(access), /HTTP 401 \(Unauthorized\): the API server refused our credentials: check the kubeconfig's user, or the service-account token/);
+  } finally {
+    await access.close();
+    await server.close();
+  }
+});

@@ -121,6 +121,20 @@ function statusError(status: number, body: unknown, what: string, secrets: reado
   return new ApiError(reason, `${what}: HTTP ${code}${detail === '' ? '' : ` (${detail})`}`, code);
 }
 
+/**
+ * A list or watch refused for a reason the operator fixes: the error says how. (A get's 404
+ * is an answer, "no such object", and gets no fix.)
+ */
+function withFix(e: ApiError, resource: ResourcePath): ApiError {
+  const name = `${resource.resource}${resource.group === '' ? '' : `.${resource.group}`}`;
+  const fix =
+    e.reason === 'not_found' ? `the API server does not serve ${name}/${resource.version}${resource.group === '' ? '' : ': is its CustomResourceDefinition installed (for ClearanceRegistry, crds/clearanceregistry.yaml)?'} Check the API server's URL too`
+    : e.reason === 'unauthorized' ? 'the API server refused our credentials: check the kubeconfig\'s user, or the service-account token'
+    : e.reason === 'forbidden' ? `grant get, list and watch on ${name} to this identity (a Role or ClusterRole, and its binding)`
+    : undefined;
+  return fix === undefined ? e : new ApiError(e.reason, `${e.message}: ${fix}`, e.status);
+}
+
 function networkError(err: unknown, what: string): ApiError {
   if (err instanceof ApiError) return err;
   const e = err as { code?: string; name?: string };
@@ -159,7 +173,7 @@ export class ApiClient {
     const what = `list ${describeResource(resource)}`;
     const res = await this.#request(resource, params, what, this.#listBodyTimeoutMs, signal);
     const text = await this.#readBody(res.body, this.#maxListBytes, what);
-    if (res.statusCode !== 200) throw statusError(res.statusCode, safeParse(text), what, this.#secrets);
+    if (res.statusCode !== 200) throw withFix(statusError(res.statusCode, safeParse(text), what, this.#secrets), resource);
     const list = safeParse(text);
     if (!isMapping(list) || !Array.isArray(list.items) || !isMapping(list.metadata) || typeof list.metadata.resourceVersion !== 'string') {
       throw new ApiError('decode', `${what}: the answer is no list (items and metadata.resourceVersion expected)`);
@@ -209,7 +223,7 @@ export class ApiClient {
     const res = await this.#request(resource, params, what, 0, signal);
     if (res.statusCode !== 200) {
       const text = await this.#readBody(res.body, 64 * 1024, what).catch(() => '');
-      throw statusError(res.statusCode, safeParse(text), what, this.#secrets);
+      throw withFix(statusError(res.statusCode, safeParse(text), what, this.#secrets), resource);
     }
     handlers.opened();
     const decoder = new TextDecoder('utf-8', { fatal: true });

@@ -100,7 +100,7 @@ function kubeconfig(cluster: Record<string, unknown>, user: Record<string, unkno
   return file;
 }
 
-test('every file a kubeconfig names is read as a bounded regular file: a FIFO or a device is one clear error, never a hang', async () => {
+test('every file a kubeconfig names is read as a bounded regular file (a FIFO or a device is one clear error, never a hang), and settings our requests would drop are refused', async () => {
   const pem = join(dir, 'client.pem');
   writeFileSync(pem, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
   const cases: [string, string, RegExp][] = [
@@ -109,6 +109,10 @@ test('every file a kubeconfig names is read as a bounded regular file: a FIFO or
     ['client-key: /dev/zero', kubeconfig({}, { 'client-certificate': pem, 'client-key': '/dev/zero' }), /^error the kubeconfig \S+: client-key: \/dev\/zero is a character device/],
     ['token-file: a FIFO', kubeconfig({}, { 'token-file': fifo }), /^error the kubeconfig \S+: token-file: \S+fifo is a FIFO \(named pipe\)/],
     ["an auth-provider's tokenFile: a FIFO", kubeconfig({}, { 'auth-provider': { name: 'file', config: { tokenFile: fifo } } }), /^error the kubeconfig \S+: the token file \S+fifo is not a regular file/],
+    // Settings our requests would drop without a word: refused, not ignored.
+    ['impersonation (as)', kubeconfig({}, { token: TOKEN, as: 'system:serviceaccount:shop:reader' }), /^error the kubeconfig \S+: as is not supported .*: remove it/],
+    ['impersonation (as-groups)', kubeconfig({}, { token: TOKEN, 'as-groups': ['readers'] }), /^error the kubeconfig \S+: as-groups is not supported/],
+    ['proxy-url', kubeconfig({ 'proxy-url': 'http://proxy:3128' }, { token: TOKEN }), /^error the kubeconfig \S+: proxy-url is not supported/],
   ];
   // A user of another context is never read, whatever its token-file names.
   const unused = kubeconfig({}, { token: TOKEN }, { 'token-file': fifo });

@@ -238,6 +238,15 @@ function inlineFiles(parsed: unknown, file: string): unknown {
     if (section[`${key}-data`] === undefined || section[`${key}-data`] === null) section[`${key}-data`] = read(key, section[key]).toString('base64');
     delete section[key];
   };
+  // Settings kubectl honours that our requests would silently drop: refuse them, since a
+  // request made without impersonation runs with the kubeconfig user's own, wider, rights.
+  for (const [section, keys] of [[cluster, ['proxy-url']], [user, ['as', 'as-groups', 'as-uid', 'as-user-extra']]] as const) {
+    for (const key of keys) {
+      if (section !== undefined && section[key] !== undefined && section[key] !== null) {
+        throw new ClusterConfigError(`the kubeconfig ${file}: ${key} is not supported (noisemesh connects to the API server directly, as the user itself): remove it, or use a kubeconfig without it`);
+      }
+    }
+  }
   inline(cluster, 'certificate-authority');
   inline(user, 'client-certificate');
   inline(user, 'client-key');

@@ -346,7 +346,7 @@ test('an object whose new version is past the bound is dropped, not kept at its 
   }
 });
 
-test('a list refused with 401, 403 or 404 says what to fix: credentials, RBAC, the CRD', async () => {
+test('a list refused with 401, 403 or 404 says what to fix (credentials, RBAC, the CRD), and a refused connection says where', async () => {
   let code = 404;
   const server = await hostileServer({
     list: (_page, res) => {
@@ -366,5 +366,12 @@ test('a list refused with 401, 403 or 404 says what to fix: credentials, RBAC, t
   } finally {
     await access.close();
     await server.close();
+  }
+  // And a server that is not there: the message says where we tried.
+  const gone = await loadClusterAccess({ kubeconfig: writeKubeconfig(server) });
+  try {
+    await assert.rejects(readRegistryOnce(gone), (err: Error) => err.message === `list clearanceregistries.noisemesh.io in all namespaces: ECONNREFUSED (${server.url})`);
+  } finally {
+    await gone.close();
   }
 });

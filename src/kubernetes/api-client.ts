@@ -292,7 +292,10 @@ export class ApiClient {
       });
     } catch (err) {
       if (signal?.aborted) throw err;
-      throw networkError(err, what);
+      // A list or watch that cannot connect says where it tried: the URL (never credentials)
+      // is the first thing to check. (A get's callers word their own errors.)
+      const e = networkError(err, what);
+      throw name === undefined ? new ApiError(e.reason, `${e.message} (${this.#access.server})`, e.status) : e;
     }
     if (res.statusCode === 401) this.#access.credentialsRejected();
     return res;

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApiClient,
+  ClusterAccess,
   KubernetesRegistrySource,
   Reflector,
   SERVICE_ACCOUNT_DIR,
@@ -113,6 +114,8 @@ test('every file a kubeconfig names is read as a bounded regular file (a FIFO or
     ['impersonation (as)', kubeconfig({}, { token: TOKEN, as: 'system:serviceaccount:shop:reader' }), /^error the kubeconfig \S+: as is not supported .*: remove it/],
     ['impersonation (as-groups)', kubeconfig({}, { token: TOKEN, 'as-groups': ['readers'] }), /^error the kubeconfig \S+: as-groups is not supported/],
     ['proxy-url', kubeconfig({ 'proxy-url': 'http://proxy:3128' }, { token: TOKEN }), /^error the kubeconfig \S+: proxy-url is not supported/],
+    // client-node runs a gcp or azure provider's cmd-path with execSync: the process stopped.
+    ['auth-provider gcp', kubeconfig({}, { 'auth-provider': { name: 'gcp', config: { 'cmd-path': 'sleep', 'cmd-args': '1000', 'token-key': '{.token}', 'expiry-key': '{.expiry}' } } }), /^error the kubeconfig \S+: auth-provider gcp is not supported .*gke-gcloud-auth-plugin/],
   ];
   // A user of another context is never read, whatever its token-file names.
   const unused = kubeconfig({}, { token: TOKEN }, { 'token-file': fifo });
@@ -373,5 +376,25 @@ test('a list refused with 401, 403 or 404 says what to fix (credentials, RBAC, t
     await assert.rejects(readRegistryOnce(gone), (err: Error) => err.message === `list clearanceregistries.noisemesh.io in all namespaces: ECONNREFUSED (${server.url})`);
   } finally {
     await gone.close();
+  }
+});
+
+test('credentials that never come (a hung OIDC refresh, say) fail the request in time, and the reflector retries', async () => {
+  const never = new ClusterAccess('http://127.0.0.1:9', 'a test', { rejectUnauthorized: true }, () => new Promise(() => {}));
+  try {
+    await assert.rejects(readRegistryOnce(never, [], { credentialsTimeoutMs: 200 }), /^ApiError: list clearanceregistries\.noisemesh\.io in all namespaces: no credentials in 0\.2 s$/);
+    const failed: ListFailedInfo[] = [];
+    const reflector = new Reflector({ client: new ApiClient(never, { credentialsTimeoutMs: 200 }), resource: clearanceRegistryResource(), handlers: {}, clock: new FakeClock() });
+    reflector.on('listFailed', (i) => failed.push(i));
+    reflector.start();
+    try {
+      await waitFor(() => failed.length === 1, 'the failed list');
+      assert.equal(failed[0]!.reason, 'timeout');
+      assert.ok(failed[0]!.retryInMs >= 1000);
+    } finally {
+      await reflector.stop();
+    }
+  } finally {
+    await never.close();
   }
 });

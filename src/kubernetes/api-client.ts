@@ -84,6 +84,11 @@ export interface ApiClientLimits {
   readonly headersTimeoutMs?: number;
   /** Longest a list page may take to arrive, once headers came. Default 60 s. */
   readonly listBodyTimeoutMs?: number;
+  /**
+   * Longest the credentials may take (an exec plugin, an OIDC refresh) before a request is
+   * given up. Default 60 s: an exec plugin's own deadline (30 s) and some.
+   */
+  readonly credentialsTimeoutMs?: number;
 }
 
 type Mapping = Readonly<Record<string, unknown>>;
@@ -149,6 +154,7 @@ export class ApiClient {
   readonly #maxEventBytes: number;
   readonly #headersTimeoutMs: number;
   readonly #listBodyTimeoutMs: number;
+  readonly #credentialsTimeoutMs: number;
   /** The credentials last sent, and their parts: never to appear in an error message. */
   #secrets: string[] = [];
 
@@ -158,6 +164,7 @@ export class ApiClient {
     this.#maxEventBytes = limits.maxEventBytes ?? 16 * 1024 * 1024;
     this.#headersTimeoutMs = limits.headersTimeoutMs ?? 30_000;
     this.#listBodyTimeoutMs = limits.listBodyTimeoutMs ?? 60_000;
+    this.#credentialsTimeoutMs = limits.credentialsTimeoutMs ?? 60_000;
   }
 
   get server(): string {
@@ -272,10 +279,19 @@ export class ApiClient {
 
   async #request(resource: ResourcePath, params: URLSearchParams, what: string, bodyTimeout: number, signal?: AbortSignal, name?: string): Promise<Awaited<ReturnType<typeof request>>> {
     let headers: Record<string, string>;
+    // Bounded here, whatever supplies them: a credential source that never answers would
+    // otherwise hold this request, and the reflector waiting on it, for ever.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new ApiError('timeout', `${what}: no credentials in ${this.#credentialsTimeoutMs / 1000} s`)), this.#credentialsTimeoutMs);
+    });
     try {
-      headers = await this.#access.headers();
+      headers = await Promise.race([this.#access.headers(), late]);
     } catch (err) {
+      if (err instanceof ApiError) throw err;
       throw new ApiError('unauthorized', `${what}: no credentials: ${clean((err as Error).message)}`);
+    } finally {
+      clearTimeout(timer);
     }
     this.#secrets = Object.values(headers).flatMap((v) => [v, v.replace(/^(Bearer|Basic) /, '')]);
     const query = params.toString();

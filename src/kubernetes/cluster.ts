@@ -247,6 +247,14 @@ function inlineFiles(parsed: unknown, file: string): unknown {
       }
     }
   }
+  // client-node runs these two legacy providers' `cmd-path` with execSync: no deadline, and the
+  // whole process (every session) stops while it runs. kubectl dropped both in 1.26.
+  const provider = asMapping(user?.['auth-provider'])?.name;
+  if (provider === 'gcp' || provider === 'azure') {
+    throw new ClusterConfigError(
+      `the kubeconfig ${file}: auth-provider ${provider} is not supported (kubectl removed it in 1.26): use its exec credential plugin instead (${provider === 'gcp' ? 'gke-gcloud-auth-plugin' : 'kubelogin'})`,
+    );
+  }
   inline(cluster, 'certificate-authority');
   inline(user, 'client-certificate');
   inline(user, 'client-key');

@@ -62,6 +62,8 @@ export interface ListPage {
   readonly resourceVersion: string;
   /** Present when more pages follow. */
   readonly continueToken: string | undefined;
+  /** Length of the page's body, in UTF-16 code units (the reflector's store bound). */
+  readonly bytes?: number;
 }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
@@ -69,6 +71,8 @@ export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
 export interface WatchEvent {
   readonly type: WatchEventType;
   readonly object: Readonly<Record<string, unknown>>;
+  /** Length of the event's line in bytes (the reflector's store bound). */
+  readonly bytes?: number;
 }
 
 export interface ApiClientLimits {
@@ -80,6 +84,11 @@ export interface ApiClientLimits {
   readonly headersTimeoutMs?: number;
   /** Longest a list page may take to arrive, once headers came. Default 60 s. */
   readonly listBodyTimeoutMs?: number;
+  /**
+   * Longest the credentials may take (an exec plugin, an OIDC refresh) before a request is
+   * given up. Default 60 s: an exec plugin's own deadline (30 s) and some.
+   */
+  readonly credentialsTimeoutMs?: number;
 }
 
 type Mapping = Readonly<Record<string, unknown>>;
@@ -117,6 +126,20 @@ function statusError(status: number, body: unknown, what: string, secrets: reado
   return new ApiError(reason, `${what}: HTTP ${code}${detail === '' ? '' : ` (${detail})`}`, code);
 }
 
+/**
+ * A list or watch refused for a reason the operator fixes: the error says how. (A get's 404
+ * is an answer, "no such object", and gets no fix.)
+ */
+function withFix(e: ApiError, resource: ResourcePath): ApiError {
+  const name = `${resource.resource}${resource.group === '' ? '' : `.${resource.group}`}`;
+  const fix =
+    e.reason === 'not_found' ? `the API server does not serve ${name}/${resource.version}${resource.group === '' ? '' : ': is its CustomResourceDefinition installed (for ClearanceRegistry, crds/clearanceregistry.yaml)?'} Check the API server's URL too`
+    : e.reason === 'unauthorized' ? 'the API server refused our credentials: check the kubeconfig\'s user, or the service-account token'
+    : e.reason === 'forbidden' ? `grant get, list and watch on ${name} to this identity (a Role or ClusterRole, and its binding)`
+    : undefined;
+  return fix === undefined ? e : new ApiError(e.reason, `${e.message}: ${fix}`, e.status);
+}
+
 function networkError(err: unknown, what: string): ApiError {
   if (err instanceof ApiError) return err;
   const e = err as { code?: string; name?: string };
@@ -131,6 +154,7 @@ export class ApiClient {
   readonly #maxEventBytes: number;
   readonly #headersTimeoutMs: number;
   readonly #listBodyTimeoutMs: number;
+  readonly #credentialsTimeoutMs: number;
   /** The credentials last sent, and their parts: never to appear in an error message. */
   #secrets: string[] = [];
 
@@ -140,6 +164,7 @@ export class ApiClient {
     this.#maxEventBytes = limits.maxEventBytes ?? 16 * 1024 * 1024;
     this.#headersTimeoutMs = limits.headersTimeoutMs ?? 30_000;
     this.#listBodyTimeoutMs = limits.listBodyTimeoutMs ?? 60_000;
+    this.#credentialsTimeoutMs = limits.credentialsTimeoutMs ?? 60_000;
   }
 
   get server(): string {
@@ -155,7 +180,7 @@ export class ApiClient {
     const what = `list ${describeResource(resource)}`;
     const res = await this.#request(resource, params, what, this.#listBodyTimeoutMs, signal);
     const text = await this.#readBody(res.body, this.#maxListBytes, what);
-    if (res.statusCode !== 200) throw statusError(res.statusCode, safeParse(text), what, this.#secrets);
+    if (res.statusCode !== 200) throw withFix(statusError(res.statusCode, safeParse(text), what, this.#secrets), resource);
     const list = safeParse(text);
     if (!isMapping(list) || !Array.isArray(list.items) || !isMapping(list.metadata) || typeof list.metadata.resourceVersion !== 'string') {
       throw new ApiError('decode', `${what}: the answer is no list (items and metadata.resourceVersion expected)`);
@@ -165,6 +190,7 @@ export class ApiClient {
       items: list.items as unknown[],
       resourceVersion: list.metadata.resourceVersion,
       continueToken: typeof next === 'string' && next !== '' ? next : undefined,
+      bytes: text.length,
     };
   }
 
@@ -204,7 +230,7 @@ export class ApiClient {
     const res = await this.#request(resource, params, what, 0, signal);
     if (res.statusCode !== 200) {
       const text = await this.#readBody(res.body, 64 * 1024, what).catch(() => '');
-      throw statusError(res.statusCode, safeParse(text), what, this.#secrets);
+      throw withFix(statusError(res.statusCode, safeParse(text), what, this.#secrets), resource);
     }
     handlers.opened();
     const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -223,7 +249,7 @@ export class ApiClient {
       if (value.type !== 'ADDED' && value.type !== 'MODIFIED' && value.type !== 'DELETED' && value.type !== 'BOOKMARK') {
         throw new ApiError('decode', `${what}: an event of unknown type`);
       }
-      handlers.event({ type: value.type, object: value.object });
+      handlers.event({ type: value.type, object: value.object, bytes: bytes.length });
     };
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -253,10 +279,19 @@ export class ApiClient {
 
   async #request(resource: ResourcePath, params: URLSearchParams, what: string, bodyTimeout: number, signal?: AbortSignal, name?: string): Promise<Awaited<ReturnType<typeof request>>> {
     let headers: Record<string, string>;
+    // Bounded here, whatever supplies them: a credential source that never answers would
+    // otherwise hold this request, and the reflector waiting on it, for ever.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new ApiError('timeout', `${what}: no credentials in ${this.#credentialsTimeoutMs / 1000} s`)), this.#credentialsTimeoutMs);
+    });
     try {
-      headers = await this.#access.headers();
+      headers = await Promise.race([this.#access.headers(), late]);
     } catch (err) {
+      if (err instanceof ApiError) throw err;
       throw new ApiError('unauthorized', `${what}: no credentials: ${clean((err as Error).message)}`);
+    } finally {
+      clearTimeout(timer);
     }
     this.#secrets = Object.values(headers).flatMap((v) => [v, v.replace(/^(Bearer|Basic) /, '')]);
     const query = params.toString();
@@ -273,7 +308,10 @@ export class ApiClient {
       });
     } catch (err) {
       if (signal?.aborted) throw err;
-      throw networkError(err, what);
+      // A list or watch that cannot connect says where it tried: the URL (never credentials)
+      // is the first thing to check. (A get's callers word their own errors.)
+      const e = networkError(err, what);
+      throw name === undefined ? new ApiError(e.reason, `${e.message} (${this.#access.server})`, e.status) : e;
     }
     if (res.statusCode === 401) this.#access.credentialsRejected();
     return res;

@@ -16,10 +16,16 @@
  *   a minute), or that outlives its timeout by 30 s: a hung connection is caught, not kept;
  * - 410 Gone (an HTTP status, or an ERROR event carrying a Status with code 410) relists at
  *   once; the relist is diffed against the store, so every object deleted meanwhile gets its
- *   delete, and objects that did not change (same resourceVersion) cost nothing;
+ *   delete, and objects that did not change (same resourceVersion) cost nothing. A 410 again
+ *   before a watch has stayed open `healthyWatchMs` waits out the backoff first: a server that
+ *   answers every watch with 410 gets a list per backoff step, not a list per round trip;
  * - a line that is not a well-formed event, or a bigger one than allowed, ends the watch and
  *   relists: an event may have been lost with it;
- * - a `resyncMs` full relist, as informers resync.
+ * - a `resyncMs` full relist, as informers resync;
+ * - the store is bounded (`maxObjects`, `maxStoreBytes` of JSON as received): a list past
+ *   either bound fails as `too_large` and the store keeps its last state; a watch event past
+ *   it ends the watch, and an object whose new version cannot be held is dropped rather than
+ *   kept at its old one (the change may be a revocation).
  *
  * Lists are consistent reads (no resourceVersion, so never a stale cache) in pages of
  * `pageSize`; a continue token that expires mid-list (410) restarts the list in one piece.
@@ -137,6 +143,16 @@ export interface ReflectorOptions {
   readonly healthyWatchMs?: number;
   /** Periodic full relist; 0 or absent: none. */
   readonly resyncMs?: number;
+  /** Most objects the store holds. Default 100,000. */
+  readonly maxObjects?: number;
+  /** Most bytes of JSON (as received) the store holds. Default 128 MiB. */
+  readonly maxStoreBytes?: number;
+}
+
+interface Listed {
+  readonly items: Map<string, KubeObject>;
+  readonly sizes: Map<string, number>;
+  readonly resourceVersion: string;
 }
 
 interface WatchEnd {
@@ -175,9 +191,16 @@ export class Reflector {
   readonly #backoffMaxMs: number;
   readonly #healthyWatchMs: number;
   readonly #resyncMs: number;
+  readonly #maxObjects: number;
+  readonly #maxStoreBytes: number;
   readonly #events = new Emitter<ReflectorEvents>();
 
   #store = new Map<string, KubeObject>();
+  /** Bytes of each stored object's JSON, and their sum (maxStoreBytes). */
+  #sizes = new Map<string, number>();
+  #storeBytes = 0;
+  /** 410s since a watch last stayed open healthyWatchMs: the second in a row backs off. */
+  #goneInARow = 0;
   #resourceVersion = '';
   #running = false;
   #loop: Promise<void> | undefined;
@@ -203,6 +226,8 @@ export class Reflector {
     this.#backoffMaxMs = options.backoffMaxMs ?? 30_000;
     this.#healthyWatchMs = options.healthyWatchMs ?? 10_000;
     this.#resyncMs = options.resyncMs ?? 0;
+    this.#maxObjects = options.maxObjects ?? 100_000;
+    this.#maxStoreBytes = options.maxStoreBytes ?? 128 * 1024 * 1024;
   }
 
   on<K extends keyof ReflectorEvents>(event: K, listener: Listener<ReflectorEvents[K]>): () => void {
@@ -278,7 +303,7 @@ export class Reflector {
     this.#current = current;
     const deadline = this.#clock.setTimeout(() => this.#abort('timeout', current), this.#listTimeoutMs);
     try {
-      let pages: { items: Map<string, KubeObject>; resourceVersion: string };
+      let pages: Listed;
       try {
         pages = await this.#listPages(this.#pageSize, current.controller.signal);
       } catch (err) {
@@ -287,7 +312,7 @@ export class Reflector {
         pages = await this.#listPages(undefined, current.controller.signal);
       }
       if (!this.#running) return;
-      this.#replace(pages.items, pages.resourceVersion, reason);
+      this.#replace(pages, reason);
     } catch (err) {
       if (current.why === 'timeout') throw new ApiError('timeout', `list ${describeResource(this.resource)}: no complete answer in ${Math.round(this.#listTimeoutMs / 1000)} s`);
       throw err;
@@ -297,24 +322,37 @@ export class Reflector {
     }
   }
 
-  async #listPages(limit: number | undefined, signal: AbortSignal): Promise<{ items: Map<string, KubeObject>; resourceVersion: string }> {
+  async #listPages(limit: number | undefined, signal: AbortSignal): Promise<Listed> {
     const items = new Map<string, KubeObject>();
+    const sizes = new Map<string, number>();
+    let bytes = 0;
     let continueToken: string | undefined;
     let resourceVersion = '';
-    // Bounded: each page is bounded in bytes, and a server that hands out continue tokens
-    // forever is cut off by the list deadline (#list).
+    // Bounded: each page is bounded in bytes, the whole list by maxObjects and maxStoreBytes,
+    // and a server that hands out continue tokens forever is cut off by the list deadline.
     do {
       const page = await this.#client.listPage(this.resource, { ...(limit !== undefined && { limit }), continueToken }, signal);
+      bytes += page.bytes ?? 0;
+      // A page's bytes, shared among its items: what each costs to hold, near enough.
+      const each = page.items.length === 0 ? 0 : Math.ceil((page.bytes ?? 0) / page.items.length);
       for (const item of page.items) {
         if (typeof item !== 'object' || item === null || Array.isArray(item)) continue;
         const object = item as KubeObject;
         const key = this.#keyOf(object);
-        if (key !== undefined) items.set(key, object);
+        if (key === undefined) continue;
+        items.set(key, object);
+        sizes.set(key, each);
       }
+      if (items.size > this.#maxObjects || bytes > this.#maxStoreBytes) throw this.#tooLarge(`list ${describeResource(this.resource)}`, items.size, bytes);
       resourceVersion = page.resourceVersion;
       continueToken = page.continueToken;
     } while (continueToken !== undefined && this.#running);
-    return { items, resourceVersion };
+    return { items, sizes, resourceVersion };
+  }
+
+  #tooLarge(what: string, objects: number, bytes: number): ApiError {
+    const over = objects > this.#maxObjects ? `more than ${this.#maxObjects} objects` : `more than ${this.#maxStoreBytes} bytes`;
+    return new ApiError('too_large', `${what}: ${over} (${objects} objects, ${bytes} bytes): refused; the objects in force are kept`);
   }
 
   /** A usable key for an object of this reflector, or undefined for one that is not ours. */
@@ -326,9 +364,12 @@ export class Reflector {
     return objectKey(object);
   }
 
-  #replace(items: Map<string, KubeObject>, resourceVersion: string, reason: ListReason): void {
+  #replace(listed: Listed, reason: ListReason): void {
+    const { items, resourceVersion } = listed;
     const previous = this.#store;
     this.#store = items;
+    this.#sizes = listed.sizes;
+    this.#storeBytes = [...listed.sizes.values()].reduce((a, b) => a + b, 0);
     this.#resourceVersion = resourceVersion;
     this.#listed = true;
     this.#lastSyncAt = this.#clock.now();
@@ -399,7 +440,7 @@ export class Reflector {
       }
       if (current.why === 'resync') return { reason: 'resync', message: `${what}: periodic resync`, relist: 'resync', backoff: false };
       const e = this.#asApiError(err, what);
-      if (e.reason === 'gone') return { reason: 'gone', message: e.message, relist: 'gone', backoff: false };
+      if (e.reason === 'gone') return { reason: 'gone', message: e.message, relist: 'gone', backoff: this.#goneInARow++ > 0 };
       if (e.reason === 'decode' || e.reason === 'too_large') return { reason: e.reason, message: e.message, relist: 'decode', backoff: true };
       return { reason: e.reason, message: e.message, relist: undefined, backoff: true };
     } finally {
@@ -416,7 +457,9 @@ export class Reflector {
   /** A watch that was open long enough, or delivered anything, resets the backoff. */
   #healthy(openedAt: number | undefined, delivered: number): void {
     if (openedAt === undefined) return;
-    if (delivered > 0 || this.#clock.now() - openedAt >= this.#healthyWatchMs) this.#failures = 0;
+    const lasted = this.#clock.now() - openedAt >= this.#healthyWatchMs;
+    if (lasted) this.#goneInARow = 0;
+    if (delivered > 0 || lasted) this.#failures = 0;
   }
 
   #apply(e: WatchEvent, what: string): void {
@@ -434,13 +477,32 @@ export class Reflector {
     const old = this.#store.get(key);
     if (e.type === 'DELETED') {
       if (old === undefined) return;
-      this.#store.delete(key);
+      this.#forget(key);
       this.#call(() => this.#handlers.delete?.(e.object));
       return;
     }
+    const size = e.bytes ?? 0;
+    const objects = this.#store.size + (old === undefined ? 1 : 0);
+    const bytes = this.#storeBytes - (this.#sizes.get(key) ?? 0) + size;
+    if (objects > this.#maxObjects || bytes > this.#maxStoreBytes) {
+      // Not kept at its old version: the change we cannot hold may be a revocation.
+      if (old !== undefined) {
+        this.#forget(key);
+        this.#call(() => this.#handlers.delete?.(old));
+      }
+      throw this.#tooLarge(what, objects, bytes);
+    }
+    this.#storeBytes = bytes;
+    this.#sizes.set(key, size);
     this.#store.set(key, e.object);
     if (old === undefined) this.#call(() => this.#handlers.add?.(e.object));
     else this.#call(() => this.#handlers.update?.(old, e.object));
+  }
+
+  #forget(key: string): void {
+    this.#store.delete(key);
+    this.#storeBytes -= this.#sizes.get(key) ?? 0;
+    this.#sizes.delete(key);
   }
 
   #asApiError(err: unknown, what: string): ApiError {

@@ -30,7 +30,7 @@ import {
   type SourceStats,
   type ValidationResult,
 } from '../registry-sync/index.js';
-import { ApiClient, type ApiClientLimits, type ResourcePath } from './api-client.js';
+import { ApiClient, ApiError, type ApiClientLimits, type ResourcePath } from './api-client.js';
 import type { ClusterAccess } from './cluster.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
@@ -225,29 +225,51 @@ export class KubernetesRegistrySource implements RegistrySource {
   }
 }
 
+/** What `readRegistryOnce` reads at most, as a reflector holds at most (reflector.ts). */
+const READ_ONCE_LIMITS = { maxObjects: 100_000, maxBytes: 128 * 1024 * 1024, timeoutMs: 120_000 } as const;
+
 /**
  * One consistent read of the ClearanceRegistry objects, as a proxy with this access and these
  * namespaces would load them (`noisemesh registry get`). Throws ApiError when the API server
- * cannot be read.
+ * cannot be read, or answers more than a reflector would hold (`too_large`) or takes longer
+ * than a reflector's list may (`timeout`).
  */
-export async function readRegistryOnce(access: ClusterAccess, namespaces: readonly string[] = [], limits?: ApiClientLimits): Promise<RegistrySnapshot> {
+export async function readRegistryOnce(
+  access: ClusterAccess,
+  namespaces: readonly string[] = [],
+  limits?: ApiClientLimits,
+  bounds: { readonly maxObjects: number; readonly maxBytes: number; readonly timeoutMs: number } = READ_ONCE_LIMITS,
+): Promise<RegistrySnapshot> {
   const client = new ApiClient(access, limits);
   const scopes: (string | undefined)[] = namespaces.length === 0 ? [undefined] : [...new Set(namespaces)];
   const objects: ValidatedObject[] = [];
   const problems: RegistryProblem[] = [];
-  for (const namespace of scopes) {
-    const resource = clearanceRegistryResource(namespace);
-    let continueToken: string | undefined;
-    do {
-      const page = await client.listPage(resource, { limit: 500, continueToken });
-      for (const item of page.items) {
-        const key = typeof item === 'object' && item !== null ? objectKey(item as KubeObject) : undefined;
-        const result = validateClearanceRegistry(item, { document: key ?? 'an object without a name' });
-        problems.push(...result.problems);
-        if (result.object !== undefined) objects.push(result.object);
-      }
-      continueToken = page.continueToken;
-    } while (continueToken !== undefined);
+  const signal = AbortSignal.timeout(bounds.timeoutMs);
+  let items = 0;
+  let bytes = 0;
+  try {
+    for (const namespace of scopes) {
+      const resource = clearanceRegistryResource(namespace);
+      let continueToken: string | undefined;
+      do {
+        const page = await client.listPage(resource, { limit: 500, continueToken }, signal);
+        items += page.items.length;
+        bytes += page.bytes ?? 0;
+        if (items > bounds.maxObjects || bytes > bounds.maxBytes) {
+          throw new ApiError('too_large', `list ${CLEARANCE_REGISTRY_RESOURCE}: more than ${bounds.maxObjects} objects or ${bounds.maxBytes} bytes, more than a proxy would hold`);
+        }
+        for (const item of page.items) {
+          const key = typeof item === 'object' && item !== null ? objectKey(item as KubeObject) : undefined;
+          const result = validateClearanceRegistry(item, { document: key ?? 'an object without a name' });
+          problems.push(...result.problems);
+          if (result.object !== undefined) objects.push(result.object);
+        }
+        continueToken = page.continueToken;
+      } while (continueToken !== undefined);
+    }
+  } catch (err) {
+    if (signal.aborted) throw new ApiError('timeout', `list ${CLEARANCE_REGISTRY_RESOURCE}: no complete answer in ${bounds.timeoutMs / 1000} s`);
+    throw err;
   }
   return buildSnapshot(objects, { origin: `kubernetes ${access.server}` }, problems);
 }

@@ -6,9 +6,12 @@
  * Every request asks for the token; the file is stat()ed each time and re-read only when its
  * inode, size or mtime moved, so a rotation is picked up by the next request rather than up to
  * a minute later (client-node 1.4.0's FileAuth re-reads on a 60 s timer). A 401 forces a
- * re-read as well. The token never appears in an error, a log or a metric.
+ * re-read as well. The token never appears in an error, a log or a metric. The read itself goes
+ * through src/files (non-blocking open, judged by fstat of what was opened, bounded), so a
+ * path swapped for a FIFO or a device between the stat and the read cannot hang the process.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { FileReadError, readRegularFileSync } from '../files/index.js';
 
 /** Projected tokens are ~1 KiB; anything far larger is not a token. */
 const MAX_TOKEN_BYTES = 64 * 1024;
@@ -53,9 +56,10 @@ export class TokenFile {
     if (stamp === this.#stamp && this.#token !== undefined) return this.#token;
     let text: string;
     try {
-      text = readFileSync(this.path, 'utf8').trim();
+      text = readRegularFileSync(this.path, { maxBytes: MAX_TOKEN_BYTES }).toString('utf8').trim();
     } catch (err) {
-      throw new TokenFileError(`the token file ${this.path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      if (err instanceof FileReadError) throw new TokenFileError(`the token file ${err.message}${err.failure === 'missing' ? `: ${this.fix}` : ''}`);
+      throw err;
     }
     this.#reads++;
     // A token goes into a header: refuse anything that could split it.

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from './command.js';
 import { commands } from './commands/index.js';
 import { isSystemError, systemErrorLine } from './system-error.js';
+import { CommandFailure } from './command-failure.js';
 import { UsageError } from './usage-error.js';
 
 const HELP_FLAGS = new Set(['--help', '-h']);
@@ -120,6 +121,10 @@ async function main(argv: string[]): Promise<number> {
     }
     if (isSystemError(err)) {
       process.stderr.write(`noisemesh ${name}: ${printable(systemErrorLine(err))}\n`);
+      return 1;
+    }
+    if (err instanceof CommandFailure) {
+      process.stderr.write(`noisemesh ${name}: ${printable(err.message)}\n`);
       return 1;
     }
     throw err;

@@ -21,6 +21,7 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import { encodeKey, nativeBackend, type KeyPair } from '../../noise/index.js';
 import type { Command } from '../command.js';
+import { CommandFailure } from '../command-failure.js';
 import { UsageError } from '../usage-error.js';
 
 const CLI = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -258,8 +259,15 @@ async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
+/**
+ * A proxy is ready in well under a second on an idle machine; on a busy one (CI, a laptop
+ * compiling) start-up has taken over 10 s, so the bound is generous and measured in time.
+ */
+const READY_TIMEOUT_MS = 60_000;
+
 async function waitReady(adminPort: number): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
+  const deadline = performance.now() + READY_TIMEOUT_MS;
+  while (performance.now() < deadline) {
     try {
       const res = await request(`http://127.0.0.1:${adminPort}/readyz`);
       await res.body.dump();
@@ -269,7 +277,9 @@ async function waitReady(adminPort: number): Promise<void> {
     }
     await sleep(50);
   }
-  throw new Error(`the proxy with admin port ${adminPort} did not become ready within 10 s`);
+  throw new CommandFailure(
+    `the demo proxy with admin port ${adminPort} did not become ready within ${READY_TIMEOUT_MS / 1000} s (its log lines above say why; a machine this busy may need the demo run again)`,
+  );
 }
 
 interface RefusalOutcome {

@@ -6,7 +6,7 @@
  * load generator is the bench's own process: none of the four shares a thread.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,10 +76,10 @@ async function ready(port: number, what: string, output: { text: string }): Prom
 }
 
 /**
- * Starts the processes; `nodeFlags` go to the gateway's node (`--cpu-prof`, say). Resolves
- * once the gateway and the client proxy are ready.
+ * Starts the processes; `nodeFlags` go to the gateway's node (`--cpu-prof`, say), and
+ * `clientNodeFlags` to the client proxy's. Resolves once the gateway and the client proxy are ready.
  */
-export async function startGateway(backend: BackendSetup, nodeFlags: readonly string[] = []): Promise<GatewaySetup> {
+export async function startGateway(backend: BackendSetup, nodeFlags: readonly string[] = [], clientNodeFlags: readonly string[] = []): Promise<GatewaySetup> {
   const dir = mkdtempSync(join(tmpdir(), 'noisemesh-gwbench-'));
   const children: ChildProcess[] = [];
   const file = (name: string, text: string, mode = 0o644): string => {
@@ -108,7 +108,9 @@ export async function startGateway(backend: BackendSetup, nodeFlags: readonly st
     const doc = (ns: string, peer: object): string => stringify({ apiVersion: 'noisemesh.io/v1alpha1', kind: 'ClearanceRegistry', metadata: { name: 'peers', namespace: ns }, spec: { peers: [peer] } });
     const registry = file('registry.yaml', [doc('noisemesh-system', entry(GATEWAY_AGENT, gwKey.publicKey, gwMesh, 1)), doc('payments', entry(CALLER_AGENT, clientKey.publicKey, clientMesh, 2))].join('---\n'));
     const policy = file('policy.yaml', POLICY);
-    const auditFile = join(dir, 'audit.log');
+    // Not beside the registry and the secrets: their watchers would wake on every audit write.
+    mkdirSync(join(dir, 'audit'));
+    const auditFile = join(dir, 'audit', 'audit.log');
 
     let backendSection: object;
     if (backend.kind === 'file') {
@@ -154,7 +156,7 @@ export async function startGateway(backend: BackendSetup, nodeFlags: readonly st
     children.push(gw);
     track(gw, 'noisemesh gateway', gwOut);
     const clientOut = { text: '' };
-    const client = spawn(process.execPath, [CLI, 'proxy', '--config', clientConfig], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const client = spawn(process.execPath, [...clientNodeFlags, CLI, 'proxy', '--config', clientConfig], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(client);
     track(client, 'noisemesh proxy', clientOut);
     await ready(gwAdmin, 'the gateway', gwOut);

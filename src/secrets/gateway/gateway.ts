@@ -363,7 +363,7 @@ export class SecretsGateway {
         body = JSON.stringify({ error: 'no such secret', decisionId });
       } else {
         status = 200;
-        body = JSON.stringify({ path, data: secret.data, version: secret.version });
+        body = secretBody(path, secret);
       }
     }
     const seconds = (performance.now() - started) / 1000;
@@ -484,6 +484,35 @@ function describeEntry(e: RegistryEntry, fingerprint: string): object {
   };
 }
 
+/**
+ * The JSON of each value's `data`, made once per value: a backend (the file's) or the cache
+ * hands out the same object for as long as the secret is unchanged, so a warm fetch does not
+ * serialize it again. Held only as long as the value itself.
+ */
+const dataJson = new WeakMap<SecretValue, string>();
+
+/** `JSON.stringify({path, data, version})`, with `data`'s JSON made once per value. */
+function secretBody(path: string, secret: SecretValue): string {
+  let data = dataJson.get(secret);
+  if (data === undefined) {
+    data = JSON.stringify(secret.data);
+    dataJson.set(secret, data);
+  }
+  return `{"path":${JSON.stringify(path)},"data":${data},"version":${JSON.stringify(secret.version)}}`;
+}
+
+/** The audit lines' `time`: the ISO text of the current millisecond, made once per millisecond. */
+let isoMs = -1;
+let isoText = '';
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
 function failed(reasons: readonly Reason[]): object[] {
   return reasons.map((r) => ({ requirement: r.requirement, required: r.required, actual: r.actual }));
 }
@@ -506,7 +535,7 @@ function auditLine(
   seconds: number,
 ): string {
   return JSON.stringify({
-    time: new Date().toISOString(),
+    time: isoNow(),
     decisionId,
     agentId: caller.exposure === 'plaintext' ? null : (entry?.agentId ?? null),
     keyFingerprint: caller.fingerprint,

@@ -14,6 +14,11 @@
  * each (the ceiling); 5,000 fetches/s offered over 8 sessions, latency from each request's
  * scheduled time (the goal's p99); a new session (a Noise handshake) per request, 8 at a time.
  *
+ * Beside throughput and latency, the CPU time the gateway process and the client proxy process
+ * spent per fetch (/proc, user + system): the cost of a fetch, which a loaded machine moves
+ * far less than it moves wall-clock figures; 1e6 / (gateway us) is the gateway's ceiling on
+ * one core of its own.
+ *
  * Same-run baseline: the same gateway process over its plain loopback listener
  * (`gateway.loopback`), without the client proxy and the Noise session; mesh and baseline
  * alternate, each after its own warm-up. Options: `--backends=file,hit,miss`, `--ms=3000`,
@@ -23,11 +28,17 @@ import { readFileSync } from 'node:fs';
 import type { BenchModule } from './lib/module.js';
 import { formatRate, formatTable } from './lib/table.js';
 import { closedLoop, newConnectionEach, openLoop, type LoadResult, type LoadTarget } from './gateway/client.js';
-import { startGateway, type BackendSetup } from './gateway/processes.js';
+import { startGateway, type BackendSetup, type GatewaySetup } from './gateway/processes.js';
 
 const WARMUP_MS = 1000;
 const GOAL_RATE = 5000;
 const MISS_PATHS = 1000;
+
+/** A case's result, with the CPU each process spent per fetch (microseconds). */
+interface Measured extends LoadResult {
+  readonly gatewayUs: number;
+  readonly clientUs: number;
+}
 
 interface Case {
   readonly name: string;
@@ -54,6 +65,18 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/** Free ports are picked before the processes bind them: on a shared machine another may take one first. */
+async function startWithRetries(setup: BackendSetup, nodeFlags: readonly string[]): Promise<GatewaySetup> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startGateway(setup, nodeFlags);
+    } catch (err) {
+      if (attempt === 3) throw err;
+      console.error(`(start failed, trying again: ${(err as Error).message.split('\n')[0]})`);
+    }
+  }
+}
+
 function option(options: readonly string[], name: string): string | undefined {
   return options.find((o) => o.startsWith(`--${name}=`))?.slice(name.length + 3);
 }
@@ -69,16 +92,18 @@ export const gatewayBench: BenchModule = {
     for (const name of names) {
       const b = BACKENDS[name];
       if (b === undefined) throw new Error(`--backends: unknown '${name}': choose from ${Object.keys(BACKENDS).join(', ')}`);
-      const g = await startGateway(b.setup, profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile]);
+      const g = await startWithRetries(b.setup, profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile]);
       let answered = 0;
       try {
         const mesh: LoadTarget = { port: g.meshPort, paths: b.paths, expect: 'bench-password' };
         const plain: LoadTarget = { ...mesh, port: g.loopbackPort };
-        const run = async (c: Case, t: LoadTarget, d: number): Promise<LoadResult> => {
+        const run = async (c: Case, t: LoadTarget, d: number): Promise<Measured> => {
+          const before = g.cpuSeconds();
           const r = await c.run(t, d);
+          const after = g.cpuSeconds();
           answered += r.fetches;
           if (r.errors > 0) throw new Error(`${b.label}, ${c.name}: ${r.errors} of ${r.fetches} fetches failed`);
-          return r;
+          return { ...r, gatewayUs: ((after.gateway - before.gateway) * 1e6) / r.fetches, clientUs: ((after.client - before.client) * 1e6) / r.fetches };
         };
         for (const c of b.cases) {
           await run(c, mesh, WARMUP_MS);
@@ -86,8 +111,8 @@ export const gatewayBench: BenchModule = {
           await run(c, plain, WARMUP_MS);
           const p = await run(c, plain, ms);
           const rate = (r: LoadResult): number => r.fetches / r.seconds;
-          const cells = (r: LoadResult): string[] => [formatRate(rate(r)), quantile(r.latencies, 0.5).toFixed(2), quantile(r.latencies, 0.99).toFixed(2)];
-          rows.push([b.label, c.name, ...cells(m), ...cells(p), (rate(m) / rate(p)).toFixed(2)]);
+          const cells = (r: Measured): string[] => [formatRate(rate(r)), quantile(r.latencies, 0.5).toFixed(2), quantile(r.latencies, 0.99).toFixed(2), r.gatewayUs.toFixed(0)];
+          rows.push([b.label, c.name, ...cells(m), m.clientUs.toFixed(0), ...cells(p), (rate(m) / rate(p)).toFixed(2)]);
         }
         // Every answered fetch was audited first: a line each (a check that the bench measured that).
         const lines = readFileSync(g.auditFile, 'latin1').split('\n').length - 1;
@@ -96,7 +121,10 @@ export const gatewayBench: BenchModule = {
         await g.close().catch(() => {});
       }
     }
-    console.log(formatTable(['backend', 'case', 'mesh /s', 'p50 ms', 'p99 ms', 'loopback /s', 'p50 ms', 'p99 ms', 'mesh/loopback'], rows));
+    console.log(
+      formatTable(['backend', 'case', 'mesh /s', 'p50 ms', 'p99 ms', 'gw us', 'client us', 'loopback /s', 'p50 ms', 'p99 ms', 'gw us', 'mesh/loopback'], rows),
+    );
+    console.log('\ngw us, client us: CPU time (user + system) of the gateway process and of the client proxy process per fetch, microseconds');
     console.log(`\ngoals (issue 11): >= ${GOAL_RATE.toLocaleString('en-US')} fetches/s warm, p99 <= 5 ms`);
     if (profile !== undefined) console.log(`gateway CPU profiles: ${profile}`);
   },

@@ -6,7 +6,7 @@
  * load generator is the bench's own process: none of the four shares a thread.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,8 +45,26 @@ export interface GatewaySetup {
   readonly loopbackPort: number;
   readonly adminPort: number;
   readonly auditFile: string;
+  /** CPU seconds (user + system) the gateway process and the client proxy process have used so far. */
+  cpuSeconds(): { readonly gateway: number; readonly client: number };
   close(): Promise<void>;
 }
+
+/** Linux: user + system CPU seconds of `pid`, from /proc (clock ticks: 10 ms resolution). */
+function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime: fields 14 and 15 of proc(5), 12 and 13 after the command.
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture node runs on. */
+const CLOCK_TICKS = 100;
 
 function track(child: ChildProcess, name: string, output: { text: string }): void {
   const keep = (d: Buffer): void => {
@@ -166,6 +184,7 @@ export async function startGateway(backend: BackendSetup, nodeFlags: readonly st
       loopbackPort,
       adminPort: gwAdmin,
       auditFile,
+      cpuSeconds: () => ({ gateway: processCpuSeconds(gw.pid), client: processCpuSeconds(client.pid) }),
       async close() {
         // The gateway last but one: its CPU profile (if any) is written as it exits.
         await stop(client);

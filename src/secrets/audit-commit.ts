@@ -9,7 +9,7 @@
  * Requests wait for nothing but the end of their turn: no timer, no batch size to fill.
  *
  * Bounded: a batch holds what one turn decided, and is written at once when it passes
- * `maxBatchBytes` of text (characters, a lower bound of its UTF-8 bytes): a turn that decides
+ * `maxBatchChars` characters (a lower bound of its UTF-8 bytes): a turn that decides
  * many requests writes several batches, never a buffer of unbounded size.
  */
 import { AuditWriteError, type AuditSink } from './audit.js';

@@ -1,107 +1,131 @@
 /**
- * Gated secret fetches per second through the mesh, and their latency: a client proxy, a
- * gateway proxy serving the secrets API in-process (file backend, a one-rule policy, audit
- * lines to a file), real sockets on loopback. Cases:
+ * Gated secret fetches per second through the mesh, and their latency, with the gateway in a
+ * process of its own: `noisemesh gateway --config` (the real CLI), a `noisemesh proxy
+ * --config` process for the caller, and the load generator (bench/gateway/client.ts, raw
+ * sockets, pipelined) in this process; for the cache cases the Vault test double in a fourth.
+ * Every fetch is decided by the policy (bench/gateway/processes.ts) and audited to a file.
  *
- * - `keep-alive, 1 connection`: one session, requests one after another (latency p50/p99);
- * - `keep-alive, 16 connections`: sixteen sessions, each with one request in flight (throughput);
- * - `new session per request`: a connection (a Noise handshake) for every request.
+ * Backends (one gateway process each):
+ * - `file`: the file backend, in memory, no cache (as deployed with it);
+ * - `cache hit`: the Vault double behind the cache, TTL 30 s, warmed: every fetch a hit;
+ * - `cache miss`: the same with TTL 0 over 1,000 distinct paths: every fetch a Vault read.
  *
- * Same-run baseline: the same SecretsGateway, policy, backend and audit sink, reached over
- * its plain loopback listener (`gateway.loopback`) instead of through two proxies: what the
- * mesh adds is the difference. Client and servers share this process (and its 2 cores with
- * whatever else runs), so absolute figures are a floor; bench/README.md, section gateway.
+ * Cases: one session, one request in flight (latency); 8 sessions with 8 pipelined requests
+ * each (the ceiling); 5,000 fetches/s offered over 8 sessions, latency from each request's
+ * scheduled time (the goal's p99); a new session (a Noise handshake) per request, 8 at a time.
+ *
+ * Beside throughput and latency, the CPU time the gateway process and the client proxy process
+ * spent per fetch (/proc, user + system): the cost of a fetch, which a loaded machine moves
+ * far less than it moves wall-clock figures; 1e6 / (gateway us) is the gateway's ceiling on
+ * one core of its own.
+ *
+ * Same-run baseline: the same gateway process over its plain loopback listener
+ * (`gateway.loopback`), without the client proxy and the Noise session; mesh and baseline
+ * alternate, each after its own warm-up. Options: `--backends=file,hit,miss`, `--ms=3000`,
+ * `--profile=DIR` (the gateway runs under `node --cpu-prof`, its profile written to DIR).
  */
-import { performance } from 'node:perf_hooks';
-import { Client, request } from 'undici';
-import { startGatewayFixture } from '../test/helpers/gateway.js';
+import { readFileSync } from 'node:fs';
 import type { BenchModule } from './lib/module.js';
-import { quantile } from './lib/stats.js';
 import { formatRate, formatTable } from './lib/table.js';
+import { closedLoop, newConnectionEach, openLoop, type LoadResult, type LoadTarget } from './gateway/client.js';
+import { startGateway, type BackendSetup, type GatewaySetup } from './gateway/processes.js';
 
-const POLICY = `rules:
-  - id: payments-db
-    paths: ["payments/**"]
-    agents: ["payments/*"]
-    require: {clearance: secrets-only, authnStrength: high, maxFreshnessSeconds: 3600}
-`;
-const SECRETS = 'payments/db: {username: app, password: "bench-password"}\n';
-const PATH = '/v1/secrets/payments/db';
-const CASE_MS = 3000;
 const WARMUP_MS = 1000;
+const GOAL_RATE = 5000;
+const MISS_PATHS = 1000;
 
-interface Result {
-  readonly fetches: number;
-  readonly seconds: number;
-  /** Per-request latencies, ms, sorted. */
-  readonly latencies: number[];
+/** A case's result, with the CPU each process spent per fetch (microseconds). */
+interface Measured extends LoadResult {
+  readonly gatewayUs: number;
+  readonly clientUs: number;
 }
 
-async function keepAlive(port: number, connections: number, ms: number): Promise<Result> {
-  const clients = Array.from({ length: connections }, () => new Client(`http://127.0.0.1:${port}`, { pipelining: 1 }));
-  const latencies: number[] = [];
-  const started = performance.now();
-  const until = started + ms;
-  await Promise.all(
-    clients.map(async (client) => {
-      while (performance.now() < until) {
-        const t0 = performance.now();
-        const res = await client.request({ path: PATH, method: 'GET' });
-        const body = await res.body.text();
-        if (res.statusCode !== 200 || !body.includes('bench-password')) throw new Error(`fetch failed: ${res.statusCode}`);
-        latencies.push(performance.now() - t0);
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  await Promise.all(clients.map((c) => c.close()));
-  return { fetches: latencies.length, seconds, latencies: latencies.sort((a, b) => a - b) };
+interface Case {
+  readonly name: string;
+  run(target: LoadTarget, ms: number): Promise<LoadResult>;
 }
 
-async function newSessionEach(port: number, ms: number): Promise<Result> {
-  const latencies: number[] = [];
-  const started = performance.now();
-  while (performance.now() < started + ms) {
-    const t0 = performance.now();
-    const res = await request(`http://127.0.0.1:${port}${PATH}`, { reset: true });
-    const body = await res.body.text();
-    if (res.statusCode !== 200 || !body.includes('bench-password')) throw new Error(`fetch failed: ${res.statusCode}`);
-    latencies.push(performance.now() - t0);
+const LATENCY: Case = { name: '1 session, 1 in flight', run: (t, ms) => closedLoop(t, 1, 1, ms) };
+const CEILING: Case = { name: '8 sessions x 8 pipelined', run: (t, ms) => closedLoop(t, 8, 8, ms) };
+const AT_GOAL: Case = { name: `${GOAL_RATE.toLocaleString('en-US')}/s offered, 8 sessions`, run: (t, ms) => openLoop(t, 8, GOAL_RATE, ms) };
+const NEW_SESSION: Case = { name: 'new session per request, 8 at a time', run: (t, ms) => newConnectionEach(t, 8, ms) };
+
+const BACKENDS: Readonly<Record<string, { label: string; setup: BackendSetup; paths: string[]; cases: Case[] }>> = {
+  file: { label: 'file (no cache)', setup: { kind: 'file' }, paths: ['/v1/secrets/payments/db'], cases: [LATENCY, CEILING, AT_GOAL, NEW_SESSION] },
+  hit: { label: 'cache hit (vault, ttl 30 s)', setup: { kind: 'vault', ttlSeconds: 30, paths: 0 }, paths: ['/v1/secrets/payments/db'], cases: [LATENCY, CEILING, AT_GOAL] },
+  miss: {
+    label: `cache miss (vault, ttl 0, ${MISS_PATHS} paths)`,
+    setup: { kind: 'vault', ttlSeconds: 0, paths: MISS_PATHS },
+    paths: Array.from({ length: MISS_PATHS }, (_, i) => `/v1/secrets/payments/s${i}`),
+    cases: [LATENCY, CEILING],
+  },
+};
+
+function quantile(sorted: Float64Array, q: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** Free ports are picked before the processes bind them: on a shared machine another may take one first. */
+async function startWithRetries(setup: BackendSetup, nodeFlags: readonly string[]): Promise<GatewaySetup> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startGateway(setup, nodeFlags);
+    } catch (err) {
+      if (attempt === 3) throw err;
+      console.error(`(start failed, trying again: ${(err as Error).message.split('\n')[0]})`);
+    }
   }
-  return { fetches: latencies.length, seconds: (performance.now() - started) / 1000, latencies: latencies.sort((a, b) => a - b) };
 }
 
-function row(name: string, path: string, r: Result): string[] {
-  return [name, path, formatRate(r.fetches / r.seconds), quantile(r.latencies, 0.5).toFixed(3), quantile(r.latencies, 0.99).toFixed(3), String(r.fetches)];
+function option(options: readonly string[], name: string): string | undefined {
+  return options.find((o) => o.startsWith(`--${name}=`))?.slice(name.length + 3);
 }
 
 export const gatewayBench: BenchModule = {
   name: 'gateway',
-  description: 'gated secret fetches through the mesh (client proxy -> gateway), against the same API over plain loopback',
-  async run() {
-    const f = await startGatewayFixture({ policy: POLICY, secrets: SECRETS, callers: [{ agentId: 'payments/api' }], logLevel: 'warn' });
-    try {
-      const mesh = f.callers.get('payments/api')!.entryPort;
-      // The loopback listener's caller is the gateway itself: a rule for it, the same shape.
-      f.gateway.setPolicy((await import('../src/trust-vector/index.js')).parsePolicy(`${POLICY}  - id: self\n    paths: ["payments/**"]\n    agents: ["noisemesh-system/*"]\n    require: {clearance: secrets-only, authnStrength: high, maxFreshnessSeconds: 3600, networkExposure: loopback}\n`));
-      const plain = f.loopbackPort;
-      const rows: string[][] = [];
-      const cases: [string, (port: number, ms: number) => Promise<Result>][] = [
-        ['keep-alive, 1 connection', (p, ms) => keepAlive(p, 1, ms)],
-        ['keep-alive, 16 connections', (p, ms) => keepAlive(p, 16, ms)],
-        ['new session per request', newSessionEach],
-      ];
-      for (const [name, run] of cases) {
-        // Interleaved: mesh, plain, mesh, plain; each pair's second half reported.
-        await run(mesh, WARMUP_MS);
-        await run(plain, WARMUP_MS);
-        rows.push(row(name, 'mesh', await run(mesh, CASE_MS)));
-        rows.push(row(name, 'plain loopback (baseline)', await run(plain, CASE_MS)));
+  description: 'gated secret fetches through the mesh (generator -> client proxy process -> gateway process), against the same gateway over plain loopback',
+  async run(options) {
+    const ms = Number(option(options, 'ms') ?? 3000);
+    const profile = option(options, 'profile');
+    const names = (option(options, 'backends') ?? 'file,hit,miss').split(',');
+    const rows: string[][] = [];
+    for (const name of names) {
+      const b = BACKENDS[name];
+      if (b === undefined) throw new Error(`--backends: unknown '${name}': choose from ${Object.keys(BACKENDS).join(', ')}`);
+      const g = await startWithRetries(b.setup, profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile]);
+      let answered = 0;
+      try {
+        const mesh: LoadTarget = { port: g.meshPort, paths: b.paths, expect: 'bench-password' };
+        const plain: LoadTarget = { ...mesh, port: g.loopbackPort };
+        const run = async (c: Case, t: LoadTarget, d: number): Promise<Measured> => {
+          const before = g.cpuSeconds();
+          const r = await c.run(t, d);
+          const after = g.cpuSeconds();
+          answered += r.fetches;
+          if (r.errors > 0) throw new Error(`${b.label}, ${c.name}: ${r.errors} of ${r.fetches} fetches failed`);
+          return { ...r, gatewayUs: ((after.gateway - before.gateway) * 1e6) / r.fetches, clientUs: ((after.client - before.client) * 1e6) / r.fetches };
+        };
+        for (const c of b.cases) {
+          await run(c, mesh, WARMUP_MS);
+          const m = await run(c, mesh, ms);
+          await run(c, plain, WARMUP_MS);
+          const p = await run(c, plain, ms);
+          const rate = (r: LoadResult): number => r.fetches / r.seconds;
+          const cells = (r: Measured): string[] => [formatRate(rate(r)), quantile(r.latencies, 0.5).toFixed(2), quantile(r.latencies, 0.99).toFixed(2), r.gatewayUs.toFixed(0)];
+          rows.push([b.label, c.name, ...cells(m), m.clientUs.toFixed(0), ...cells(p), (rate(m) / rate(p)).toFixed(2)]);
+        }
+        // Every answered fetch was audited first: a line each (a check that the bench measured that).
+        const lines = readFileSync(g.auditFile, 'latin1').split('\n').length - 1;
+        if (lines < answered) throw new Error(`${b.label}: ${answered} fetches answered but ${lines} audit lines written`);
+      } finally {
+        await g.close().catch(() => {});
       }
-      console.log(formatTable(['case', 'path', 'fetches/s', 'p50 ms', 'p99 ms', 'fetches'], rows));
-      console.log('\ngoals (issue 11): >= 5,000 fetches/s warm, p99 <= 5 ms');
-    } finally {
-      await f.close();
     }
+    console.log(
+      formatTable(['backend', 'case', 'mesh /s', 'p50 ms', 'p99 ms', 'gw us', 'client us', 'loopback /s', 'p50 ms', 'p99 ms', 'gw us', 'mesh/loopback'], rows),
+    );
+    console.log('\ngw us, client us: CPU time (user + system) of the gateway process and of the client proxy process per fetch, microseconds');
+    console.log(`\ngoals (issue 11): >= ${GOAL_RATE.toLocaleString('en-US')} fetches/s warm, p99 <= 5 ms`);
+    if (profile !== undefined) console.log(`gateway CPU profiles: ${profile}`);
   },
 };

@@ -4,13 +4,15 @@
  * that fails throws AuditWriteError and the gateway answers 503 and releases nothing (fail
  * closed, as Vault does when no audit device can be written).
  *
- * Writes are synchronous (one write(2) of one whole line): the line is in the kernel before
- * the response is written, and a failure is known before it. On a local file that costs a
- * few microseconds; the benchmark's gateway figures include it. An `O_APPEND` file keeps
- * each line whole against other appenders; a write cut short by a full disk leaves a partial
- * line, which the next line starts after a newline to keep the log parseable line by line.
+ * Writes are synchronous: the lines are in the kernel before the responses are written, and a
+ * failure is known before them. `writeLines` writes a batch in one write(2) (the gateway's
+ * group commit, audit-commit.ts, gives it the lines of one event-loop turn): a write(2) to a
+ * file costs tens of microseconds here, whatever its length, so one per line capped the
+ * gateway's throughput. An `O_APPEND` file keeps each write whole against other appenders; a
+ * write cut short by a full disk leaves a partial line, which the next write starts after a
+ * newline to keep the log parseable line by line, and says which lines are whole.
  *
- * A file sink follows its path: before each line it checks that the path still names the
+ * A file sink follows its path: before each write it checks that the path still names the
  * file it holds open (one stat), and when the file was deleted, rotated away or replaced, it
  * opens the path afresh (created 0600) with the checks of the first open. A line written to
  * an unlinked or renamed file is a line no operator reads; a path that now names something
@@ -26,12 +28,21 @@ export class AuditWriteError extends Error {
   }
 }
 
-/** Where audit lines go. */
+/** What became of a batch of lines: the first `written` are whole in the sink, the rest are not. */
+export interface AuditBatchResult {
+  readonly written: number;
+  /** Why the rest were not; undefined when all were written. */
+  readonly error: AuditWriteError | undefined;
+}
+
+/** Where audit lines go. A line is one JSON text: no newline in it. */
 export interface AuditSink {
   /** `{file}` or `stdout`, for logs. */
   readonly description: string;
   /** Writes one line (`line` without its newline); throws AuditWriteError. */
   write(line: string): void;
+  /** Writes the lines in order, in one write(2) when the sink takes it whole; never throws. */
+  writeLines(lines: readonly string[]): AuditBatchResult;
   close(): void;
 }
 
@@ -63,9 +74,23 @@ class FdSink implements AuditSink {
   ) {}
 
   write(line: string): void {
-    if (this.fd < 0) throw new AuditWriteError('EBADF');
-    if (this.file !== undefined) this.follow(this.file);
-    const bytes = Buffer.from(this.torn ? `\n${line}\n` : `${line}\n`, 'utf8');
+    const { error } = this.writeLines([line]);
+    if (error !== undefined) throw error;
+  }
+
+  writeLines(lines: readonly string[]): AuditBatchResult {
+    if (lines.length === 0) return { written: 0, error: undefined };
+    if (this.fd < 0) return { written: 0, error: new AuditWriteError('EBADF') };
+    if (this.file !== undefined) {
+      try {
+        this.follow(this.file);
+      } catch (err) {
+        if (err instanceof AuditWriteError) return { written: 0, error: err };
+        throw err;
+      }
+    }
+    const lead = this.torn ? 1 : 0;
+    const bytes = Buffer.from(`${this.torn ? '\n' : ''}${lines.join('\n')}\n`, 'utf8');
     let offset = 0;
     let waitedSince = 0;
     while (offset < bytes.length) {
@@ -81,11 +106,16 @@ class FdSink implements AuditSink {
             continue;
           }
         }
-        if (offset > 0) this.torn = true;
-        throw new AuditWriteError(code);
+        // The lines whose newline made it are whole; the one cut short stands alone once
+        // the next write starts with a newline.
+        let written = 0;
+        for (let i = bytes.indexOf(NEWLINE, lead); i >= 0 && i < offset; i = bytes.indexOf(NEWLINE, i + 1)) written++;
+        if (offset > 0) this.torn = offset > lead && bytes[offset - 1] !== NEWLINE;
+        return { written, error: new AuditWriteError(code) };
       }
     }
     this.torn = false;
+    return { written: lines.length, error: undefined };
   }
 
   close(): void {
@@ -145,6 +175,7 @@ function openAppend(file: string): { fd: number; dev: number; ino: number } {
 }
 
 const SLEEP = new Int32Array(new SharedArrayBuffer(4));
+const NEWLINE = 0x0a;
 
 /**
  * Opens `file` for appending (created 0600 if absent). Never blocks: opened O_NONBLOCK, and

@@ -3,7 +3,7 @@
  * Proxy whose responder serves the real SecretsGateway (BuiltInServices), the real registry
  * file source (so revocations come from rewriting the file), the file backend (or another
  * one, built by the same createBackend, with its cache) and a file audit sink; and a real client Proxy per caller identity, each with explicit listeners to the
- * gateway's port and to another port. Used by test/gateway-loopback.test.ts and bench/gateway.ts.
+ * gateway's port and to another port. Used by the gateway tests (test/gateway-*.test.ts, test/secrets-*.test.ts) and test/bench-load.test.ts.
  */
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';

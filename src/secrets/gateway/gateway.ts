@@ -28,7 +28,9 @@
  *   A request with a body is answered without reading the body and the connection closed.
  *
  * Every decision is one audit line (audit.ts), written before the answer; when it cannot be
- * written the answer is 503 and nothing is released.
+ * written the answer is 503 and nothing is released. The lines of the requests decided in one
+ * event-loop turn are written together, in one write(2), at the end of the turn
+ * (audit-commit.ts), and only then answered.
  *
  * The backend is read through a SecretsCache when `cache` is given (cache.ts: TTL, stale
  * values while the backend is unavailable, single flight, a concurrency limit); the audit
@@ -57,7 +59,8 @@ import { VaultBackend } from '../backends/vault.js';
 import { SecretsCache, type CacheOutcome } from '../cache.js';
 import type { CacheConfig } from '../config.js';
 import type { Clock } from '../../kubernetes/index.js';
-import { AuditWriteError, type AuditSink } from '../audit.js';
+import type { AuditSink, AuditWriteError } from '../audit.js';
+import { AuditGroupCommit } from '../audit-commit.js';
 import type { SecretsLog } from '../log.js';
 import { GatewayMetrics, type DecisionLabel } from './metrics.js';
 import { PAIR_LINGER_MS, streamPair } from './stream-pair.js';
@@ -162,7 +165,10 @@ export class SecretsGateway {
   private readonly loopbackServers: TcpServer[] = [];
   /** Open plaintext connections, oldest first. */
   private readonly plaintext = new Set<Socket>();
-  private readonly idBytes = Buffer.alloc(16);
+  /** Random bytes for decision ids, drawn ID_POOL_IDS at a time: one system call, not one per request. */
+  private readonly idPool = Buffer.alloc(16 * ID_POOL_IDS);
+  private idNext = 16 * ID_POOL_IDS;
+  private readonly auditCommit: AuditGroupCommit;
   /** The cache in front of o.backend, when configured. */
   private readonly cache: SecretsCache | undefined;
   /** Per failure kind: when it may be logged next, and how many went unlogged since. */
@@ -173,6 +179,7 @@ export class SecretsGateway {
     this.port = o.port;
     this.policy = o.policy;
     this.now = o.now ?? Date.now;
+    this.auditCommit = new AuditGroupCommit(o.audit);
     const backend = o.backend;
     this.cache =
       o.cache == null
@@ -270,6 +277,9 @@ export class SecretsGateway {
   /** Stops taking connections and closes those open, and empties the cache; the backend and sink are the caller's. */
   async close(): Promise<void> {
     this.closed = true;
+    // Requests decided this turn are answered before their connections close (and before the
+    // caller closes the sink).
+    this.auditCommit.flush();
     this.cache?.clear();
     await Promise.all(this.loopbackServers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.server.closeAllConnections();
@@ -381,15 +391,14 @@ export class SecretsGateway {
         body = JSON.stringify({ error: 'no such secret', decisionId });
       } else {
         status = 200;
-        body = JSON.stringify({ path, data: secret.data, version: secret.version });
+        body = secretBody(path, secret);
       }
     }
     const seconds = (performance.now() - started) / 1000;
     let label: DecisionLabel = status === 403 || !decision.allow ? 'deny' : 'allow';
-    try {
-      this.o.audit.write(auditLine(decisionId, caller, entry, path, decision, status, backendOutcome === undefined ? undefined : { name: this.o.backend.name, outcome: backendOutcome, failure: backendFailure }, seconds));
-    } catch (err) {
-      if (!(err instanceof AuditWriteError)) throw err;
+    const line = auditLine(decisionId, caller, entry, path, decision, status, backendOutcome === undefined ? undefined : { name: this.o.backend.name, outcome: backendOutcome, failure: backendFailure }, seconds);
+    const err = await new Promise<AuditWriteError | null>((resolve) => this.auditCommit.append(line, resolve));
+    if (err !== null) {
       this.metrics.auditFailures.inc();
       this.o.log.error({ event: 'audit-error', sink: this.o.audit.description, error: err.message }, 'audit line not written: answered 503, nothing released');
       label = 'unavailable';
@@ -472,9 +481,18 @@ export class SecretsGateway {
 
   /** 16 random bytes, hex (OPA's decision_id is a UUID; this is as unique). */
   private decisionId(): string {
-    return randomFillSync(this.idBytes).toString('hex');
+    if (this.idNext === this.idPool.length) {
+      randomFillSync(this.idPool);
+      this.idNext = 0;
+    }
+    const id = this.idPool.toString('hex', this.idNext, this.idNext + 16);
+    this.idNext += 16;
+    return id;
   }
 }
+
+/** Decision ids drawn from one randomFillSync. */
+const ID_POOL_IDS = 256;
 
 const revokedMeanwhile: Reason = Object.freeze({
   requirement: 'identity',
@@ -512,6 +530,35 @@ function describeEntry(e: RegistryEntry, fingerprint: string): object {
   };
 }
 
+/**
+ * The JSON of each value's `data`, made once per value: a backend (the file's) or the cache
+ * hands out the same object for as long as the secret is unchanged, so a warm fetch does not
+ * serialize it again. Held only as long as the value itself.
+ */
+const dataJson = new WeakMap<SecretValue, string>();
+
+/** `JSON.stringify({path, data, version})`, with `data`'s JSON made once per value. */
+function secretBody(path: string, secret: SecretValue): string {
+  let data = dataJson.get(secret);
+  if (data === undefined) {
+    data = JSON.stringify(secret.data);
+    dataJson.set(secret, data);
+  }
+  return `{"path":${JSON.stringify(path)},"data":${data},"version":${JSON.stringify(secret.version)}}`;
+}
+
+/** The audit lines' `time`: the ISO text of the current millisecond, made once per millisecond. */
+let isoMs = -1;
+let isoText = '';
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
 function failed(reasons: readonly Reason[]): object[] {
   return reasons.map((r) => ({ requirement: r.requirement, required: r.required, actual: r.actual }));
 }
@@ -534,7 +581,7 @@ function auditLine(
   seconds: number,
 ): string {
   return JSON.stringify({
-    time: new Date().toISOString(),
+    time: isoNow(),
     decisionId,
     agentId: caller.exposure === 'plaintext' ? null : (entry?.agentId ?? null),
     keyFingerprint: caller.fingerprint,

@@ -1,0 +1,184 @@
+// The audit group commit (src/secrets/audit-commit.ts) and the sink's batch write: the lines
+// of one event-loop turn go out in one write, each request is told only after its line is in
+// the file, and a write that fails (a full disk: a tmpfs filled to the last block; /dev/full)
+// fails exactly the requests whose lines are not whole, while those before them go on. The
+// gateway answers pipelined requests from one batch. The tmpfs case needs root (mount) and
+// util-linux.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setImmediate as turn } from 'node:timers/promises';
+import { AuditGroupCommit, AuditWriteError, openAuditFile } from '../src/secrets/index.js';
+import { startGatewayFixture } from './helpers/gateway.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'noisemesh-audit-commit-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+const line = (i: number, pad = 0): string => JSON.stringify({ i, pad: 'x'.repeat(pad) });
+
+test('the lines appended in one turn are written together, in order, and each request is told only after the write', async () => {
+  const file = join(dir, 'one-turn.log');
+  const sink = openAuditFile(file);
+  const commit = new AuditGroupCommit(sink);
+  const told: (AuditWriteError | null)[] = [];
+  const seenAtTelling: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    commit.append(line(i), (err) => {
+      told.push(err);
+      seenAtTelling.push(readFileSync(file, 'utf8').split('\n').length - 1);
+    });
+  }
+  assert.equal(commit.pending, 50);
+  assert.equal(readFileSync(file, 'utf8'), '', 'nothing written before the end of the turn');
+  assert.deepEqual(told, [], 'nobody told before the write');
+  await turn();
+  assert.equal(commit.batches, 1, 'one batch for the turn');
+  assert.deepEqual(told, Array(50).fill(null));
+  assert.ok(seenAtTelling.every((n) => n === 50), 'every line was in the file before the first request was told');
+  assert.deepEqual(readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l).i), Array.from({ length: 50 }, (_, i) => i));
+
+  // The next turn is the next batch.
+  commit.append(line(50), () => {});
+  await turn();
+  assert.equal(commit.batches, 2);
+  sink.close();
+});
+
+test('a batch is written at once when it passes maxBatchChars: memory is bounded within one turn', () => {
+  const file = join(dir, 'bounded.log');
+  const sink = openAuditFile(file);
+  const scheduled: (() => void)[] = [];
+  const commit = new AuditGroupCommit(sink, { maxBatchChars: 1000, schedule: (w) => scheduled.push(w) });
+  let told = 0;
+  for (let i = 0; i < 30; i++) commit.append(line(i, 90), () => told++);
+  // 100-character lines: every 10th fills a batch, written there and then.
+  assert.equal(commit.batches, 3);
+  assert.equal(told, 30);
+  assert.equal(commit.pending, 0);
+  assert.equal(readFileSync(file, 'utf8').split('\n').length - 1, 30);
+  for (const w of scheduled) w();
+  assert.equal(commit.batches, 3, 'the end of the turn finds nothing left');
+  sink.close();
+});
+
+test('/dev/full: every request of the batch is told the write failed', async () => {
+  const sink = openAuditFile('/dev/full');
+  const commit = new AuditGroupCommit(sink);
+  const told: (AuditWriteError | null)[] = [];
+  for (let i = 0; i < 5; i++) commit.append(line(i), (err) => told.push(err));
+  await turn();
+  assert.equal(told.length, 5);
+  for (const err of told) {
+    assert.ok(err instanceof AuditWriteError);
+    assert.equal(err.errno, 'ENOSPC');
+  }
+  sink.close();
+});
+
+test('a closed sink fails the batch with EBADF, not an exception', async () => {
+  const sink = openAuditFile(join(dir, 'closed.log'));
+  sink.close();
+  const commit = new AuditGroupCommit(sink);
+  let told: AuditWriteError | null | undefined;
+  commit.append(line(0), (err) => (told = err));
+  await turn();
+  assert.ok(told instanceof AuditWriteError);
+  assert.equal(told.errno, 'EBADF');
+});
+
+test('a disk that fills in the middle of a batch: the whole lines\' requests go on, the rest fail; the cut line stands alone', async (t) => {
+  if (process.getuid?.() !== 0) assert.fail('this test mounts a tmpfs: run it as root');
+  const mountpoint = mkdtempSync(join(tmpdir(), 'noisemesh-audit-commit-fs-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountpoint], { encoding: 'utf8' });
+  if (mounted.error) assert.fail(`mount is missing: install util-linux (${mounted.error.message})`);
+  assert.equal(mounted.status, 0, `mount -t tmpfs failed: ${mounted.stderr}`);
+  t.after(() => {
+    spawnSync('umount', ['-l', mountpoint]);
+    rmSync(mountpoint, { recursive: true, force: true });
+  });
+  const file = join(mountpoint, 'audit.log');
+  // 100 bytes: the file holds one 4 KiB page, with 3,996 bytes of room left in it.
+  writeFileSync(file, `${'#'.repeat(99)}\n`);
+  const filler = join(mountpoint, 'filler');
+  const fd = openSync(filler, 'w');
+  const block = Buffer.alloc(4096, 0x7a);
+  try {
+    for (let i = 0; i < 100; i++) writeSync(fd, block);
+    assert.fail('the 64 KiB tmpfs never filled');
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+  try {
+    for (let i = 0; i < 4096; i++) writeSync(fd, block, 0, 1);
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+  closeSync(fd);
+
+  const sink = openAuditFile(file);
+  const commit = new AuditGroupCommit(sink);
+  const told: (AuditWriteError | null)[] = [];
+  // Six lines of 1,000 bytes (with the newline): three fit in the page, the fourth is cut.
+  for (let i = 0; i < 6; i++) commit.append(line(i, 999 - line(i).length), (err) => told.push(err));
+  await turn();
+  assert.deepEqual(told.slice(0, 3), [null, null, null], 'the three whole lines: their requests go on');
+  for (const err of told.slice(3)) {
+    assert.ok(err instanceof AuditWriteError, 'the cut line and those after it: their requests fail');
+    assert.equal(err.errno, 'ENOSPC');
+  }
+
+  unlinkSync(filler);
+  let after: AuditWriteError | null | undefined;
+  commit.append(line(99), (err) => (after = err));
+  await turn();
+  assert.equal(after, null, 'answers resume once there is room');
+  const lines = readFileSync(file, 'utf8').split('\n');
+  assert.equal(lines.at(-1), '', 'the file ends with a whole line');
+  const parsed = lines.slice(1, -1).flatMap((l) => {
+    try {
+      return [JSON.parse(l).i as number];
+    } catch {
+      return [];
+    }
+  });
+  assert.deepEqual(parsed, [0, 1, 2, 99], 'the cut line is a line of its own, and the next starts after it');
+  assert.equal(lines.length, 1 + 5 + 1, 'the 100-byte head, three lines, the cut one, the next, and the end');
+  sink.close();
+});
+
+test('the gateway answers a burst of pipelined requests, each after its audit line, every line whole', async (t) => {
+  const policy = `rules:
+  - id: self
+    paths: ["payments/**"]
+    agents: ["noisemesh-system/*"]
+    require: {clearance: secrets-only, networkExposure: loopback}
+`;
+  const f = await startGatewayFixture({ policy, secrets: 'payments/db: {password: "SECRET-VALUE-commit"}\n', callers: [], logLevel: 'warn' });
+  t.after(() => f.close());
+  const count = 40;
+  const socket = connect({ host: '127.0.0.1', port: f.loopbackPort });
+  t.after(() => socket.destroy());
+  socket.write('GET /v1/secrets/payments/db HTTP/1.1\r\nHost: g\r\n\r\n'.repeat(count));
+  let text = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out with ${text.split('HTTP/1.1 ').length - 1} answers`)), 10_000);
+    socket.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.split('HTTP/1.1 200 ').length - 1 === count && text.endsWith('}')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const ids = [...text.matchAll(/x-noisemesh-decision-id: ([0-9a-f]{32})/gi)].map((m) => m[1]);
+  assert.equal(ids.length, count);
+  assert.equal(new Set(ids).size, count, 'a decision id each');
+  const audit = readFileSync(f.auditFile, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(audit.map((l) => l.decisionId), ids, 'one whole line per answer, in order');
+  assert.ok(audit.every((l) => l.status === 200 && l.networkExposure === 'loopback'));
+  assert.ok(!readFileSync(f.auditFile, 'utf8').includes('SECRET-VALUE'));
+});

@@ -1,9 +1,10 @@
 /**
- * The checks across entries (snapshot.ts), maintained incrementally: a source tells the state
+ * The checks across entries, which no single peer can pass or fail on its own, maintained
+ * incrementally (README.md, *Incremental updates*): a source tells the state
  * which documents changed, and `commit()` recomputes only what those documents touch, then
  * returns the snapshot with the delta the index applies (registry-index.ts).
  *
- * Every check of snapshot.ts is a function of one grouping: the documents of one object name
+ * Every check is a function of one grouping: the documents of one object name
  * (one object, one document), the entries of one installation (supersession; two agentIds or
  * two current generations: all refused), the survivors holding one public key (one key, one
  * entry), the entries claiming one address (two live claimants: a conflict). So the state
@@ -122,6 +123,8 @@ interface Holder {
 
 /** An entry going through the checks: one an object states, or a last good one kept. */
 interface Candidate {
+  /** The object name that states or keeps it. */
+  readonly name: NameState;
   /** As stated, or as kept (a kept superseded entry has `superseded` reset: worked out again). */
   readonly entry: RegistryEntry;
   /** What the installation check made of it: itself, its superseded copy, or undefined (refused). */
@@ -136,6 +139,7 @@ interface Doc extends Holder {
 
 /** Everything published under one `<namespace>/<name>`. */
 interface NameState extends Holder {
+  readonly label: string;
   /** Documents stating an object of this name; more than one: none is loaded. */
   docs: Doc[];
   /** Documents of this name refused as a whole. */
@@ -159,6 +163,8 @@ interface InstallationGroup extends Holder {
 interface KeyGroup extends Holder {
   members: Candidate[];
   winner: RegistryEntry | undefined;
+  /** The name `winner` belongs to. */
+  winnerName: NameState | undefined;
 }
 
 /** Entries in force claiming one address. */
@@ -333,7 +339,7 @@ export class RegistryState {
   #name(label: string): NameState {
     let n = this.#names.get(label);
     if (n === undefined) {
-      n = { docs: [], refused: 0, loaded: undefined, own: [], kept: [], keptFrom: [], inForce: [], problems: NO_PROBLEMS };
+      n = { label, docs: [], refused: 0, loaded: undefined, own: [], kept: [], keptFrom: [], inForce: [], problems: NO_PROBLEMS };
       this.#names.set(label, n);
     }
     return n;
@@ -387,7 +393,7 @@ export class RegistryState {
       if (n.loaded !== undefined) this.#loadedObjects--;
       if (loaded !== undefined) this.#loadedObjects++;
       for (const c of n.own) this.#removeCandidate(c);
-      n.own = (loaded?.entries ?? []).map((entry) => this.#addCandidate(entry));
+      n.own = (loaded?.entries ?? []).map((entry) => this.#addCandidate(n, entry));
       n.loaded = loaded;
     }
 
@@ -396,14 +402,14 @@ export class RegistryState {
       for (const c of n.kept) this.#removeCandidate(c);
       this.#keptCount += kept.length - n.kept.length;
       // Supersession is worked out again, against what the new content holds.
-      n.kept = kept.map((e) => this.#addCandidate(e.superseded ? Object.freeze({ ...e, superseded: false }) : e));
+      n.kept = kept.map((e) => this.#addCandidate(n, e.superseded ? Object.freeze({ ...e, superseded: false }) : e));
       n.keptFrom = kept;
     }
     this.#setProblems(n, 1, problems.length === 0 ? NO_PROBLEMS : problems);
   }
 
-  #addCandidate(entry: RegistryEntry): Candidate {
-    const c: Candidate = { entry, out: undefined, supersededCopy: undefined };
+  #addCandidate(name: NameState, entry: RegistryEntry): Candidate {
+    const c: Candidate = { name, entry, out: undefined, supersededCopy: undefined };
     let g = this.#installations.get(entry.installationId);
     if (g === undefined) this.#installations.set(entry.installationId, (g = { members: [], problems: NO_PROBLEMS }));
     g.members = append(g.members, c);
@@ -423,7 +429,7 @@ export class RegistryState {
     const key = c.entry.publicKeyB64;
     if (c.out === undefined) {
       let g = this.#keys.get(key);
-      if (g === undefined) this.#keys.set(key, (g = { members: [], winner: undefined, problems: NO_PROBLEMS }));
+      if (g === undefined) this.#keys.set(key, (g = { members: [], winner: undefined, winnerName: undefined, problems: NO_PROBLEMS }));
       g.members = append(g.members, c);
     } else if (out === undefined) removeFrom(this.#keys.get(key)!.members, c);
     c.out = out;
@@ -445,12 +451,18 @@ export class RegistryState {
       this.#installations.delete(id);
       return;
     }
+    if (g.members.length === 1) {
+      // Nearly every installation: one entry, itself.
+      const c = g.members[0]!;
+      this.#setOut(c, c.entry);
+      this.#setProblems(g, 2, NO_PROBLEMS);
+      return;
+    }
     const members = [...g.members].sort((a, b) => compareEntries(a.entry, b.entry));
     const entries = members.map((c) => c.entry);
     const problems: RegistryProblem[] = [];
     const outcome = new Map<Candidate, RegistryEntry | undefined>();
-    if (members.length === 1) outcome.set(members[0]!, members[0]!.entry);
-    else if (new Set(entries.map((e) => e.agentId)).size > 1) {
+    if (new Set(entries.map((e) => e.agentId)).size > 1) {
       for (const c of members) {
         outcome.set(c, undefined);
         problems.push(
@@ -498,13 +510,14 @@ export class RegistryState {
   #refreshKey(key: string): void {
     const g = this.#keys.get(key);
     if (g === undefined) return;
-    const outs = [...g.members].map((c) => c.out!).sort(compareEntries);
     const problems: RegistryProblem[] = [];
-    let winner: RegistryEntry | undefined;
-    if (outs.length === 1) winner = outs[0];
-    else if (outs.length > 1) {
+    let winner: Candidate | undefined;
+    if (g.members.length === 1) winner = g.members[0];
+    else if (g.members.length > 1) {
+      const members = [...g.members].sort((a, b) => compareEntries(a.out!, b.out!));
+      const outs = members.map((c) => c.out!);
       if (outs.every((e) => e.installationId === outs[0]!.installationId)) {
-        winner = outs.reduce((a, b) => (b.generation > a.generation ? b : a));
+        winner = members.reduce((a, b) => (b.out!.generation > a.out!.generation ? b : a));
       } else {
         for (const e of outs) {
           problems.push(
@@ -516,21 +529,23 @@ export class RegistryState {
     }
     this.#setProblems(g, 3, problems.length === 0 ? NO_PROBLEMS : problems);
     const before = g.winner;
+    const beforeName = g.winnerName;
+    const after = winner?.out;
     if (g.members.length === 0) this.#keys.delete(key);
-    if (winner === before) return;
-    g.winner = winner;
+    if (after === before) return;
+    g.winner = after;
+    g.winnerName = winner?.name;
     const change = this.#entryChanges.get(key);
-    if (change === undefined) this.#entryChanges.set(key, { before, after: winner });
-    else if (change.before === winner) this.#entryChanges.delete(key);
-    else this.#entryChanges.set(key, { before: change.before, after: winner });
-    if (before !== undefined) this.#leave(before);
-    if (winner !== undefined) this.#enter(winner);
+    if (change === undefined) this.#entryChanges.set(key, { before, after });
+    else if (change.before === after) this.#entryChanges.delete(key);
+    else this.#entryChanges.set(key, { before: change.before, after });
+    if (before !== undefined) this.#leave(before, beforeName!);
+    if (winner !== undefined) this.#enter(after!, winner.name);
   }
 
-  #leave(e: RegistryEntry): void {
-    const label = labelOf(e);
-    const n = this.#names.get(label);
-    if (n !== undefined && removeFrom(n.inForce, e) && mayKeep(n)) this.#recheck.add(label);
+  /** `e` is no longer in force: out of its name's entries in force and its addresses. */
+  #leave(e: RegistryEntry, n: NameState): void {
+    if (removeFrom(n.inForce, e) && mayKeep(n)) this.#recheck.add(n.label);
     for (const a of e.addresses) {
       const g = this.#addresses.get(a)!;
       removeFrom(e.revoked ? g.dead : g.live, e);
@@ -538,11 +553,10 @@ export class RegistryState {
     }
   }
 
-  #enter(e: RegistryEntry): void {
-    const label = labelOf(e);
-    const n = this.#name(label);
+  /** `e` is now in force, stated or kept by `n`. */
+  #enter(e: RegistryEntry, n: NameState): void {
     n.inForce = append(n.inForce, e);
-    if (mayKeep(n)) this.#recheck.add(label);
+    if (mayKeep(n)) this.#recheck.add(n.label);
     for (const a of e.addresses) {
       let g = this.#addresses.get(a);
       if (g === undefined) this.#addresses.set(a, (g = { live: [], dead: [], resolution: NO_ADDRESS, problems: NO_PROBLEMS }));

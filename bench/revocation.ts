@@ -11,9 +11,10 @@
  *    peer's sessions aborted. The peer is then restored and its sessions reopened, so every
  *    revocation sees the full count. 20 revocations per size.
  * 2. The index alone: the cost of a one-object change as the Kubernetes source applies it
- *    (buildSnapshot over every validated object, then RegistryIndex.replace), at 1,000,
- *    10,000 and 50,000 peers (one ClearanceRegistry object each), and the index's memory
- *    per 10,000 peers.
+ *    (RegistryState.set + commit, then RegistryIndex.replace applying the delta), at 100,
+ *    1,000, 10,000 and 50,000 peers (one ClearanceRegistry object each); beside it the full
+ *    rebuild the file source does (buildSnapshot over every object, then a full index diff),
+ *    which is what the Kubernetes source did before; and the memory per 10,000 peers.
  *
  * The client proxy runs in this process; the 100 peers (two processes of 50 responder
  * proxies and a target application each) and the applications' 10,000 connections
@@ -31,8 +32,9 @@ import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeKey, nativeBackend } from '../src/noise/index.js';
-import { Proxy, silentLogger, type Identity } from '../src/proxy/index.js';
-import { RegistryIndex, buildSnapshot, validateClearanceRegistry, type RegistrySnapshot, type ValidatedObject } from '../src/registry-sync/index.js';
+import { pino } from 'pino';
+import { Proxy, type Identity, type Logger } from '../src/proxy/index.js';
+import { RegistryIndex, RegistryState, buildSnapshot, validateClearanceRegistry, type RegistrySnapshot, type ValidationResult } from '../src/registry-sync/index.js';
 import { openRegistry } from '../src/cli/registry-wiring.js';
 import { parseProxyConfig } from '../src/cli/config/proxy-config.js';
 import { FakeApiServer, kubeconfigFor } from '../test/helpers/fake-apiserver.js';
@@ -53,6 +55,14 @@ const INDEX_SIZES = [100, 1000, 10_000, 50_000] as const;
 const INDEX_ROUNDS = 15;
 const NS = 'bench';
 const TOKEN = 'bench-token';
+
+/**
+ * The client proxy logs as in production (createLogger: pino, info level, synchronous lines),
+ * to /dev/null, the cheapest sink there is: a pod's stdout pipe costs more per line.
+ */
+function productionLogger(): Logger {
+  return pino({ name: 'noisemesh', level: 'info', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: '/dev/null', sync: true }));
+}
 
 const ms = (ns: bigint): number => Number(ns) / 1e6;
 const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -119,7 +129,8 @@ async function sessionsBench(total: number): Promise<Row> {
   writeFileSync(kubeconfig, kubeconfigFor(api.url, TOKEN));
   const client = identity(`${NS}/client`);
   const config = parseProxyConfig({ identity: { agentId: client.agentId }, registry: { kubernetes: { kubeconfig, namespaces: [NS] } } });
-  const opened = await openRegistry(config.registry, silentLogger());
+  const log = productionLogger();
+  const opened = await openRegistry(config.registry, log);
   const children: Child[] = [];
   let clientProxy: Proxy | undefined;
   try {
@@ -138,7 +149,7 @@ async function sessionsBench(total: number): Promise<Row> {
     clientProxy = new Proxy({
       trustDomain: 'cluster.local',
       backend: nativeBackend,
-      log: silentLogger(),
+      log,
       identity: client,
       directory: opened.directory,
       outbound: { mode: 'strict', explicit: peers.map((p) => ({ listen: { host: '127.0.0.1', port: 0 }, peer: p.agentId, port: p.appPort! })) },
@@ -245,15 +256,15 @@ interface PeerInfo {
 }
 
 /** One ClearanceRegistry object per peer, validated as the Kubernetes source caches them. */
-function validatedObjects(n: number): ValidatedObject[] {
-  const out: ValidatedObject[] = [];
-  for (let i = 0; i < n; i++) out.push(validatedObject(i, 1));
+function validatedObjects(n: number): ValidationResult[] {
+  const out: ValidationResult[] = [];
+  for (let i = 0; i < n; i++) out.push(validated(i, 1));
   return out;
 }
 
 const keys: string[] = [];
 const installations: string[] = [];
-function validatedObject(i: number, generation: number): ValidatedObject {
+function validated(i: number, generation: number): ValidationResult {
   keys[i] ??= randomBytes(32).toString('base64');
   installations[i] ??= randomUUID();
   const object = {
@@ -264,35 +275,61 @@ function validatedObject(i: number, generation: number): ValidatedObject {
   };
   const result = validateClearanceRegistry(object, { document: `${NS}/p${i}` });
   if (result.object === undefined) throw new Error(`object ${i} did not validate: ${result.problems.map((p) => p.message).join('; ')}`);
-  return result.object;
+  return result;
 }
 
 interface IndexRow {
   readonly peers: number;
-  readonly update: number[];
+  /** RegistryState.set + commit + RegistryIndex.replace (the delta), ms. */
+  readonly incremental: number[];
+  /** buildSnapshot over every object + RegistryIndex.replace (a full diff), ms. */
+  readonly full: number[];
   readonly revoked: number;
 }
 
-function indexBench(n: number): IndexRow {
-  const objects = validatedObjects(n);
+/**
+ * One object changed per round (a new generation: a revocation), first as the Kubernetes
+ * source applies it (the object validated outside the timing, as its cache does), then as a
+ * full rebuild; both on an index holding n peers.
+ */
+function indexBench(n: number, fullRounds: number): IndexRow {
+  const results = validatedObjects(n);
+  const state = new RegistryState('bench');
+  results.forEach((r, i) => state.set(`${NS}/p${i}`, r));
   const index = new RegistryIndex();
   let revoked = 0;
   index.on('revoked', () => revoked++);
+  index.replace(state.commit());
+  const incremental: number[] = [];
+  // Three rounds untimed first: the first changes after building 50,000 peers pay for sweeping
+  // that build's garbage (tens to hundreds of ms on this host), which is not the update's cost.
+  for (let r = -3; r < INDEX_ROUNDS; r++) {
+    const i = ((r + 3) * 7919) % n;
+    const next = validated(i, 5 + r);
+    results[i] = next;
+    collectGarbage();
+    const t0 = process.hrtime.bigint();
+    state.set(`${NS}/p${i}`, next);
+    index.replace(state.commit());
+    if (r >= 0) incremental.push(ms(process.hrtime.bigint() - t0));
+    else revoked = 0;
+  }
+
+  const objects = results.map((r) => r.object!);
+  const fullIndex = new RegistryIndex();
   let snapshot: RegistrySnapshot = buildSnapshot(objects, { origin: 'bench' });
-  index.replace(snapshot);
-  const update: number[] = [];
-  for (let r = 0; r < INDEX_ROUNDS; r++) {
-    const i = (r * 7919) % n;
-    // What the source does on one MODIFIED event: validate that object (cached for the rest),
-    // then build the snapshot over all and install it.
-    objects[i] = validatedObject(i, 2 + r);
+  fullIndex.replace(snapshot);
+  const full: number[] = [];
+  for (let r = 0; r < fullRounds; r++) {
+    const i = (r * 7919 + 1) % n;
+    objects[i] = validated(i, 100 + r).object!;
     collectGarbage();
     const t0 = process.hrtime.bigint();
     snapshot = buildSnapshot(objects, { origin: 'bench', previous: snapshot });
-    index.replace(snapshot);
-    update.push(ms(process.hrtime.bigint() - t0));
+    fullIndex.replace(snapshot);
+    full.push(ms(process.hrtime.bigint() - t0));
   }
-  return { peers: n, update, revoked };
+  return { peers: n, incremental, full, revoked };
 }
 
 function heapOf(build: () => unknown): { bytes: number; keep: unknown } {
@@ -303,13 +340,20 @@ function heapOf(build: () => unknown): { bytes: number; keep: unknown } {
   return { bytes: process.memoryUsage().heapUsed - before, keep };
 }
 
+/** Heap of 10,000 peers: the validated objects (the source's cache), then state + snapshot + index. */
 function memoryBench(): { objects: number; index: number } {
   const n = 10_000;
   const objects = heapOf(() => validatedObjects(n));
   const index = heapOf(() => {
+    const state = new RegistryState('bench');
+    (objects.keep as ValidationResult[]).forEach((r, i) => state.set(`${NS}/p${i}`, r));
     const idx = new RegistryIndex();
-    idx.replace(buildSnapshot(objects.keep as ValidatedObject[], { origin: 'bench' }));
-    return idx;
+    idx.replace(state.commit());
+    // A second commit, as the next change makes: the first one's delta (every entry) is let go.
+    const snapshot = state.commit();
+    idx.replace(snapshot);
+    void snapshot.entries;
+    return [state, idx];
   });
   void objects.keep;
   void index.keep;
@@ -318,34 +362,54 @@ function memoryBench(): { objects: number; index: number } {
 
 const pct = (values: number[], q: number): number => quantile([...values].sort((a, b) => a - b), q);
 
+/**
+ * Options: `--only=sessions` or `--only=index` runs one part; `--sessions=N` one session count
+ * (e.g. 9800, to profile it under `node --cpu-prof`).
+ */
 async function run(args: readonly string[]): Promise<void> {
-  void args;
+  const option = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const only = option('only');
+  const counts = option('sessions') === undefined ? SESSION_COUNTS : [Number(option('sessions'))];
+  if (only !== 'index') await sessionsPart(counts);
+  if (only !== 'sessions') indexPart();
+}
+
+async function sessionsPart(counts: readonly number[]): Promise<void> {
   const limit = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim());
-  const largest = SESSION_COUNTS[SESSION_COUNTS.length - 1]!;
+  const largest = Math.max(...counts);
   if (Number.isFinite(limit) && limit < 2 * largest + 200) {
     throw new Error(`the client proxy needs two descriptors a session, ${2 * largest + 200} in all; ulimit -n is ${limit}: raise it`);
   }
   console.log(`Sessions: ${PEERS} peers, ${REVOCATIONS} revocations per size; event sent -> index updated -> last session aborted (ms).\n`);
   const rows: string[][] = [];
-  for (const total of SESSION_COUNTS) {
+  for (const total of counts) {
     const r = await sessionsBench(total);
     const cell = (v: number[]): string => `${fmt(pct(v, 0.5))} / ${fmt(pct(v, 0.99))}`;
     rows.push([String(total), String(r.perPeer), cell(r.toIndex), cell(r.toAbort), cell(r.total), `${Math.min(...r.aborted)}-${Math.max(...r.aborted)}`]);
   }
   console.log(formatTable(['sessions', 'per peer', 'sent to index p50 / p99', 'index to last abort p50 / p99', 'total p50 / p99', 'aborted'], rows));
+}
 
-  console.log(`\nThe index: one object changed (a new generation), buildSnapshot + RegistryIndex.replace, ${INDEX_ROUNDS} rounds (ms).\n`);
+function indexPart(): void {
+  console.log(`\nThe index: one object changed (a new generation). Incremental: RegistryState.set + commit + RegistryIndex.replace (the delta), ${INDEX_ROUNDS} rounds; full rebuild: buildSnapshot + a full replace (ms).\n`);
   const irows: string[][] = [];
   let previous: IndexRow | undefined;
   for (const n of INDEX_SIZES) {
-    const r = indexBench(n);
-    const p50 = pct(r.update, 0.5);
-    irows.push([String(n), fmt(p50), fmt(pct(r.update, 0.99)), previous === undefined ? '' : `${(p50 / pct(previous.update, 0.5)).toFixed(1)}x for ${(n / previous.peers).toFixed(0)}x peers`, String(r.revoked)]);
+    const r = indexBench(n, n >= 50_000 ? 5 : INDEX_ROUNDS);
+    const p50 = pct(r.incremental, 0.5);
+    irows.push([
+      String(n),
+      fmt(p50),
+      fmt(pct(r.incremental, 0.99)),
+      previous === undefined ? '' : `x${(p50 / pct(previous.incremental, 0.5)).toFixed(1)} for ${(n / previous.peers).toFixed(0)}x peers`,
+      `${fmt(pct(r.full, 0.5))} / ${fmt(pct(r.full, 0.99))}`,
+      String(r.revoked),
+    ]);
     previous = r;
   }
-  console.log(formatTable(['peers', 'p50', 'p99', 'growth', 'revocations seen'], irows));
+  console.log(formatTable(['peers', 'incremental p50', 'p99', 'growth', 'full rebuild p50 / p99', 'revocations seen'], irows));
   const mem = memoryBench();
-  console.log(`\nMemory per 10,000 peers: validated objects (the source's cache) ${(mem.objects / 2 ** 20).toFixed(1)} MiB; snapshot + index ${(mem.index / 2 ** 20).toFixed(1)} MiB (${Math.round(mem.index / 10_000)} B a peer).`);
+  console.log(`\nMemory per 10,000 peers: validated objects (the source's cache) ${(mem.objects / 2 ** 20).toFixed(1)} MiB; state + snapshot + index ${(mem.index / 2 ** 20).toFixed(1)} MiB (${Math.round(mem.index / 10_000)} B a peer).`);
 }
 
 export const revocationBench: BenchModule = {

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { Status, TimestampClock, wallClockNs } from '../src/proxy/index.js';
 import { connectTcp } from '../src/proxy/session/connect.js';
 import { encodeKey, nativeBackend } from '../src/noise/index.js';
@@ -416,20 +418,34 @@ test('a client that never finishes message 1 is cut off at the handshake timeout
   }
 });
 
-test('revoking a key aborts its live sessions on both sides', async () => {
+test('revoking a key aborts its live sessions on both sides, reported once for all of them', async () => {
   const app = await tcpServer((s) => s.write('hi'));
-  const mesh = await twoProxies(app.port);
+  const lines: { event?: string; reason?: string | null; result?: string }[] = [];
+  const sink = new Writable({ write: (chunk: Buffer, _, done) => { for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l)); done(); } });
+  const mesh = await twoProxies(app.port, { serverLog: pino({ level: 'info' }, sink) });
   try {
-    const client = await dial(mesh.entryPort);
-    const ending = readAll(client);
-    await new Promise((r) => client.once('data', r));
-    assert.equal(mesh.server.sessions.size, 1);
+    const clients = await Promise.all([1, 2, 3].map(() => dial(mesh.entryPort)));
+    const endings = clients.map((c) => readAll(c));
+    await Promise.all(clients.map((c) => new Promise((r) => c.once('data', r))));
+    assert.equal(mesh.server.sessions.size, 3);
     mesh.serverView.delete(mesh.clientId.publicKeyB64);
-    assert.equal(mesh.server.revokeKey(mesh.clientId.publicKeyB64), 1);
-    assert.equal((await ending).ending, 'reset');
+    assert.equal(mesh.server.revokeKey(mesh.clientId.publicKeyB64), 3);
+    for (const ending of endings) assert.equal((await ending).ending, 'reset');
     assert.equal(mesh.server.sessions.size, 0);
-    const text = await mesh.server.metrics.registry.getSingleMetricAsString('noisemesh_session_aborts_total');
-    assert.match(text, /reason="revoked"} 1/);
+    assert.equal(mesh.server.revokeKey(mesh.clientId.publicKeyB64), 0, 'nothing left to abort');
+    // The three ends are counted, with their bytes, in one update: the same totals as one each.
+    const metrics = mesh.server.metrics.registry;
+    assert.match(await metrics.getSingleMetricAsString('noisemesh_session_aborts_total'), /reason="revoked"} 3$/m);
+    assert.match(await metrics.getSingleMetricAsString('noisemesh_sessions_total'), /direction="inbound",result="aborted"} 3$/m);
+    assert.match(await metrics.getSingleMetricAsString('noisemesh_session_bytes_total'), /direction="inbound",flow="from_app"} 6$/m);
+    // No line per session aborted (the revocation's own line gives the count); other ends still log.
+    assert.deepEqual(lines.filter((l) => l.event === 'session-end'), []);
+    mesh.serverView.set(peerOf(mesh.clientId, 0));
+    const another = await dial(mesh.entryPort);
+    await new Promise((r) => another.once('data', r));
+    another.resetAndDestroy();
+    for (let i = 0; i < 200 && !lines.some((l) => l.event === 'session-end'); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(lines.filter((l) => l.event === 'session-end').length, 1, `an ordinary end is logged: ${JSON.stringify(lines)}`);
   } finally {
     await mesh.close();
     await app.close();

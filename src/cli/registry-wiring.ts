@@ -159,7 +159,7 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
     registry,
     services,
     attach(proxy) {
-      const livePeers = (): number => index.entries().filter((e: RegistryEntry) => !e.revoked).length;
+      const livePeers = (): number => index.liveSize;
       proxy.setRegistryReady(registry.isReady, notReadyReason);
       if (registry.isReady) proxy.metrics.registryReloads.inc({ result: 'ok' });
       proxy.metrics.registryPeers.set(livePeers());

@@ -4,10 +4,11 @@
  *
  * One reflector per configured namespace (or one across all namespaces) keeps the objects;
  * every change validates only the object that changed (validations are cached by
- * namespace/name and resourceVersion) and then rebuilds the snapshot with buildSnapshot, the
- * file source's own checks across entries, so the namespace rule and conflicts (one key
- * claimed by two objects: both refused) apply exactly as they do to a file. Changes that
- * arrive together (a relist's diff) make one snapshot.
+ * namespace/name and resourceVersion) and hands it to a RegistryState, the file source's own
+ * checks across entries applied incrementally, so the namespace rule and conflicts (one key
+ * claimed by two objects: both refused) apply exactly as they do to a file, and a change
+ * costs O(that object), not a rebuild of every peer. Changes that arrive together (a
+ * relist's diff) make one snapshot, whose delta the index applies.
  *
  * No snapshot is emitted until every reflector has listed once: a proxy that knew only some
  * namespaces would refuse the others' peers while claiming to be ready. After that the last
@@ -18,6 +19,7 @@ import {
   API_GROUP,
   API_VERSION,
   Emitter,
+  RegistryState,
   type RegistrySnapshot,
   type ValidatedObject,
   RegistrySourceError,
@@ -77,6 +79,10 @@ export class KubernetesRegistrySource implements RegistrySource {
   readonly #events = new Emitter<KubernetesSourceEvents>();
   /** Validation of each object at its resourceVersion, by namespace/name. */
   readonly #validated = new Map<string, { readonly resourceVersion: unknown; readonly result: ValidationResult }>();
+  /** The checks across entries, kept up to date object by object. */
+  readonly #state: RegistryState;
+  /** Objects added, updated or deleted since the last snapshot, by namespace/name, with the reflector holding them. */
+  readonly #dirty = new Map<string, Reflector>();
   #scheduled = false;
   #running = false;
   #emitted = false;
@@ -91,18 +97,25 @@ export class KubernetesRegistrySource implements RegistrySource {
     this.#clock = options.clock ?? systemClock;
     this.namespaces = [...new Set(options.namespaces ?? [])];
     this.origin = `kubernetes ${options.access.server} (${this.namespaces.length === 0 ? 'all namespaces' : `namespaces ${this.namespaces.join(', ')}`})`;
+    this.#state = new RegistryState(this.origin);
     const client = new ApiClient(options.access, options.limits);
     const scopes: (string | undefined)[] = this.namespaces.length === 0 ? [undefined] : [...this.namespaces];
     this.#reflectors = scopes.map((namespace) => {
       const scope = namespace === undefined ? 'all namespaces' : `namespace ${namespace}`;
-      const changed = (): void => this.#schedule();
-      const reflector = new Reflector({
+      let reflector: Reflector;
+      const changed = (object: KubeObject): void => {
+        const key = objectKey(object);
+        if (key === undefined) return;
+        this.#dirty.set(key, reflector);
+        this.#schedule();
+      };
+      reflector = new Reflector({
         ...options.tuning,
         client,
         resource: clearanceRegistryResource(namespace),
         clock: this.#clock,
         resyncMs: (options.resyncSeconds ?? 0) * 1000,
-        handlers: { add: changed, update: changed, delete: changed },
+        handlers: { add: changed, update: (_, object) => changed(object), delete: changed },
       });
       reflector.on('listed', (info) => {
         this.#recovered();
@@ -158,31 +171,25 @@ export class KubernetesRegistrySource implements RegistrySource {
     });
   }
 
-  /** The last snapshot emitted, for the last-good rule. */
-  #inForce: RegistrySnapshot | undefined;
-
+  /**
+   * Hands the objects changed since the last snapshot to the state and emits its snapshot:
+   * O(the changed objects). The first one waits until every reflector has listed.
+   */
   #publish(): void {
     if (!this.#reflectors.every((r) => r.reflector.status().listed)) return;
-    const objects = [];
-    const problems: RegistryProblem[] = [];
-    const refusedObjects: string[] = [];
-    const seen = new Set<string>();
-    for (const { reflector } of this.#reflectors) {
-      for (const [key, object] of reflector.store) {
-        seen.add(key);
-        const { object: validated, refusedLabel, problems: found } = this.#validate(key, object);
-        problems.push(...found);
-        if (validated !== undefined) objects.push(validated);
-        if (refusedLabel !== undefined) refusedObjects.push(refusedLabel);
-      }
+    for (const [key, reflector] of this.#dirty) {
+      const object = reflector.store.get(key);
+      if (object === undefined) {
+        this.#validated.delete(key);
+        this.#state.delete(key);
+      } else this.#state.set(key, this.#validate(key, object));
     }
-    for (const key of this.#validated.keys()) if (!seen.has(key)) this.#validated.delete(key);
+    this.#dirty.clear();
     // The same last-good rule as the file source: a peer that is now broken (an object the API
     // server admitted under an older CRD, say) keeps its last good entry; a removal, revoked:
     // true, a new generation or key are whole statements and apply. Objects arrive whole, so
     // unlike a file there is nothing to let settle.
-    const snapshot = buildSnapshot(objects, { origin: this.origin, previous: this.#inForce, refusedObjects }, problems);
-    this.#inForce = snapshot;
+    const snapshot = this.#state.commit();
     this.#reloads++;
     this.#lastReloadAt = this.#clock.now();
     this.#emitted = true;

@@ -29,7 +29,8 @@ import { FileReadError, openRegularFile, readOpenedFile } from '../files/index.j
 import { Emitter, type Listener } from './emitter.js';
 import { holdBackUnsettled, onePrefixOfOther, pendingChanges, sameEntries } from './partial-write.js';
 import { RegistrySourceError, type RegistryProblem } from './problems.js';
-import { buildSnapshot, type RegistrySnapshot } from './snapshot.js';
+import { buildSnapshot } from './registry-state.js';
+import type { RegistrySnapshot } from './snapshot.js';
 import type { RegistrySource, RegistrySourceEvents, SourceStats } from './source.js';
 import { parseRegistryBytes, type ParsedRegistryFile } from './yaml.js';
 

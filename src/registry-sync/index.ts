@@ -40,7 +40,8 @@ export {
   type ValidationResult,
 } from './validate.js';
 export { parseRegistryBytes, parseRegistryYaml, yamlSyntaxHint, type ParsedRegistryFile } from './yaml.js';
-export { buildSnapshot, type RegistrySnapshot, type AddressResolution, type BuildOptions } from './snapshot.js';
+export { compareEntries, type RegistrySnapshot, type AddressResolution } from './snapshot.js';
+export { RegistryState, buildSnapshot, type BuildOptions, type RegistryDocument, type SnapshotDelta, type EntryChange } from './registry-state.js';
 export {
   RegistryIndex,
   type RevocationReason,

@@ -1,7 +1,8 @@
 /**
  * The in-memory index every proxy consults on its hot paths: public key -> entry,
- * address -> entry, agentId -> entries, each one map lookup. `replace` swaps in a whole new
- * snapshot and tells listeners, synchronously, which keys stopped being valid
+ * address -> entry, agentId -> entries, each one map lookup. `replace` puts a new snapshot in
+ * force (by its delta when it has one, O(the change)) and tells listeners, synchronously,
+ * which keys stopped being valid
  * (PROTOCOL.md section 6), so that the session table can abort their sessions before the
  * call returns.
  */
@@ -9,7 +10,8 @@ import { encodeKey } from '../noise/index.js';
 import { normalizeAddress } from './address.js';
 import { Emitter, type Listener } from './emitter.js';
 import type { RegistryEntry } from './model.js';
-import { NO_ADDRESS, entryFingerprint, resolveAddresses, type AddressResolution, type RegistrySnapshot } from './snapshot.js';
+import type { EntryChange } from './registry-state.js';
+import { NO_ADDRESS, fingerprintOf, resolveAddresses, type AddressResolution, type RegistrySnapshot } from './snapshot.js';
 
 /**
  * Why a key that was valid no longer is:
@@ -70,10 +72,13 @@ interface Slot {
 
 export class RegistryIndex {
   readonly #events = new Emitter<RegistryIndexEvents>();
-  #byKey = new Map<string, Slot>();
+  readonly #byKey = new Map<string, Slot>();
   #byAddress = new Map<string, AddressResolution>();
-  #liveByAgent = new Map<string, readonly RegistryEntry[]>();
-  #allByAgent = new Map<string, readonly RegistryEntry[]>();
+  readonly #liveByAgent = new Map<string, readonly RegistryEntry[]>();
+  readonly #allByAgent = new Map<string, readonly RegistryEntry[]>();
+  /** Live (unrevoked) entries by installationId: a removed key whose installation is here was re-keyed. */
+  readonly #liveInstallations = new Map<string, number>();
+  #live = 0;
   #snapshot: RegistrySnapshot | undefined;
   #version = 0;
   #revocations = 0;
@@ -91,6 +96,11 @@ export class RegistryIndex {
   /** Entries indexed, revoked ones included. */
   get size(): number {
     return this.#byKey.size;
+  }
+
+  /** Entries indexed that are not revoked (the live peers). */
+  get liveSize(): number {
+    return this.#live;
   }
 
   /** `revoked` events emitted since construction (a counter for metrics). */
@@ -130,12 +140,15 @@ export class RegistryIndex {
     return this.#byAddress.get(normalized) ?? NO_ADDRESS;
   }
 
-  /** The unrevoked entries of an agent (one per pod), or with `includeRevoked` all of them. */
+  /**
+   * The unrevoked entries of an agent (one per pod), or with `includeRevoked` all of them, in
+   * the order they entered the index.
+   */
   byAgentId(agentId: string, options?: { readonly includeRevoked?: boolean }): readonly RegistryEntry[] {
     return (options?.includeRevoked === true ? this.#allByAgent : this.#liveByAgent).get(agentId) ?? NONE;
   }
 
-  /** Every indexed entry, revoked ones included, in snapshot order. */
+  /** Every indexed entry, revoked ones included, in snapshot order (listing them is O(entries)). */
   entries(): readonly RegistryEntry[] {
     return this.#snapshot?.entries ?? NONE;
   }
@@ -149,55 +162,70 @@ export class RegistryIndex {
   }
 
   /**
-   * Installs a snapshot: rebuilds every table, then, with the new tables already in force,
-   * emits `revoked` for each key that was valid and no longer is, then `changed`. Listeners
-   * run synchronously; one that throws does not stop the others, and the first error is
-   * rethrown after all events have been delivered.
+   * Installs a snapshot, then, with the new tables already in force, emits `revoked` for each
+   * key that was valid and no longer is, then `changed`. Listeners run synchronously; one that
+   * throws does not stop the others, and the first error is rethrown after all events have
+   * been delivered.
+   *
+   * A snapshot whose `delta` follows the one in force (an incremental source: RegistryState)
+   * costs O(what it changed); any other is diffed key by key against the tables, O(entries).
+   * Both end in the same update of the tables by key, so the two cannot disagree.
    */
   replace(snapshot: RegistrySnapshot): ChangeSummary {
-    const byKey = new Map<string, Slot>();
-    const liveByAgent = new Map<string, RegistryEntry[]>();
-    const allByAgent = new Map<string, RegistryEntry[]>();
-    const liveInstallations = new Set<string>();
-    for (const entry of snapshot.entries) {
-      byKey.set(entry.publicKeyB64, slotOf(entry));
-      push(allByAgent, entry.agentId, entry);
-      if (!entry.revoked) {
-        push(liveByAgent, entry.agentId, entry);
-        liveInstallations.add(entry.installationId);
+    const delta = snapshot.delta;
+    let changes: ReadonlyMap<string, EntryChange>;
+    if (delta !== undefined && delta.base === this.#snapshot) {
+      changes = delta.entries;
+      for (const [address, resolution] of delta.addresses) {
+        if (resolution === NO_ADDRESS) this.#byAddress.delete(address);
+        else this.#byAddress.set(address, resolution);
+      }
+    } else {
+      const next = new Map<string, RegistryEntry>();
+      for (const e of snapshot.entries) next.set(e.publicKeyB64, e);
+      const diff = new Map<string, EntryChange>();
+      for (const [key, slot] of this.#byKey) {
+        const after = next.get(key);
+        if (after !== slot.entry) diff.set(key, { before: slot.entry, after });
+      }
+      for (const [key, after] of next) if (!this.#byKey.has(key)) diff.set(key, { before: undefined, after });
+      changes = diff;
+      this.#byAddress = resolveAddresses(snapshot.entries);
+    }
+
+    // The tables first: whether a removed key was re-keyed depends on the new state.
+    for (const [key, { before, after }] of changes) {
+      if (before !== undefined) this.#unlist(before);
+      if (after === undefined) this.#byKey.delete(key);
+      else {
+        this.#byKey.set(key, slotOf(after));
+        this.#list(after);
       }
     }
 
-    // Compare with the tables in force, before replacing them.
     let added = 0;
     let removed = 0;
     let updated = 0;
     const revocations: [string, RevocationReason, RegistryEntry][] = [];
-    for (const [key, old] of this.#byKey) {
-      const next = byKey.get(key);
-      const was = old.entry;
-      if (next === undefined) {
-        removed++;
-        if (!was.revoked) {
-          // A live entry of the same installation under another key means the pod was re-keyed.
-          revocations.push([key, liveInstallations.has(was.installationId) ? 'rekeyed' : 'removed', was]);
-        }
+    for (const [key, { before: was, after: now }] of changes) {
+      if (was === undefined) {
+        added++;
         continue;
       }
-      if (next.fingerprint === old.fingerprint) continue;
+      if (now === undefined) {
+        removed++;
+        // A live entry of the same installation under another key means the pod was re-keyed.
+        if (!was.revoked) revocations.push([key, this.#liveInstallations.has(was.installationId) ? 'rekeyed' : 'removed', was]);
+        continue;
+      }
+      if (slotOf(now).fingerprint === slotOf(was).fingerprint) continue;
       updated++;
       if (was.revoked) continue;
-      const now = next.entry;
       if (now.revoked) revocations.push([key, now.superseded ? 'rekeyed' : 'revoked', was]);
       else if (now.generation !== was.generation) revocations.push([key, 'generation', was]);
       else if (now.agentId !== was.agentId || now.installationId !== was.installationId) revocations.push([key, 'reassigned', was]);
     }
-    for (const key of byKey.keys()) if (!this.#byKey.has(key)) added++;
 
-    this.#byKey = byKey;
-    this.#byAddress = resolveAddresses(snapshot.entries);
-    this.#liveByAgent = freezeValues(liveByAgent);
-    this.#allByAgent = freezeValues(allByAgent);
     this.#snapshot = snapshot;
     this.#version++;
     this.#revocations += revocations.length;
@@ -211,7 +239,7 @@ export class RegistryIndex {
       removed,
       updated,
       revoked: revocations.length,
-      entries: byKey.size,
+      entries: this.#byKey.size,
       errors,
       warnings: snapshot.problems.length - errors,
     });
@@ -232,6 +260,34 @@ export class RegistryIndex {
     if (failure !== undefined) throw failure.error;
     return summary;
   }
+
+  /** Adds an entry to the tables by agent and the live counts. */
+  #list(e: RegistryEntry): void {
+    this.#allByAgent.set(e.agentId, Object.freeze([...(this.#allByAgent.get(e.agentId) ?? NONE), e]));
+    if (e.revoked) return;
+    this.#liveByAgent.set(e.agentId, Object.freeze([...(this.#liveByAgent.get(e.agentId) ?? NONE), e]));
+    this.#liveInstallations.set(e.installationId, (this.#liveInstallations.get(e.installationId) ?? 0) + 1);
+    this.#live++;
+  }
+
+  /** Removes what `#list` added: O(the agent's entries). */
+  #unlist(e: RegistryEntry): void {
+    without(this.#allByAgent, e.agentId, e);
+    if (e.revoked) return;
+    without(this.#liveByAgent, e.agentId, e);
+    const n = this.#liveInstallations.get(e.installationId)! - 1;
+    if (n === 0) this.#liveInstallations.delete(e.installationId);
+    else this.#liveInstallations.set(e.installationId, n);
+    this.#live--;
+  }
+}
+
+function without(map: Map<string, readonly RegistryEntry[]>, agentId: string, e: RegistryEntry): void {
+  const list = map.get(agentId);
+  if (list === undefined) return;
+  const rest = list.filter((x) => x !== e);
+  if (rest.length === 0) map.delete(agentId);
+  else map.set(agentId, Object.freeze(rest));
 }
 
 /**
@@ -249,20 +305,9 @@ function slotOf(entry: RegistryEntry): Slot {
       entry,
       current: Object.freeze(entry.revoked ? { kind: 'revoked', entry } : { kind: 'valid', entry }),
       stale: Object.freeze({ kind: 'stale-generation', entry }),
-      fingerprint: entryFingerprint(entry),
+      fingerprint: fingerprintOf(entry),
     };
     slots.set(entry, slot);
   }
   return slot;
-}
-
-function push(map: Map<string, RegistryEntry[]>, key: string, entry: RegistryEntry): void {
-  const list = map.get(key);
-  if (list === undefined) map.set(key, [entry]);
-  else list.push(entry);
-}
-
-function freezeValues(map: Map<string, RegistryEntry[]>): Map<string, readonly RegistryEntry[]> {
-  for (const list of map.values()) Object.freeze(list);
-  return map;
 }

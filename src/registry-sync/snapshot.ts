@@ -1,6 +1,8 @@
 /**
- * The checks across entries, which no single peer can pass or fail on its own, and the
- * snapshot they produce: everything one source says at one moment.
+ * The snapshot the checks across entries produce: everything one source says at one moment.
+ * The checks themselves (one object per name, supersession, one key one entry, addresses,
+ * the last good rule) live in registry-state.ts, which applies them incrementally;
+ * `buildSnapshot` there runs them over a whole source at once.
  *
  * Every conflict is resolved towards refusing: when two entries claim one public key or one
  * installation, nobody can tell which is genuine, so every claimant is refused and reported.
@@ -9,8 +11,8 @@
  * is the place to stop the copy itself.
  */
 import type { RegistryEntry } from './model.js';
-import type { RegistryProblem, RegistryProblemCode, Severity } from './problems.js';
-import type { BrokenPeer, ValidatedObject } from './validate.js';
+import type { RegistryProblem } from './problems.js';
+import type { SnapshotDelta } from './registry-state.js';
 
 export interface RegistrySnapshot {
   /** What the snapshot was read from, e.g. `file /etc/noisemesh/registry.yaml`. */
@@ -29,6 +31,11 @@ export interface RegistrySnapshot {
    * broken (a `REGISTRY_KEPT` warning each); 0 or absent when the source's content is whole.
    */
   readonly keptLastGood?: number;
+  /**
+   * From an incremental source (RegistryState): what changed since `delta.base`, so that an
+   * index holding that snapshot applies the change instead of diffing every key.
+   */
+  readonly delta?: SnapshotDelta;
 }
 
 /** What an address resolves to. An entry found may be revoked: the caller must refuse it. */
@@ -39,47 +46,12 @@ export type AddressResolution =
 
 export const NO_ADDRESS: AddressResolution = Object.freeze({ kind: 'none' });
 
-/** `payments/payments spec.peers[2] (payments/api)`: where another claimant lives. */
-function where(e: RegistryEntry): string {
-  const file = e.source.file === undefined ? '' : `${e.source.file}${e.source.line === undefined ? '' : `:${e.source.line}`} `;
-  return `${file}${e.source.namespace}/${e.source.name} ${e.source.path} (${e.agentId})`;
-}
-
-function problemAt(e: RegistryEntry, code: RegistryProblemCode, severity: Severity, field: string, message: string): RegistryProblem {
-  return {
-    code,
-    severity,
-    file: e.source.file,
-    line: e.source.line,
-    document: `${e.source.namespace}/${e.source.name}`,
-    path: field === '' ? e.source.path : `${e.source.path}.${field}`,
-    message,
-  };
-}
-
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const group = groups.get(k);
-    if (group === undefined) groups.set(k, [item]);
-    else group.push(item);
-  }
-  return groups;
-}
-
-function others(all: readonly RegistryEntry[], self: RegistryEntry): string {
-  return all
-    .filter((e) => e !== self)
-    .map(where)
-    .join(', ');
-}
-
 /**
  * Resolves every address to its claimant. Live (unrevoked) claimants own an address; two or
  * more live ones make it a conflict, which the proxy must refuse rather than pass in
- * plaintext. An address claimed only by revoked entries resolves to one of them, so that
- * traffic to a revoked pod is refused, not taken for unmeshed.
+ * plaintext (claimants in `compareEntries` order). An address claimed only by revoked entries
+ * resolves to the first of them, so that traffic to a revoked pod is refused, not taken for
+ * unmeshed. The index's full rebuild uses this; RegistryState keeps the same table by address.
  */
 export function resolveAddresses(entries: readonly RegistryEntry[]): Map<string, AddressResolution> {
   const live = new Map<string, RegistryEntry[]>();
@@ -87,7 +59,8 @@ export function resolveAddresses(entries: readonly RegistryEntry[]): Map<string,
   for (const e of entries) {
     for (const a of e.addresses) {
       if (e.revoked) {
-        if (!dead.has(a)) dead.set(a, e);
+        const first = dead.get(a);
+        if (first === undefined || compareEntries(e, first) < 0) dead.set(a, e);
         continue;
       }
       const claimants = live.get(a);
@@ -99,7 +72,7 @@ export function resolveAddresses(entries: readonly RegistryEntry[]): Map<string,
   for (const [a, claimants] of live) {
     table.set(
       a,
-      Object.freeze(claimants.length === 1 ? { kind: 'peer', entry: claimants[0]! } : { kind: 'conflict', claimants: Object.freeze(claimants) }),
+      Object.freeze(claimants.length === 1 ? { kind: 'peer', entry: claimants[0]! } : { kind: 'conflict', claimants: Object.freeze(claimants.sort(compareEntries)) }),
     );
   }
   for (const [a, e] of dead) {
@@ -128,213 +101,37 @@ export function entryFingerprint(e: RegistryEntry): string {
   ]);
 }
 
-export interface BuildOptions {
-  readonly origin: string;
-  /**
-   * The snapshot in force, from the same source: a peer or document that is now broken keeps
-   * its entries from here (the per-entry last good rule). Without it, broken means refused.
-   */
-  readonly previous?: RegistrySnapshot | undefined;
-  /** `<namespace>/<name>` of documents refused as a whole (ValidationResult.refusedLabel). */
-  readonly refusedObjects?: readonly string[];
+const fingerprints = new WeakMap<RegistryEntry, string>();
+
+/** `entryFingerprint`, computed once per (frozen) entry. */
+export function fingerprintOf(e: RegistryEntry): string {
+  let f = fingerprints.get(e);
+  if (f === undefined) fingerprints.set(e, (f = entryFingerprint(e)));
+  return f;
 }
 
 /**
- * The last good rule: a broken peer keeps the entry it was, and a document refused as a whole
- * keeps its entries, as long as nothing readable in them says otherwise. A broken entry is no
- * revocation; a deliberate one is written as a removal, `revoked: true`, a new generation or
- * a new key, all of which are well-formed statements.
- *
- * Only the object that published an entry can keep it (the namespace rule), and only while
- * that object states no well-formed entry with its key; the kept entries then go through the
- * checks across entries like any other, so a key claimed twice is still refused twice.
+ * The order every order-dependent choice of the checks follows (the claimants a conflict
+ * names, which of two revoked entries an address resolves to, which previous entry a broken
+ * peer was): by file and line (so a file's own order), then object (namespace, name),
+ * position in it, key, generation, then every other field, so that only entries equal in every field (interchangeable ones) compare equal, and
+ * the outcome does not depend on the order the documents were read in.
  */
-function keepLastGood(
-  objects: readonly ValidatedObject[],
-  options: BuildOptions,
-  problems: RegistryProblem[],
-): RegistryEntry[] {
-  const previous = options.previous;
-  if (previous === undefined || previous.entries.length === 0) return [];
-  const byObject = groupBy(previous.entries, (e) => `${e.source.namespace}/${e.source.name}`);
-  // Keys the object itself states well-formed need no keeping. A claim from another object
-  // does not stop it: the kept entry and the claim then conflict, and both are refused.
-  const stated = new Set<string>();
-  for (const o of objects) for (const e of o.entries) stated.add(`${o.label} ${e.publicKeyB64}`);
-  const kept: RegistryEntry[] = [];
-  const keep = (label: string, e: RegistryEntry): void => {
-    stated.add(`${label} ${e.publicKeyB64}`);
-    // Supersession is worked out again below, against what the new content holds.
-    kept.push(e.superseded ? Object.freeze({ ...e, superseded: false }) : e);
-  };
-
-  for (const o of objects) {
-    const candidates = byObject.get(o.label);
-    if (candidates === undefined) continue;
-    for (const b of o.broken) {
-      if (b.mayRevoke) continue;
-      const e = lastGoodOf(b, candidates);
-      if (e === undefined || stated.has(`${o.label} ${e.publicKeyB64}`)) continue;
-      keep(o.label, e);
-      problems.push({
-        code: 'REGISTRY_KEPT',
-        severity: 'warning',
-        file: o.file,
-        line: b.line,
-        document: o.label,
-        path: b.path,
-        message: `this peer is refused (see above), so its last good version (${e.agentId}, generation ${e.generation}) stays in force until it is fixed; to revoke it, remove it or write revoked: true`,
-      });
-    }
-  }
-
-  const present = new Set(objects.map((o) => o.label));
-  for (const label of new Set(options.refusedObjects ?? [])) {
-    if (present.has(label)) continue;
-    const entries = byObject.get(label) ?? [];
-    if (entries.length === 0) continue;
-    for (const e of entries) keep(label, e);
-    problems.push({
-      code: 'REGISTRY_KEPT',
-      severity: 'warning',
-      file: entries[0]!.source.file,
-      line: undefined,
-      document: label,
-      path: '',
-      message: `this document is refused (see above), so its ${entries.length} last good entr${entries.length === 1 ? 'y stays' : 'ies stay'} in force until it is fixed; to revoke them, remove them or write revoked: true`,
-    });
-  }
-  return kept;
+export function compareEntries(a: RegistryEntry, b: RegistryEntry): number {
+  if (a === b) return 0;
+  return (
+    cmp(a.source.file ?? '', b.source.file ?? '') ||
+    (a.source.line ?? 0) - (b.source.line ?? 0) ||
+    cmp(a.source.namespace, b.source.namespace) ||
+    cmp(a.source.name, b.source.name) ||
+    a.source.peerIndex - b.source.peerIndex ||
+    cmp(a.publicKeyB64, b.publicKeyB64) ||
+    (a.generation < b.generation ? -1 : a.generation > b.generation ? 1 : 0) ||
+    cmp(a.source.path, b.source.path) ||
+    cmp(fingerprintOf(a), fingerprintOf(b))
+  );
 }
 
-/**
- * The entry a broken peer was: found by its key, else by its installation, else by its
- * position, and only if every well-formed identity field it still has agrees.
- */
-function lastGoodOf(b: BrokenPeer, candidates: readonly RegistryEntry[]): RegistryEntry | undefined {
-  let found: RegistryEntry | undefined;
-  if (b.publicKeyB64 !== undefined) found = candidates.find((e) => e.publicKeyB64 === b.publicKeyB64);
-  else if (b.installationId !== undefined) {
-    const same = candidates.filter((e) => e.installationId === b.installationId);
-    found = same.find((e) => e.source.peerIndex === b.peerIndex) ?? same.find((e) => !e.revoked);
-  } else found = candidates.find((e) => e.source.peerIndex === b.peerIndex);
-  if (found === undefined) return undefined;
-  if (b.agentId !== undefined && b.agentId !== found.agentId) return undefined;
-  if (b.installationId !== undefined && b.installationId !== found.installationId) return undefined;
-  if (b.generation !== undefined && b.generation !== found.generation) return undefined;
-  return found;
-}
-
-/**
- * Applies the checks across entries to validated objects, in an order that never revives a
- * key: supersession by installation first (so refusing a conflicting current key cannot make
- * an older generation current again), then public-key conflicts, then address conflicts.
- */
-export function buildSnapshot(
-  objects: readonly ValidatedObject[],
-  options: BuildOptions,
-  earlierProblems: readonly RegistryProblem[] = [],
-): RegistrySnapshot {
-  const problems: RegistryProblem[] = [...earlierProblems];
-
-  // One object name, one object: a file that holds two versions of it is ambiguous.
-  const kept: ValidatedObject[] = [];
-  for (const group of groupBy(objects, (o) => o.label).values()) {
-    if (group.length === 1) {
-      kept.push(group[0]!);
-      continue;
-    }
-    for (const o of group) {
-      problems.push({
-        code: 'REGISTRY_CONFLICT',
-        severity: 'error',
-        file: o.file,
-        line: undefined,
-        document: o.label,
-        path: '',
-        message: `the object ${o.label} appears ${group.length} times: keep one document per object; none of them is loaded`,
-      });
-    }
-  }
-
-  const lastGood = keepLastGood(kept, options, problems);
-
-  // Supersession: the highest generation of an installation is its current key.
-  const refused = new Set<RegistryEntry>();
-  const replaced = new Map<RegistryEntry, RegistryEntry>();
-  const all = [...kept.flatMap((o) => o.entries), ...lastGood];
-  for (const group of groupBy(all, (e) => e.installationId).values()) {
-    if (group.length === 1) continue;
-    if (new Set(group.map((e) => e.agentId)).size > 1) {
-      for (const e of group) {
-        refused.add(e);
-        problems.push(
-          problemAt(e, 'REGISTRY_CONFLICT', 'error', 'installationId',
-            `is also claimed by ${others(group, e)} under another agentId: an installation is one pod of one workload; every claimant is refused until one is corrected`),
-        );
-      }
-      continue;
-    }
-    let top = 0n;
-    for (const e of group) if (e.generation > top) top = e.generation;
-    const current = group.filter((e) => e.generation === top);
-    if (current.length > 1) {
-      for (const e of current) {
-        refused.add(e);
-        problems.push(
-          problemAt(e, 'REGISTRY_CONFLICT', 'error', 'generation',
-            `generation ${top} of this installation is also claimed by ${others(current, e)}: give the current key the highest generation; every claimant is refused`),
-        );
-      }
-    }
-    for (const e of group) {
-      if (e.generation === top) continue;
-      replaced.set(e, Object.freeze({ ...e, revoked: true, superseded: true }));
-      problems.push(
-        problemAt(e, 'REGISTRY_SUPERSEDED', 'warning', 'generation',
-          `generation ${e.generation} is superseded by generation ${top} of the same installation: this key is refused; remove the entry`),
-      );
-    }
-  }
-  const afterInstallations = all.filter((e) => !refused.has(e)).map((e) => replaced.get(e) ?? e);
-
-  // One public key, one entry; the generations of one installation reusing a key collapse to the latest.
-  const entries: RegistryEntry[] = [];
-  const keep = new Set<RegistryEntry>();
-  for (const group of groupBy(afterInstallations, (e) => e.publicKeyB64).values()) {
-    if (group.length === 1) {
-      keep.add(group[0]!);
-      continue;
-    }
-    if (new Set(group.map((e) => e.installationId)).size === 1) {
-      keep.add(group.reduce((a, b) => (b.generation > a.generation ? b : a)));
-      continue;
-    }
-    for (const e of group) {
-      problems.push(
-        problemAt(e, 'REGISTRY_CONFLICT', 'error', 'publicKey',
-          `is also claimed by ${others(group, e)}: a key identifies one peer; every claimant is refused until the copies are removed`),
-      );
-    }
-  }
-  for (const e of afterInstallations) if (keep.has(e)) entries.push(e);
-
-  // Addresses: conflicts are reported here and refused by the index, the entries stay valid.
-  for (const [address, resolution] of resolveAddresses(entries)) {
-    if (resolution.kind !== 'conflict') continue;
-    for (const e of resolution.claimants) {
-      problems.push(
-        problemAt(e, 'REGISTRY_CONFLICT', 'error', 'addresses',
-          `address ${address} is also claimed by ${others(resolution.claimants, e)}: connections to it are refused until one claimant drops it`),
-      );
-    }
-  }
-
-  return Object.freeze({
-    origin: options.origin,
-    entries: Object.freeze(entries),
-    problems: Object.freeze(problems),
-    objects: kept.length,
-    keptLastGood: lastGood.length,
-  });
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

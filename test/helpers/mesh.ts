@@ -22,6 +22,7 @@ import {
   prologue,
   silentLogger,
   type Identity,
+  type Logger,
   type AddressLookup,
   type KeepaliveSettings,
   type MeshPeer,
@@ -100,6 +101,8 @@ export interface TwoProxyOptions {
   readonly keepalive?: KeepaliveSettings;
   /** Connection caps of each proxy (absent: LIMITS' ceilings). */
   readonly caps?: { readonly client?: ConnectionCaps; readonly server?: ConnectionCaps };
+  /** The server proxy's logger (absent: silent). */
+  readonly serverLog?: Logger;
 }
 
 /**
@@ -124,6 +127,7 @@ export async function twoProxies(targetPort: number, options: TwoProxyOptions = 
     ...common,
     identity: serverId,
     directory: serverView,
+    ...(options.serverLog && { log: options.serverLog }),
     outbound: { mode: 'permissive', explicit: [] },
     inbound: { mesh: { host: '127.0.0.1', port: 0 } },
     ...(options.caps?.server && { caps: options.caps.server }),

@@ -54,6 +54,12 @@ export interface SessionEnd {
   readonly bytesFromApp: number;
   readonly bytesToApp: number;
   readonly durationMs: number;
+  /**
+   * Ended together with others by one call (every session of a revoked key, SessionTable
+   * `abortKeyTogether`): that caller reports them all in one metric update and one log line,
+   * so the session's own end listeners must not report it again.
+   */
+  readonly together: boolean;
 }
 
 let nextId = 1;
@@ -131,12 +137,15 @@ export class SecureSession {
     };
   }
 
-  /** Resets both connections and wipes the keys. Idempotent. */
-  abort(reason: AbortReason): void {
+  /**
+   * Resets both connections and wipes the keys. Idempotent. `together`: one of many ended by
+   * one call, which reports them (SessionEnd.together).
+   */
+  abort(reason: AbortReason, together = false): void {
     if (this.ended) return;
     resetSocket(this.app);
     resetSocket(this.mesh);
-    this.finish('aborted', reason);
+    this.finish('aborted', reason, together);
   }
 
   private fromApp(chunk: Buffer): void {
@@ -242,7 +251,7 @@ export class SecureSession {
     this.abort(which === 'app' ? 'app-reset' : 'peer-reset');
   }
 
-  private finish(result: SessionEnd['result'], reason: AbortReason | null): void {
+  private finish(result: SessionEnd['result'], reason: AbortReason | null, together = false): void {
     this.ended = true;
     this.sending.wipe();
     this.receiving.wipe();
@@ -252,6 +261,7 @@ export class SecureSession {
       bytesFromApp: this.bytesFromApp,
       bytesToApp: this.bytesToApp,
       durationMs: Date.now() - this.startedAt,
+      together,
     };
     for (const listener of this.endListeners) listener(end);
   }

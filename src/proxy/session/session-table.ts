@@ -2,7 +2,14 @@
  * Every live session, by the peer's static key, so that a registry change can abort all
  * sessions of a revoked key at once (PROTOCOL.md section 6).
  */
-import type { AbortReason, SecureSession, SessionSummary } from './secure-session.js';
+import type { AbortReason, Direction, SecureSession, SessionSummary } from './secure-session.js';
+
+/** Sessions of one direction ended together by `abortKeyTogether`, for one metric update. */
+export interface EndedTogether {
+  readonly sessions: number;
+  readonly bytesFromApp: number;
+  readonly bytesToApp: number;
+}
 
 export class SessionTable {
   private readonly byKey = new Map<string, Set<SecureSession>>();
@@ -53,6 +60,26 @@ export class SessionTable {
     const sessions = [...set];
     for (const session of sessions) session.abort(reason);
     return sessions.length;
+  }
+
+  /**
+   * Aborts every session with `publicKeyB64` as one event (a revocation): the sessions' own
+   * end reports are skipped (SessionEnd.together) and their counts and bytes returned by
+   * direction, for the caller to report once. O(the key's sessions).
+   */
+  abortKeyTogether(publicKeyB64: string, reason: AbortReason): Record<Direction, EndedTogether> {
+    const ended = { inbound: { sessions: 0, bytesFromApp: 0, bytesToApp: 0 }, outbound: { sessions: 0, bytesFromApp: 0, bytesToApp: 0 } };
+    const set = this.byKey.get(publicKeyB64);
+    if (set === undefined) return ended;
+    for (const session of [...set]) {
+      if (session.isEnded) continue;
+      session.abort(reason, true);
+      const d = ended[session.direction];
+      d.sessions++;
+      d.bytesFromApp += session.bytesFromApp;
+      d.bytesToApp += session.bytesToApp;
+    }
+    return ended;
   }
 
   abortAll(reason: AbortReason): number {

@@ -164,11 +164,12 @@ export class ProxyMetrics {
     });
   }
 
-  sessionEnded(direction: Direction, end: SessionEnd): void {
+  /** One session ended, or `count` sessions that ended alike (bytes summed in `end`). */
+  sessionEnded(direction: Direction, end: Pick<SessionEnd, 'result' | 'reason' | 'bytesFromApp' | 'bytesToApp'>, count = 1): void {
     add(this.endedBytes, `${direction}/from_app`, end.bytesFromApp);
     add(this.endedBytes, `${direction}/to_app`, end.bytesToApp);
-    this.sessionsClosed.inc({ direction, result: end.result });
-    if (end.reason !== null) this.sessionAborts.inc({ reason: end.reason satisfies AbortReason });
+    this.sessionsClosed.inc({ direction, result: end.result }, count);
+    if (end.reason !== null) this.sessionAborts.inc({ reason: end.reason satisfies AbortReason }, count);
   }
 }
 

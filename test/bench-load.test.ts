@@ -153,6 +153,10 @@ test('a broken scenario file is refused with the field and what it must be', () 
     [(s) => (s[3]!.steps = [100, 50]), /scenarios\[3\]\.steps: rates must ascend/],
     [(s) => (s[5]!.deniedPaths = ['../etc']), /scenarios\[5\]\.deniedPaths: must be a non-empty list of secret paths/],
     [(s) => (s[1]!.name = s[0]!.name), /scenarios\[1\]\.name: "http-20" is already used/],
+    // k6 refuses any other scenario name, and the runner puts names in file names.
+    [(s) => (s[2]!.name = 'http 2000'), /scenarios\[2\]\.name: must be 1 to 64 letters, digits, '_' or '-' \(k6's rule for scenario names\), not "http 2000"/],
+    [(s) => (s[4]!.name = '../../x'), /scenarios\[4\]\.name: must be 1 to 64 letters/],
+    [(s) => (s[0]!.name = 'x'.repeat(100_000)), /scenarios\[0\]\.name: must be 1 to 64 letters, digits, '_' or '-' \(k6's rule for scenario names\), not "x{76}\.\.\.$/],
   ];
   for (const [mutate, message] of cases) {
     const copy = structuredClone(good);

@@ -2,17 +2,20 @@
 // a wrong option is one line naming it before anything starts; an interrupted run still runs
 // its exit handlers (PodNetwork's cleanup) on every catchable signal that would end it; and the
 // goals table decides each goal on the figures, also when the haproxy baseline adds a negative
-// p99 or the ramp found no knee at all. Real processes; no namespace is created here.
+// p99 or the ramp found no knee at all; and a daemon a benchmark started dies with it even when
+// it is SIGKILLed. Real processes; one network namespace, for the last (root, as CI runs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import type { LoadSummary } from '../bench/k6/contract.js';
 import { INTERRUPTS } from '../bench/lib/interrupt.js';
 import { goalsTable, loadGoals, type PathRun } from '../bench/load/report.js';
+import { requireTools, sweepStaleNamespaces } from './helpers/netns.js';
 import { repoRoot } from './helpers/paths.js';
 
 const RUN = join(repoRoot, 'dist/bench/run.js');
@@ -154,4 +157,51 @@ test('goals: a ramp whose first step failed counts the rates below that step, an
   assert.equal(high.detail, '226 errors+dropped in http-200, http-2000 (knee 4000/s)');
   // No ramp in the run: every constant rate counts.
   assert.equal(goal(scenarios(null)).detail, '226 errors+dropped in http-200, http-2000 (knee not measured)');
+});
+
+test('a daemon a benchmark started dies with the benchmark, even when it is SIGKILLed (no exit handler runs)', async () => {
+  requireTools(['ip', 'prlimit', 'setpriv', 'sleep']);
+  const pods = pathToFileURL(join(repoRoot, 'dist/bench/proxy/pods.js')).href;
+  // A benchmark in miniature: one pod, one daemon started as the runner starts haproxy or a proxy.
+  const script =
+    `const { PodNetwork, start } = await import(${JSON.stringify(pods)});` +
+    `const net = await PodNetwork.create(1);` +
+    `const daemon = start(net, net.pods[0], 'sleep', 'sleep', ['600']);` +
+    `await new Promise((r) => setTimeout(r, 500));` +
+    `console.log('daemon ' + daemon.pid);` +
+    `setTimeout(() => {}, 60_000);`;
+  const bench = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => bench.once('exit', () => resolve()));
+  let daemon = 0;
+  try {
+    daemon = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`no daemon pid within 30 s: ${out}`)), 30_000);
+      bench.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /^daemon (\d+)$/m.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+      bench.once('exit', (code) => reject(new Error(`the bench exited (${code}) first: ${out}`)));
+    });
+    assert.equal(readFileSync(`/proc/${daemon}/comm`, 'utf8').trim(), 'sleep', 'the pid is the daemon itself');
+    bench.kill('SIGKILL');
+    await exited;
+    // Bounded: the kernel sends the signal as the parent dies; 10 s is margin for a loaded host.
+    let alive = true;
+    for (let i = 0; i < 100 && alive; i++) {
+      alive = existsSync(`/proc/${daemon}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${daemon}/status`, 'utf8'));
+      if (alive) await sleep(100);
+    }
+    assert.equal(alive, false, `the daemon ${daemon} outlived the SIGKILLed bench`);
+  } finally {
+    if (bench.exitCode === null && bench.signalCode === null) bench.kill('SIGKILL');
+    if (daemon > 0 && existsSync(`/proc/${daemon}`)) process.kill(daemon, 'SIGKILL');
+    await exited;
+    // The bench's pid is gone: its namespaces are stale, and this sweep deletes them.
+    sweepStaleNamespaces();
+  }
 });

@@ -186,11 +186,15 @@ export interface StartOptions {
 /**
  * Starts `command` in `pod` with RLIMIT_NOFILE raised to NOFILE (prlimit execs in place, as do
  * `ip netns exec` and setpriv, so the pid we get is the command's own: /proc/<pid> is its).
+ * It gets SIGKILL when the benchmark dies (PR_SET_PDEATHSIG): a benchmark killed without its
+ * exit handlers (SIGKILL, the OOM killer) leaves no daemon running in its namespaces.
  */
 export function start(net: PodNetwork, pod: Pod, what: string, command: string, args: readonly string[], options: StartOptions = {}): Running {
   const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
   const drop = options.uid === undefined ? [] : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', '--'];
-  const argv = [`--nofile=${NOFILE}:${NOFILE}`, '--', ...drop, ...(env.length > 0 ? ['env', ...env] : []), command, ...args];
+  // Last before the command: a change of uid clears the parent-death signal.
+  const orphanKill = ['setpriv', '--pdeathsig', 'KILL', '--'];
+  const argv = [`--nofile=${NOFILE}:${NOFILE}`, '--', ...drop, ...(env.length > 0 ? ['env', ...env] : []), ...orphanKill, command, ...args];
   return new Running(what, net.spawn(pod, 'prlimit', argv));
 }
 

@@ -45,6 +45,10 @@ test('a wrong load option is one line naming it, exit 1, before anything starts'
       assert.match(lines[0]!, message);
       assert.doesNotMatch(r.stdout, /load bench|starting/, `${args.join(' ')}: nothing started`);
     }
+    // Not root: one line that says so, and names no other benchmark's needs.
+    const user = spawnSync(process.execPath, [RUN, 'load', '--quick'], { encoding: 'utf8', timeout: 60_000, uid: 65534, gid: 65534 });
+    assert.equal(user.status, 1, user.stderr);
+    assert.deepEqual(user.stderr.split('\n').filter((l) => l !== ''), ['this benchmark needs root: it creates network namespaces, iptables rules and, for proxy, wg interfaces (run it as root)']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -76,15 +76,33 @@ function paths(where: string, obj: Json, key: string): string[] {
   return v as string[];
 }
 
+/**
+ * Refuses a field the checked value does not have: a misspelt or misplaced one (a ramp's
+ * "durationSeconds", a "p95Ms" threshold) would otherwise be ignored without a word.
+ */
+function onlyKnown<T extends object>(where: string, raw: Json, checked: T, what: string): T {
+  const unknown = Object.keys(raw).find((k) => !Object.hasOwn(checked, k));
+  if (unknown !== undefined) {
+    const at = /^[A-Za-z0-9_]{1,40}$/.test(unknown) ? `${where}.${unknown}` : `${where}[${shown(unknown)}]`;
+    throw new ScenarioError(`${at}: not a field of ${what} (its fields: ${Object.keys(checked).join(', ')})`);
+  }
+  return checked;
+}
+
 function thresholds(where: string, obj: Json): Thresholds {
   const t = object(`${where}.thresholds`, field(where, obj, 'thresholds'));
-  return {
+  return onlyKnown(`${where}.thresholds`, t, {
     p99Ms: number(`${where}.thresholds`, t, 'p99Ms', 0.001, 60_000, false),
     errorRate: number(`${where}.thresholds`, t, 'errorRate', 0, 1, false),
-  };
+  }, 'thresholds');
 }
 
 function scenario(where: string, raw: unknown): Scenario {
+  const checked = scenarioFields(where, raw);
+  return onlyKnown(where, raw as Json, checked, `a ${checked.kind} scenario`);
+}
+
+function scenarioFields(where: string, raw: unknown): Scenario {
   const o = object(where, raw);
   const common = {
     name: name(where, o),
@@ -132,7 +150,9 @@ export function parseScenarios(text: string, source = 'scenarios.json'): Scenari
     throw new Error(`${source}: not JSON: ${(err as Error).message}`);
   }
   try {
-    const list = field('', object('(top level)', raw), 'scenarios');
+    const top = object('(top level)', raw);
+    const list = field('', top, 'scenarios');
+    onlyKnown('(top level)', top, { scenarios: list }, 'the scenario file');
     if (!Array.isArray(list) || list.length === 0) throw new ScenarioError('scenarios: must be a non-empty list');
     const scenarios = list.map((s, i) => scenario(`scenarios[${i}]`, s));
     const seen = new Set<string>();

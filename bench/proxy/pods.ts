@@ -88,7 +88,8 @@ export const LOAD_TOOLS: readonly (readonly [string, string])[] = [
 
 /** Fails, naming the Debian packages to install, when anything the benchmark runs is missing. */
 export function requireBenchTools(tools: readonly (readonly [string, string])[] = TOOLS): void {
-  if (process.getuid?.() !== 0) throw new Error('the proxy benchmark needs root: it creates network namespaces, iptables rules and wg interfaces');
+  // Shared by the proxy and load benchmarks: the message names neither (load makes no wg interface).
+  if (process.getuid?.() !== 0) throw new Error('this benchmark needs root: it creates network namespaces, iptables rules and, for proxy, wg interfaces (run it as root)');
   const dirs = (process.env.PATH ?? '').split(delimiter).concat('/usr/sbin', '/sbin');
   const missing = tools.filter(([tool]) => !dirs.some((dir) => isExecutable(join(dir, tool))));
   if (missing.length > 0) {

@@ -20,10 +20,11 @@
  * the other constant-rate scenarios and before the ramp. A build without the command reports
  * them as not available rather than measured.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { BenchModule } from './lib/module.js';
+import { exitOnInterrupt } from './lib/interrupt.js';
 import { describeLoad, describeMachine } from './lib/machine.js';
 import type { ConstantScenario, GatewayScenario, LoadSummary, Scenario } from './k6/contract.js';
 import { scenarioSeconds } from './k6/contract.js';
@@ -80,28 +81,51 @@ interface Options {
   readonly rounds: number;
 }
 
-function parseOptions(args: readonly string[]): Options {
+/**
+ * The load module's options; a wrong one throws one line naming it and what it takes, before
+ * anything is started (run.ts prints the message alone). `--out` is checked here too: a path
+ * that cannot be written would otherwise fail only after the whole run.
+ */
+export function parseOptions(args: readonly string[]): Options {
+  const known = ['--quick', '--seconds=', '--step-seconds=', '--only=', '--out=', '--rounds='];
+  for (const a of args) if (!known.some((k) => (k.endsWith('=') ? a.startsWith(k) : a === k))) throw new Error(`unknown option ${a} (load takes ${known.join(' ')})`);
+  for (const k of known) if (args.filter((a) => (k.endsWith('=') ? a.startsWith(k) : a === k)).length > 1) throw new Error(`${k.replace(/=$/, '')} is given more than once`);
   const value = (name: string): string | null => {
     const a = args.find((x) => x.startsWith(`--${name}=`));
     return a === undefined ? null : a.slice(name.length + 3);
   };
-  const positive = (name: string): number | null => {
+  const whole = (name: string, unit: string, max: number): number | null => {
     const v = value(name);
     if (v === null) return null;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1 || n > 3600) throw new Error(`--${name}=${v}: must be whole seconds from 1 to 3600`);
+    const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name}=${v}: must be ${unit} from 1 to ${max}`);
     return n;
   };
-  const known = ['--quick', '--seconds=', '--step-seconds=', '--only=', '--out=', '--rounds='];
-  for (const a of args) if (!known.some((k) => (k.endsWith('=') ? a.startsWith(k) : a === k))) throw new Error(`unknown option ${a} (load takes ${known.join(' ')})`);
+  const only = value('only')?.split(',') ?? null;
+  if (only !== null) {
+    if (only.some((n) => n === '')) throw new Error(`--only=${value('only')}: a comma-separated list of scenario names, with no empty item`);
+    const twice = only.find((n, i) => only.indexOf(n) !== i);
+    if (twice !== undefined) throw new Error(`--only: ${twice} is named twice`);
+  }
+  const out = value('out');
+  if (out !== null) {
+    if (out === '') throw new Error('--out=: give the file to write every summary to');
+    const dir = dirname(resolve(out));
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch {
+      throw new Error(`--out=${out}: cannot write in ${dir} (does it exist?)`);
+    }
+    if (existsSync(out) && statSync(out).isDirectory()) throw new Error(`--out=${out}: is a directory; give a file`);
+  }
   const quick = args.includes('--quick');
   return {
     quick,
-    seconds: positive('seconds') ?? (quick ? 3 : null),
-    stepSeconds: positive('step-seconds') ?? (quick ? 2 : null),
-    only: value('only')?.split(',') ?? null,
-    out: value('out'),
-    rounds: positive('rounds') ?? (quick ? 1 : 3),
+    seconds: whole('seconds', 'whole seconds', 3600) ?? (quick ? 3 : null),
+    stepSeconds: whole('step-seconds', 'whole seconds', 3600) ?? (quick ? 2 : null),
+    only,
+    out,
+    rounds: whole('rounds', 'a whole number', 100) ?? (quick ? 1 : 3),
   };
 }
 
@@ -156,7 +180,7 @@ async function run(args: readonly string[]): Promise<void> {
   requireBenchTools(LOAD_TOOLS);
   const all = loadScenarios().scenarios.map((s) => shorten(s, o));
   const chosen = o.only === null ? all : all.filter((s) => o.only!.includes(s.name));
-  if (o.only !== null && chosen.length !== o.only.length) throw new Error(`--only: no scenario ${o.only.filter((n) => !all.some((s) => s.name === n)).join(', ')} in scenarios.json`);
+  if (o.only !== null && chosen.length !== o.only.length) throw new Error(`--only: no scenario ${o.only.filter((n) => !all.some((s) => s.name === n)).join(', ')} in scenarios.json (it has ${all.map((s) => s.name).join(', ')})`);
   const unmeasured = chosen.filter((s) => s.kind === 'gateway' && gatewayLine(s) !== null);
   // The ramp goes last: its top steps overload every path, and what follows would be measured on
   // proxies still working off that backlog.
@@ -172,10 +196,8 @@ async function run(args: readonly string[]): Promise<void> {
   const [a, b] = net.pods as [Pod, Pod];
   const dir = mkdtempSync(join(tmpdir(), 'noisemesh-bench-load-'));
   chmodSync(dir, 0o755);
-  const onSignal = (): void => process.exit(130);
   const onExit = (): void => rmSync(dir, { recursive: true, force: true });
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stopExitingOnInterrupt = exitOnInterrupt();
   process.once('exit', onExit);
   const began = Date.now();
   const byScenario = new Map<string, PathRun[]>();
@@ -329,8 +351,7 @@ async function run(args: readonly string[]): Promise<void> {
     await haproxy.stop();
     await stunnel.stop();
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopExitingOnInterrupt();
     await Promise.all(servers.map((s) => s.stop()));
     await net.destroy();
     onExit();
@@ -356,7 +377,7 @@ async function run(args: readonly string[]): Promise<void> {
   const goalScenario = measured.find((s) => s.kind === 'constant' && s.rate === GOALS.goalRate);
   if (goalScenario !== undefined) {
     const knee = measured.find((s) => s.kind === 'ramp')?.name ?? null;
-    console.log('\n## Goals (measured / target: <= 1 meets it)\n');
+    console.log('\n## Goals (measured / target, for scale; met is decided on the figures)\n');
     console.log(goalsTable(loadGoals(byScenario, goalScenario.name, knee)));
   }
   if (o.out !== null) {

@@ -18,6 +18,7 @@ import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchModule } from './lib/module.js';
+import { exitOnInterrupt } from './lib/interrupt.js';
 import { summarize } from './lib/stats.js';
 import { cpuTicks, stealShare, ticksBetween, type CpuTicks } from './lib/machine.js';
 import {
@@ -132,14 +133,12 @@ async function run(args: readonly string[]): Promise<void> {
   const [a, b] = net.pods as [Pod, Pod];
   const dir = mkdtempSync(join(tmpdir(), 'noisemesh-bench-proxy-'));
   chmodSync(dir, 0o755);
-  // Ctrl-C or a kill still removes the namespaces: exit runs PodNetwork's own cleanup.
-  const onSignal = (): void => process.exit(130);
+  // Ctrl-C, a kill or a hang-up still removes the namespaces: exit runs PodNetwork's own cleanup.
   const onExit = (): void => {
     rmSync(dir, { recursive: true, force: true });
     removeStaleControlSockets();
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stopExitingOnInterrupt = exitOnInterrupt();
   process.once('exit', onExit);
   const began = Date.now();
   const results: PathResult[] = [];
@@ -274,8 +273,7 @@ async function run(args: readonly string[]): Promise<void> {
       });
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopExitingOnInterrupt();
     await net.destroy();
     onExit();
     process.off('exit', onExit);

@@ -153,6 +153,14 @@ test('a broken scenario file is refused with the field and what it must be', () 
     [(s) => (s[3]!.steps = [100, 50]), /scenarios\[3\]\.steps: rates must ascend/],
     [(s) => (s[5]!.deniedPaths = ['../etc']), /scenarios\[5\]\.deniedPaths: must be a non-empty list of secret paths/],
     [(s) => (s[1]!.name = s[0]!.name), /scenarios\[1\]\.name: "http-20" is already used/],
+    // k6 refuses any other scenario name, and the runner puts names in file names.
+    [(s) => (s[2]!.name = 'http 2000'), /scenarios\[2\]\.name: must be 1 to 64 letters, digits, '_' or '-' \(k6's rule for scenario names\), not "http 2000"/],
+    [(s) => (s[4]!.name = '../../x'), /scenarios\[4\]\.name: must be 1 to 64 letters/],
+    // A field the scenario does not have is named, not ignored.
+    [(s) => (s[3]!.durationSeconds = 30), /scenarios\[3\]\.durationSeconds: not a field of a ramp scenario \(its fields: name, description, thresholds, maxInFlight, kind, steps, stepSeconds, requestBytes, responseBytes\)/],
+    [(s) => ((s[0]!.thresholds as Record<string, unknown>).p95Ms = 5), /scenarios\[0\]\.thresholds\.p95Ms: not a field of thresholds/],
+    [(s) => (s[1]!['max in flight'] = 5), /scenarios\[1\]\["max in flight"\]: not a field of a constant scenario/],
+    [(s) => (s[0]!.name = 'x'.repeat(100_000)), /scenarios\[0\]\.name: must be 1 to 64 letters, digits, '_' or '-' \(k6's rule for scenario names\), not "x{76}\.\.\.$/],
   ];
   for (const [mutate, message] of cases) {
     const copy = structuredClone(good);
@@ -160,6 +168,7 @@ test('a broken scenario file is refused with the field and what it must be', () 
     assert.throws(() => parseScenarios(JSON.stringify(copy)), message);
   }
   assert.throws(() => parseScenarios('{'), /not JSON/);
+  assert.throws(() => parseScenarios(JSON.stringify({ ...good, scenario: [] })), /\(top level\)\.scenario: not a field of the scenario file \(its fields: scenarios\)/);
 });
 
 // --- the kubernetes manifests ---
@@ -344,7 +353,8 @@ test('end to end through two proxies on loopback: every field of the summary, an
     assert.equal(bad.summary.ok, false);
 
     // A 404 is the wrong answer, not a success.
-    const wrong = await runClient({ ...constant({ name: 'gw', rate: 20, durationSeconds: 1 }), kind: 'gateway', deniedShare: 0, allowedPaths: ['a/b'], deniedPaths: ['c/d'] } as Scenario, app.port);
+    const { requestBytes: _req, responseBytes: _res, ...common } = constant({ name: 'gw', rate: 20, durationSeconds: 1 });
+    const wrong = await runClient({ ...common, kind: 'gateway', deniedShare: 0, allowedPaths: ['a/b'], deniedPaths: ['c/d'] } as Scenario, app.port);
     assert.equal(wrong.summary.errorKinds.status, 20);
 
     // The runner prints these summaries as its tables.

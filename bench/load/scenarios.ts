@@ -25,6 +25,12 @@ class ScenarioError extends Error {}
 
 type Json = Record<string, unknown>;
 
+/** A wrong value as the message shows it: JSON, cut to 80 characters (a value may be any size). */
+function shown(v: unknown): string {
+  const text = String(JSON.stringify(v));
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
 function field(where: string, obj: Json, key: string): unknown {
   if (!(key in obj)) throw new ScenarioError(`${where}.${key}: missing`);
   return obj[key];
@@ -33,7 +39,7 @@ function field(where: string, obj: Json, key: string): unknown {
 function number(where: string, obj: Json, key: string, min: number, max: number, integer = true): number {
   const v = field(where, obj, key);
   if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
-    throw new ScenarioError(`${where}.${key}: must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, not ${JSON.stringify(v)}`);
+    throw new ScenarioError(`${where}.${key}: must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, not ${shown(v)}`);
   }
   return v;
 }
@@ -41,6 +47,18 @@ function number(where: string, obj: Json, key: string, min: number, max: number,
 function string(where: string, obj: Json, key: string): string {
   const v = field(where, obj, key);
   if (typeof v !== 'string' || v === '') throw new ScenarioError(`${where}.${key}: must be a non-empty string`);
+  return v;
+}
+
+/**
+ * A scenario's name: k6 refuses any other scenario name (`options.scenarios` keys: numbers,
+ * latin letters, underscores and dashes), and the runner puts it in file names. 64 at most.
+ */
+function name(where: string, obj: Json): string {
+  const v = field(where, obj, 'name');
+  if (typeof v !== 'string' || !/^[0-9A-Za-z_-]{1,64}$/.test(v)) {
+    throw new ScenarioError(`${where}.name: must be 1 to 64 letters, digits, '_' or '-' (k6's rule for scenario names), not ${shown(v)}`);
+  }
   return v;
 }
 
@@ -58,18 +76,36 @@ function paths(where: string, obj: Json, key: string): string[] {
   return v as string[];
 }
 
+/**
+ * Refuses a field the checked value does not have: a misspelt or misplaced one (a ramp's
+ * "durationSeconds", a "p95Ms" threshold) would otherwise be ignored without a word.
+ */
+function onlyKnown<T extends object>(where: string, raw: Json, checked: T, what: string): T {
+  const unknown = Object.keys(raw).find((k) => !Object.hasOwn(checked, k));
+  if (unknown !== undefined) {
+    const at = /^[A-Za-z0-9_]{1,40}$/.test(unknown) ? `${where}.${unknown}` : `${where}[${shown(unknown)}]`;
+    throw new ScenarioError(`${at}: not a field of ${what} (its fields: ${Object.keys(checked).join(', ')})`);
+  }
+  return checked;
+}
+
 function thresholds(where: string, obj: Json): Thresholds {
   const t = object(`${where}.thresholds`, field(where, obj, 'thresholds'));
-  return {
+  return onlyKnown(`${where}.thresholds`, t, {
     p99Ms: number(`${where}.thresholds`, t, 'p99Ms', 0.001, 60_000, false),
     errorRate: number(`${where}.thresholds`, t, 'errorRate', 0, 1, false),
-  };
+  }, 'thresholds');
 }
 
 function scenario(where: string, raw: unknown): Scenario {
+  const checked = scenarioFields(where, raw);
+  return onlyKnown(where, raw as Json, checked, `a ${checked.kind} scenario`);
+}
+
+function scenarioFields(where: string, raw: unknown): Scenario {
   const o = object(where, raw);
   const common = {
-    name: string(where, o, 'name'),
+    name: name(where, o),
     description: string(where, o, 'description'),
     thresholds: thresholds(where, o),
     maxInFlight: number(where, o, 'maxInFlight', 1, LIMITS.inFlight),
@@ -101,7 +137,7 @@ function scenario(where: string, raw: unknown): Scenario {
         deniedPaths: paths(where, o, 'deniedPaths'),
       };
     default:
-      throw new ScenarioError(`${where}.kind: must be one of constant, ramp, churn, gateway, not ${JSON.stringify(kind)}`);
+      throw new ScenarioError(`${where}.kind: must be one of constant, ramp, churn, gateway, not ${shown(kind)}`);
   }
 }
 
@@ -114,7 +150,9 @@ export function parseScenarios(text: string, source = 'scenarios.json'): Scenari
     throw new Error(`${source}: not JSON: ${(err as Error).message}`);
   }
   try {
-    const list = field('', object('(top level)', raw), 'scenarios');
+    const top = object('(top level)', raw);
+    const list = field('', top, 'scenarios');
+    onlyKnown('(top level)', top, { scenarios: list }, 'the scenario file');
     if (!Array.isArray(list) || list.length === 0) throw new ScenarioError('scenarios: must be a non-empty list');
     const scenarios = list.map((s, i) => scenario(`scenarios[${i}]`, s));
     const seen = new Set<string>();

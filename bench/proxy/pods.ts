@@ -88,7 +88,8 @@ export const LOAD_TOOLS: readonly (readonly [string, string])[] = [
 
 /** Fails, naming the Debian packages to install, when anything the benchmark runs is missing. */
 export function requireBenchTools(tools: readonly (readonly [string, string])[] = TOOLS): void {
-  if (process.getuid?.() !== 0) throw new Error('the proxy benchmark needs root: it creates network namespaces, iptables rules and wg interfaces');
+  // Shared by the proxy and load benchmarks: the message names neither (load makes no wg interface).
+  if (process.getuid?.() !== 0) throw new Error('this benchmark needs root: it creates network namespaces, iptables rules and, for proxy, wg interfaces (run it as root)');
   const dirs = (process.env.PATH ?? '').split(delimiter).concat('/usr/sbin', '/sbin');
   const missing = tools.filter(([tool]) => !dirs.some((dir) => isExecutable(join(dir, tool))));
   if (missing.length > 0) {
@@ -186,11 +187,15 @@ export interface StartOptions {
 /**
  * Starts `command` in `pod` with RLIMIT_NOFILE raised to NOFILE (prlimit execs in place, as do
  * `ip netns exec` and setpriv, so the pid we get is the command's own: /proc/<pid> is its).
+ * It gets SIGKILL when the benchmark dies (PR_SET_PDEATHSIG): a benchmark killed without its
+ * exit handlers (SIGKILL, the OOM killer) leaves no daemon running in its namespaces.
  */
 export function start(net: PodNetwork, pod: Pod, what: string, command: string, args: readonly string[], options: StartOptions = {}): Running {
   const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
   const drop = options.uid === undefined ? [] : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', '--'];
-  const argv = [`--nofile=${NOFILE}:${NOFILE}`, '--', ...drop, ...(env.length > 0 ? ['env', ...env] : []), command, ...args];
+  // Last before the command: a change of uid clears the parent-death signal.
+  const orphanKill = ['setpriv', '--pdeathsig', 'KILL', '--'];
+  const argv = [`--nofile=${NOFILE}:${NOFILE}`, '--', ...drop, ...(env.length > 0 ? ['env', ...env] : []), ...orphanKill, command, ...args];
   return new Running(what, net.spawn(pod, 'prlimit', argv));
 }
 

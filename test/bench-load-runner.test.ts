@@ -1,0 +1,211 @@
+// The load runner's own edges (bench/load.ts, bench/load/report.ts, bench/lib/interrupt.ts):
+// a wrong option is one line naming it before anything starts; an interrupted run still runs
+// its exit handlers (PodNetwork's cleanup) on every catchable signal that would end it; and the
+// goals table decides each goal on the figures, also when the haproxy baseline adds a negative
+// p99 or the ramp found no knee at all; and a daemon a benchmark started dies with it even when
+// it is SIGKILLed. Real processes; one network namespace, for the last (root, as CI runs).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import type { LoadSummary } from '../bench/k6/contract.js';
+import { INTERRUPTS } from '../bench/lib/interrupt.js';
+import { goalsTable, loadGoals, type PathRun } from '../bench/load/report.js';
+import { requireTools, sweepStaleNamespaces } from './helpers/netns.js';
+import { repoRoot } from './helpers/paths.js';
+
+const RUN = join(repoRoot, 'dist/bench/run.js');
+
+test('a wrong load option is one line naming it, exit 1, before anything starts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'noisemesh-load-options-'));
+  try {
+    const cases: [string[], RegExp][] = [
+      [['--bogus'], /^unknown option --bogus \(load takes /],
+      [['--rounds=0'], /^--rounds=0: must be a whole number from 1 to 100$/],
+      [['--seconds=1.5'], /^--seconds=1\.5: must be whole seconds from 1 to 3600$/],
+      [['--step-seconds=1e1'], /^--step-seconds=1e1: must be whole seconds from 1 to 3600$/],
+      [['--seconds=3', '--seconds=5'], /^--seconds is given more than once$/],
+      [['--only='], /^--only=: a comma-separated list of scenario names, with no empty item$/],
+      [['--only=http-20,'], /^--only=http-20,: a comma-separated list/],
+      [['--only=http-20,http-20'], /^--only: http-20 is named twice$/],
+      [['--out='], /^--out=: give the file to write every summary to$/],
+      [[`--out=${join(dir, 'missing', 'x.json')}`], /^--out=.*: cannot write in .*missing \(does it exist\?\)$/],
+      [[`--out=${dir}`], /^--out=.*: is a directory; give a file$/],
+    ];
+    for (const [args, message] of cases) {
+      // Bounded: a wrong option that slipped through would start a run; the timeout ends it.
+      const r = spawnSync(process.execPath, [RUN, 'load', ...args], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGTERM' });
+      assert.equal(r.status, 1, `${args.join(' ')}: exit 1 (${r.signal ?? ''}); stderr ${r.stderr}`);
+      const lines = r.stderr.split('\n').filter((l) => l !== '');
+      assert.equal(lines.length, 1, `${args.join(' ')}: one line, no stack: ${r.stderr}`);
+      assert.match(lines[0]!, message);
+      assert.doesNotMatch(r.stdout, /load bench|starting/, `${args.join(' ')}: nothing started`);
+    }
+    // Not root: one line that says so, and names no other benchmark's needs.
+    const user = spawnSync(process.execPath, [RUN, 'load', '--quick'], { encoding: 'utf8', timeout: 60_000, uid: 65534, gid: 65534 });
+    assert.equal(user.status, 1, user.stderr);
+    assert.deepEqual(user.stderr.split('\n').filter((l) => l !== ''), ['this benchmark needs root: it creates network namespaces, iptables rules and, for proxy, wg interfaces (run it as root)']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an interrupted bench runs its exit handlers on SIGHUP, SIGINT, SIGQUIT and SIGTERM, exiting 128 + the signal', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'noisemesh-interrupt-'));
+  try {
+    const helper = pathToFileURL(join(repoRoot, 'dist/bench/lib/interrupt.js')).href;
+    for (const signal of INTERRUPTS) {
+      const marker = join(dir, signal);
+      // What a bench does: the handlers, an exit handler that cleans up, then a long wait.
+      const script =
+        `const { exitOnInterrupt } = await import(${JSON.stringify(helper)});` +
+        `const { writeFileSync } = await import('node:fs');` +
+        `exitOnInterrupt();` +
+        `process.once('exit', (code) => writeFileSync(${JSON.stringify(marker)}, 'cleaned ' + code));` +
+        `setTimeout(() => {}, 60_000);` +
+        `console.log('ready');`;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error('the child did not print ready within 20 s')), 20_000);
+        child.stdout!.on('data', (c: Buffer) => {
+          out += c.toString();
+          if (out.includes('ready')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      child.kill(signal);
+      const code = await exit;
+      const expected = 128 + constants.signals[signal];
+      assert.equal(code, expected, `${signal}: exit ${expected}`);
+      assert.equal(readFileSync(marker, 'utf8'), `cleaned ${expected}`, `${signal}: the exit handlers ran`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function run(path: PathRun['path'], scenario: string, over: Partial<LoadSummary>): PathRun {
+  const summary = {
+    scenario,
+    kind: 'constant',
+    generator: 'node-open-model',
+    targetRate: 2000,
+    durationSeconds: 10,
+    requests: 20_000,
+    dropped: 0,
+    achievedRate: 2000,
+    errors: 0,
+    errorRate: 0,
+    errorKinds: {},
+    latencyMs: { p50: 1, p99: 10, p999: 12, max: 15 },
+    thresholds: { p99Ms: { limit: 25, actual: 10, ok: true }, errorRate: { limit: 0, actual: 0, ok: true } },
+    ok: true,
+    ...over,
+  } as LoadSummary;
+  const costs = path === 'plain' ? [] : [{ label: 'A', cores: 0.2, peakRssKiB: 50 * 1024 }, { label: 'B', cores: 0.2, peakRssKiB: 50 * 1024 }];
+  return { path, name: path, summary, lagMs: null, costs };
+}
+
+const latency = (p99: number): LoadSummary['latencyMs'] => ({ p50: 1, p99, p999: p99, max: p99 });
+
+test('goals: added p99 against a haproxy pair that added a negative p99 is decided on the figures', () => {
+  const at2000 = new Map<string, PathRun[]>([
+      ['http-2000', [
+        run('plain', 'http-2000', { latencyMs: latency(50) }),
+        run('haproxy', 'http-2000', { latencyMs: latency(20) }), // -30 ms: the host, not haproxy
+        run('chacha', 'http-2000', { latencyMs: latency(1000) }),
+        run('aesgcm', 'http-2000', { latencyMs: latency(10) }),
+      ]],
+  ]);
+  const goals = loadGoals(at2000, 'http-2000', null).filter((g) => g.goal.startsWith('added p99'));
+  assert.deepEqual(goals.map((g) => [g.path, g.met]), [['chacha', false], ['aesgcm', true]]);
+  const table = goalsTable(goals);
+  assert.match(table, /chacha +- +NO +\+950\.00 ms against -30\.00 ms/);
+  assert.match(table, /aesgcm +- +yes +-40\.00 ms against -30\.00 ms/);
+  // A positive baseline still gives the ratio, and met agrees with it.
+  const positive = loadGoals(new Map([['http-2000', [run('plain', 'http-2000', { latencyMs: latency(10) }), run('haproxy', 'http-2000', { latencyMs: latency(20) }), run('chacha', 'http-2000', { latencyMs: latency(25) })]]]), 'http-2000', null);
+  const added = positive.find((g) => g.goal.startsWith('added p99'))!;
+  assert.equal(added.ratio, 1.5);
+  assert.equal(added.met, false);
+});
+
+test('goals: a ramp whose first step failed counts the rates below that step, and says so', () => {
+  const knee = (kneeRate: number | null): PathRun =>
+    run('chacha', 'knee', { kind: 'ramp', kneeRate, steps: [500, 1000, 2000].map((rate) => ({ rate, requests: 1, dropped: 0, errors: 0, errorRate: 0, latencyMs: latency(1), ok: false })) });
+  const scenarios = (k: PathRun | null): Map<string, PathRun[]> => {
+    const m = new Map<string, PathRun[]>([
+      ['http-200', [run('chacha', 'http-200', { targetRate: 200 })]],
+      ['http-2000', [run('chacha', 'http-2000', { targetRate: 2000, dropped: 226 })]],
+    ]);
+    if (k !== null) m.set('knee', [k]);
+    return m;
+  };
+  const goal = (m: Map<string, PathRun[]>): { met: boolean; detail: string } => loadGoals(m, 'http-2000', m.has('knee') ? 'knee' : null).find((g) => g.goal === 'no error below the knee')!;
+  // No knee at all: below the first step (500/s) only http-200 counts; http-2000's drops are above it.
+  const none = goal(scenarios(knee(null)));
+  assert.equal(none.met, true);
+  assert.equal(none.detail, "0 errors+dropped in http-200 (no knee: the ramp's first step, 500/s, failed)");
+  // A knee at 1,000/s: the same.
+  assert.equal(goal(scenarios(knee(1000))).detail, '0 errors+dropped in http-200 (knee 1000/s)');
+  // A knee at 4,000/s: http-2000 is below it, and its drops fail the goal.
+  const high = goal(scenarios(knee(4000)));
+  assert.equal(high.met, false);
+  assert.equal(high.detail, '226 errors+dropped in http-200, http-2000 (knee 4000/s)');
+  // No ramp in the run: every constant rate counts.
+  assert.equal(goal(scenarios(null)).detail, '226 errors+dropped in http-200, http-2000 (knee not measured)');
+});
+
+test('a daemon a benchmark started dies with the benchmark, even when it is SIGKILLed (no exit handler runs)', async () => {
+  requireTools(['ip', 'prlimit', 'setpriv', 'sleep']);
+  const pods = pathToFileURL(join(repoRoot, 'dist/bench/proxy/pods.js')).href;
+  // A benchmark in miniature: one pod, one daemon started as the runner starts haproxy or a proxy.
+  const script =
+    `const { PodNetwork, start } = await import(${JSON.stringify(pods)});` +
+    `const net = await PodNetwork.create(1);` +
+    `const daemon = start(net, net.pods[0], 'sleep', 'sleep', ['600']);` +
+    `await new Promise((r) => setTimeout(r, 500));` +
+    `console.log('daemon ' + daemon.pid);` +
+    `setTimeout(() => {}, 60_000);`;
+  const bench = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => bench.once('exit', () => resolve()));
+  let daemon = 0;
+  try {
+    daemon = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`no daemon pid within 30 s: ${out}`)), 30_000);
+      bench.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /^daemon (\d+)$/m.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+      bench.once('exit', (code) => reject(new Error(`the bench exited (${code}) first: ${out}`)));
+    });
+    assert.equal(readFileSync(`/proc/${daemon}/comm`, 'utf8').trim(), 'sleep', 'the pid is the daemon itself');
+    bench.kill('SIGKILL');
+    await exited;
+    // Bounded: the kernel sends the signal as the parent dies; 10 s is margin for a loaded host.
+    let alive = true;
+    for (let i = 0; i < 100 && alive; i++) {
+      alive = existsSync(`/proc/${daemon}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${daemon}/status`, 'utf8'));
+      if (alive) await sleep(100);
+    }
+    assert.equal(alive, false, `the daemon ${daemon} outlived the SIGKILLed bench`);
+  } finally {
+    if (bench.exitCode === null && bench.signalCode === null) bench.kill('SIGKILL');
+    if (daemon > 0 && existsSync(`/proc/${daemon}`)) process.kill(daemon, 'SIGKILL');
+    await exited;
+    // The bench's pid is gone: its namespaces are stale, and this sweep deletes them.
+    sweepStaleNamespaces();
+  }
+});

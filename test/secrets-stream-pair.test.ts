@@ -83,3 +83,30 @@ test('a session end that is not read holds the server end back: its buffers stay
   assert.equal(read, (accepted + 1) * 1024, 'every byte arrives once the reader reads');
   session.destroy();
 });
+
+test('a session end that is not read holds back small writes spread over turns too: no hand-over into a full reader', async () => {
+  const [session, server] = streamPair(1000);
+  session.pause();
+  const block = Buffer.alloc(1024, 0x62);
+  // Less than GATHER_BYTES a turn: each turn's hand-over alone is small, the reader's buffer is what fills.
+  let accepted = 0;
+  for (let i = 0; i < 2000; i++) {
+    if (!server.write(block)) break;
+    accepted++;
+    await turn();
+  }
+  for (let i = 0; i < 20; i++) await turn();
+  assert.ok(accepted < 64, `write() said stop after ${accepted} KiB`);
+  const held = session.readableLength + server.writableLength;
+  assert.ok(held <= 4 * GATHER_BYTES + 4 * 1024, `${held} bytes held`);
+  let read = 0;
+  session.on('data', (d: Buffer) => (read += d.length));
+  session.resume();
+  await new Promise<void>((resolve) => server.once('drain', resolve));
+  for (let i = 0; i < 5; i++) await turn();
+  assert.equal(read, (accepted + 1) * 1024, 'every byte arrives once the reader reads, in one piece each turn');
+  server.end();
+  await new Promise<void>((resolve) => session.once('end', resolve));
+  assert.equal(read, (accepted + 1) * 1024);
+  session.destroy();
+});

@@ -21,7 +21,10 @@
  * write(2): the answers to a burst of pipelined requests (node:http releases them one after
  * another, a few ticks apart) travel together, where each would otherwise cost a message and
  * a system call of its own. A write completes at once while less than GATHER_BYTES are
- * gathered; beyond, it waits for the hand-over, so the bound above holds.
+ * gathered and the session end's reader has room; beyond GATHER_BYTES it waits for the
+ * hand-over, and once a hand-over found the reader full, nothing more is handed over and no
+ * write completes until the reader wants more, so the bound above holds however the writes
+ * are spread over turns (a caller that never reads stops the API reading its requests).
  */
 import { Duplex } from 'node:stream';
 
@@ -47,6 +50,10 @@ export class PairEnd extends Duplex {
   private gatheredBytes = 0;
   private gatherWaiting: (() => void) | null = null;
   private gatherScheduled = false;
+  /** Server end: the session end's reader was full at the last hand-over; nothing more goes until it reads. */
+  private otherFull = false;
+  /** Server end: the write whose hand-over found the reader full, completed when it reads. */
+  private heldWrite: (() => void) | null = null;
 
   constructor(private readonly lingerMs: number) {
     super({ allowHalfOpen: true, decodeStrings: true, emitClose: true, autoDestroy: true });
@@ -63,11 +70,11 @@ export class PairEnd extends Duplex {
     if (this.isServer) {
       this.gathered.push(chunk);
       this.gatheredBytes += chunk.length;
-      if (!this.gatherScheduled) {
+      if (!this.gatherScheduled && !this.otherFull) {
         this.gatherScheduled = true;
         setImmediate(() => this.handOver());
       }
-      if (this.gatheredBytes < GATHER_BYTES) callback();
+      if (this.gatheredBytes < GATHER_BYTES && !this.otherFull) callback();
       else this.gatherWaiting = callback;
       return;
     }
@@ -75,9 +82,14 @@ export class PairEnd extends Duplex {
     else other.blocked = callback;
   }
 
-  /** Server end: gives the session end what was gathered, as one chunk. */
-  private handOver(): void {
+  /**
+   * Server end: gives the session end what was gathered, as one chunk. While the session end's
+   * reader is full it waits for the reader (drained()), unless `force` (an end or a destroy:
+   * the last bytes go before end-of-stream).
+   */
+  private handOver(force = false): void {
     this.gatherScheduled = false;
+    if (this.otherFull && !force) return;
     const chunks = this.gathered;
     const waiting = this.gatherWaiting;
     this.gathered = [];
@@ -85,12 +97,24 @@ export class PairEnd extends Duplex {
     this.gatherWaiting = null;
     const other = this.other;
     if (chunks.length > 0 && !(this.sinkOnly || other.readEnded || other.destroyed)) {
-      if (!other.push(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)) && waiting !== null) {
-        other.blocked = waiting;
+      if (!other.push(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))) {
+        // The reader is full: the next writes wait for it, whatever their size.
+        this.otherFull = true;
+        this.heldWrite = waiting;
+        other.blocked = () => this.drained();
         return;
       }
     }
     waiting?.();
+  }
+
+  /** Server end: the session end's reader wants more; what waited goes on. */
+  private drained(): void {
+    this.otherFull = false;
+    const held = this.heldWrite;
+    this.heldWrite = null;
+    if (this.gathered.length > 0) this.handOver();
+    held?.();
   }
 
   override _read(): void {
@@ -103,7 +127,7 @@ export class PairEnd extends Duplex {
 
   override _final(callback: (error?: Error | null) => void): void {
     // What was gathered goes before the end-of-stream.
-    if (this.gathered.length > 0) this.handOver();
+    if (this.gathered.length > 0) this.handOver(true);
     this.other.endReading();
     callback();
   }
@@ -111,7 +135,7 @@ export class PairEnd extends Duplex {
   override _destroy(_error: Error | null, callback: (error?: Error | null) => void): void {
     this.clearIdle();
     // A response written just before the destroy (a 4xx) still reaches the session.
-    if (this.gathered.length > 0) this.handOver();
+    if (this.gathered.length > 0) this.handOver(true);
     const other = this.other;
     const wake = other.blocked;
     other.blocked = null;

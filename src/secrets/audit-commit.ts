@@ -20,6 +20,15 @@ export const MAX_BATCH_CHARS = 256 * 1024;
 /** Told once whether the line is in the sink: null, or why it is not. Must not throw. */
 export type CommitCallback = (error: AuditWriteError | null) => void;
 
+/**
+ * Called just before the batch is written, with nothing in between but the write and the
+ * answers: the request's last look at the world (a revocation that landed between its
+ * decision and the end of the turn). Returns the line to write instead (the request's answer
+ * changed with it), or undefined to keep the line appended. A revise that throws fails its
+ * request as an unwritten line.
+ */
+export type ReviseLine = () => string | undefined;
+
 export interface GroupCommitOptions {
   readonly maxBatchChars?: number;
   /** Runs the write at the end of the turn; setImmediate unless a test says otherwise. */
@@ -29,6 +38,7 @@ export interface GroupCommitOptions {
 export class AuditGroupCommit {
   #lines: string[] = [];
   #callbacks: CommitCallback[] = [];
+  #revisers: (ReviseLine | undefined)[] = [];
   #chars = 0;
   #scheduled = false;
   readonly #maxChars: number;
@@ -49,10 +59,14 @@ export class AuditGroupCommit {
     return this.#lines.length;
   }
 
-  /** Queues `line` (one JSON text, no newline); `done` is called once it is written, or not. */
-  append(line: string, done: CommitCallback): void {
+  /**
+   * Queues `line` (one JSON text, no newline); `done` is called once it is written, or not;
+   * `revise`, if given, may replace the line just before the write.
+   */
+  append(line: string, done: CommitCallback, revise?: ReviseLine): void {
     this.#lines.push(line);
     this.#callbacks.push(done);
+    this.#revisers.push(revise);
     this.#chars += line.length + 1;
     if (this.#chars >= this.#maxChars) {
       this.flush();
@@ -67,16 +81,44 @@ export class AuditGroupCommit {
     }
   }
 
-  /** Writes what is queued now, and tells each request. */
+  /**
+   * Writes what is queued now, and tells each request. Never throws: a sink that throws
+   * (writeLines promises not to) fails the whole batch, every request is told.
+   */
   flush(): void {
     if (this.#lines.length === 0) return;
-    const lines = this.#lines;
-    const callbacks = this.#callbacks;
+    let lines = this.#lines;
+    let callbacks = this.#callbacks;
+    const revisers = this.#revisers;
     this.#lines = [];
     this.#callbacks = [];
+    this.#revisers = [];
     this.#chars = 0;
     this.batches++;
-    const { written, error } = this.sink.writeLines(lines);
+    if (revisers.some((r) => r !== undefined)) {
+      const kept: string[] = [];
+      const told: CommitCallback[] = [];
+      for (let i = 0; i < lines.length; i++) {
+        let line = lines[i]!;
+        try {
+          line = revisers[i]?.() ?? line;
+        } catch {
+          callbacks[i]!(new AuditWriteError('EREVISE'));
+          continue;
+        }
+        kept.push(line);
+        told.push(callbacks[i]!);
+      }
+      lines = kept;
+      callbacks = told;
+    }
+    let result;
+    try {
+      result = this.sink.writeLines(lines);
+    } catch (err) {
+      result = { written: 0, error: new AuditWriteError((err as NodeJS.ErrnoException).code) };
+    }
+    const { written, error } = result;
     for (let i = 0; i < callbacks.length; i++) callbacks[i]!(i < written ? null : (error ?? new AuditWriteError(undefined)));
   }
 }

@@ -376,10 +376,9 @@ export class SecretsGateway {
         else this.backendFailed(err);
       }
       // The caller may have been revoked while the backend answered: no value outlives that.
-      const now = caller.key === null ? undefined : this.o.entryByKey(caller.key);
-      if (caller.key !== null && (now === undefined || now.revoked || now.generation !== entry?.generation)) {
+      if (this.revokedSince(caller, entry)) {
         status = 403;
-        body = JSON.stringify({ error: 'denied', decisionId, ruleId: null, reasons: [revokedMeanwhile], trustVector: null });
+        body = revokedBody(decisionId);
       } else if (backendFailure === 'denied') {
         status = 503;
         body = JSON.stringify({ error: "the secrets backend refused the gateway's own credentials: an operator's error, in the gateway's log", reason: 'backend_denied', decisionId });
@@ -396,8 +395,20 @@ export class SecretsGateway {
     }
     const seconds = (performance.now() - started) / 1000;
     let label: DecisionLabel = status === 403 || !decision.allow ? 'deny' : 'allow';
-    const line = auditLine(decisionId, caller, entry, path, decision, status, backendOutcome === undefined ? undefined : { name: this.o.backend.name, outcome: backendOutcome, failure: backendFailure }, seconds);
-    const err = await new Promise<AuditWriteError | null>((resolve) => this.auditCommit.append(line, resolve));
+    const backendTrace = backendOutcome === undefined ? undefined : { name: this.o.backend.name, outcome: backendOutcome, failure: backendFailure };
+    const line = auditLine(decisionId, caller, entry, path, decision, status, backendTrace, seconds);
+    // The line waits for the end of the turn, and a revocation may land meanwhile (an I/O
+    // callback of the same turn): the last look is taken just before the write, with nothing
+    // but the write between it and the answer, so no answer the line calls allowed is
+    // released after the revocation was applied.
+    const revise = (): string | undefined => {
+      if (status === 403 || !this.revokedSince(caller, entry)) return undefined;
+      status = 403;
+      body = revokedBody(decisionId);
+      label = 'deny';
+      return auditLine(decisionId, caller, entry, path, decision, status, backendTrace, seconds);
+    };
+    const err = await new Promise<AuditWriteError | null>((resolve) => this.auditCommit.append(line, resolve, revise));
     if (err !== null) {
       this.metrics.auditFailures.inc();
       this.o.log.error({ event: 'audit-error', sink: this.o.audit.description, error: err.message }, 'audit line not written: answered 503, nothing released');
@@ -407,6 +418,13 @@ export class SecretsGateway {
     }
     this.metrics.request(label, decision.ruleId, (performance.now() - started) / 1000);
     res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), 'x-noisemesh-decision-id': decisionId }).end(body);
+  }
+
+  /** The caller's entry is gone, revoked or replaced since `entry` was decided on (never for a plaintext caller). */
+  private revokedSince(caller: Caller, entry: RegistryEntry | undefined): boolean {
+    if (caller.key === null) return false;
+    const now = this.o.entryByKey(caller.key);
+    return now === undefined || now.revoked || now.generation !== entry?.generation;
   }
 
   private whoami(caller: Caller, res: ServerResponse, started: number): void {
@@ -500,6 +518,10 @@ const revokedMeanwhile: Reason = Object.freeze({
   actual: null,
   message: 'the caller was revoked (or its key replaced) while the secret was read',
 });
+
+function revokedBody(decisionId: string): string {
+  return JSON.stringify({ error: 'denied', decisionId, ruleId: null, reasons: [revokedMeanwhile], trustVector: null });
+}
 
 /** The entry as whoami shows it: everything but key material (the key only as its fingerprint). */
 function describeEntry(e: RegistryEntry, fingerprint: string): object {

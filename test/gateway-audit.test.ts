@@ -119,7 +119,7 @@ test('/dev/full as the audit sink: every fetch and every denial is 503', async (
 // The audit path is what an operator reads: a line written to a file that was deleted,
 // rotated away or replaced is a line nobody will see, so the sink follows the path, and
 // when the path names something it cannot append to (a FIFO, a directory), it fails closed.
-test('the audit file deleted, rotated or replaced: each line lands at the path, or 503 when the path cannot take it', async (t) => {
+test('the audit file deleted, rotated or replaced: each line lands at the path, or 503 when the path cannot take it (a FIFO, anything but a regular file)', async (t) => {
   const f = await startGatewayFixture({ policy: POLICY, secrets: SECRETS, callers: [{ agentId: 'payments/api' }] });
   t.after(() => f.close());
   const lines = (file: string): { decisionId: string; status: number }[] =>
@@ -167,6 +167,16 @@ test('the audit file deleted, rotated or replaced: each line lands at the path, 
     assert.equal(JSON.parse(text).reason, 'audit_unavailable');
   }
   assert.ok(f.logLines.some((l) => l.includes('"event":"audit-error"')));
+
+  // Replaced by a symlink to a character device that swallows what it is given (/dev/null):
+  // the path was a regular file, so nothing else takes its lines.
+  rmSync(f.auditFile, { force: true });
+  symlinkSync('/dev/null', f.auditFile);
+  const swallowed = await request(`http://127.0.0.1:${f.callers.get('payments/api')!.entryPort}/v1/secrets/payments/db`, { reset: true });
+  const swallowedText = await swallowed.body.text();
+  assert.equal(swallowed.statusCode, 503, 'a symlink to /dev/null in place of the audit file');
+  assert.ok(!swallowedText.includes('SECRET-VALUE'));
+  assert.equal(JSON.parse(swallowedText).reason, 'audit_unavailable');
 
   // A regular file again: answers resume, with their lines in it.
   rmSync(f.auditFile, { force: true });

@@ -17,7 +17,8 @@
  * opens the path afresh (created 0600) with the checks of the first open. A line written to
  * an unlinked or renamed file is a line no operator reads; a path that now names something
  * that cannot be appended to (a FIFO, a directory, a missing directory) fails the write, so
- * the request is answered 503.
+ * the request is answered 503; so does anything but a regular file in place of the regular
+ * file it was (a symlink to /dev/null or a terminal).
  */
 import { closeSync, constants, fstatSync, openSync, statSync, writeSync } from 'node:fs';
 
@@ -59,6 +60,8 @@ interface FileIdentity {
   readonly path: string;
   dev: number;
   ino: number;
+  /** It was a regular file when first opened: what replaces it must be one too. */
+  readonly regular: boolean;
 }
 
 class FdSink implements AuditSink {
@@ -134,7 +137,7 @@ class FdSink implements AuditSink {
     if (now !== undefined && now.dev === file.dev && now.ino === file.ino) return;
     let opened: { fd: number; dev: number; ino: number };
     try {
-      opened = openAppend(file.path);
+      opened = openAppend(file.path, file.regular);
     } catch (err) {
       throw new AuditWriteError(err instanceof OpenFailure ? err.errno : (err as NodeJS.ErrnoException).code);
     }
@@ -157,9 +160,11 @@ const NOT_APPENDABLE = 'not a regular file';
 
 /**
  * Opens `file` for appending, created 0600, never blocking (O_NONBLOCK: a FIFO with no
- * reader is ENXIO, not a hang); a regular file or a character device only.
+ * reader is ENXIO, not a hang); a regular file or a character device only, a regular file
+ * only when `regularOnly` (a reopen of a path that named one: a symlink to /dev/null put in
+ * its place would swallow every line while secrets are released).
  */
-function openAppend(file: string): { fd: number; dev: number; ino: number } {
+function openAppend(file: string, regularOnly = false): { fd: number; dev: number; ino: number; regular: boolean } {
   let fd: number;
   try {
     fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | constants.O_NOCTTY, 0o600);
@@ -167,11 +172,11 @@ function openAppend(file: string): { fd: number; dev: number; ino: number } {
     throw new OpenFailure((err as NodeJS.ErrnoException).code ?? 'error');
   }
   const stats = fstatSync(fd);
-  if (!stats.isFile() && !stats.isCharacterDevice()) {
+  if (!stats.isFile() && (regularOnly || !stats.isCharacterDevice())) {
     closeSync(fd);
     throw new OpenFailure(NOT_APPENDABLE);
   }
-  return { fd, dev: stats.dev, ino: stats.ino };
+  return { fd, dev: stats.dev, ino: stats.ino, regular: stats.isFile() };
 }
 
 const SLEEP = new Int32Array(new SharedArrayBuffer(4));
@@ -183,7 +188,7 @@ const NEWLINE = 0x0a;
  * refused; for a stream, use `{stdout: true}`. Throws AuditOpenError naming `setting`.
  */
 export function openAuditFile(file: string, setting = 'gateway.audit.file'): AuditSink {
-  let opened: { fd: number; dev: number; ino: number };
+  let opened: { fd: number; dev: number; ino: number; regular: boolean };
   try {
     opened = openAppend(file);
   } catch (err) {
@@ -200,7 +205,7 @@ export function openAuditFile(file: string, setting = 'gateway.audit.file'): Aud
       : 'check the path';
     throw new AuditOpenError(`${setting}: ${file} cannot be opened for appending (${code}): ${fix}`);
   }
-  return new FdSink(opened.fd, file, true, { path: file, dev: opened.dev, ino: opened.ino });
+  return new FdSink(opened.fd, file, true, { path: file, dev: opened.dev, ino: opened.ino, regular: opened.regular });
 }
 
 /** Audit lines to the process's standard output (a container's log). */

@@ -12,7 +12,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
-import { AuditGroupCommit, AuditWriteError, openAuditFile } from '../src/secrets/index.js';
+import { AuditGroupCommit, AuditWriteError, openAuditFile, type AuditSink } from '../src/secrets/index.js';
 import { startGatewayFixture } from './helpers/gateway.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'noisemesh-audit-commit-'));
@@ -63,6 +63,53 @@ test('a batch is written at once when it passes maxBatchChars: memory is bounded
   for (const w of scheduled) w();
   assert.equal(commit.batches, 3, 'the end of the turn finds nothing left');
   sink.close();
+});
+
+test('a revise hook runs just before the write: its line replaces the one appended; one that throws fails only its own request', async () => {
+  const file = join(dir, 'revise.log');
+  const sink = openAuditFile(file);
+  const commit = new AuditGroupCommit(sink);
+  const told: (AuditWriteError | null)[] = [];
+  let revisedAt = -1;
+  commit.append(line(0), (err) => told.push(err));
+  commit.append(line(1), (err) => told.push(err), () => {
+    revisedAt = readFileSync(file, 'utf8').length;
+    return line(101);
+  });
+  commit.append(line(2), (err) => told.push(err), () => {
+    throw new Error('a handler that breaks');
+  });
+  commit.append(line(3), (err) => told.push(err), () => undefined);
+  await turn();
+  assert.equal(revisedAt, 0, 'revised before anything of the batch was written');
+  assert.deepEqual(readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l).i), [0, 101, 3]);
+  assert.equal(told.length, 4);
+  assert.ok(told[0] instanceof AuditWriteError, 'the throwing one is told first, its line never written');
+  assert.deepEqual(told.slice(1), [null, null, null]);
+  sink.close();
+});
+
+test('a sink that throws (against its contract) fails its batch: every request is told, nothing escapes the turn', async () => {
+  // An AuditSink of another kind than the file's, whose writeLines breaks its promise not to throw.
+  const throwing: AuditSink = {
+    description: 'throwing',
+    write: () => {
+      throw new Error('EIO');
+    },
+    writeLines: () => {
+      throw Object.assign(new Error('broken'), { code: 'EIO' });
+    },
+    close: () => {},
+  };
+  const commit = new AuditGroupCommit(throwing);
+  const told: (AuditWriteError | null)[] = [];
+  for (let i = 0; i < 3; i++) commit.append(line(i), (err) => told.push(err));
+  commit.flush();
+  assert.equal(told.length, 3);
+  for (const err of told) {
+    assert.ok(err instanceof AuditWriteError);
+    assert.equal(err.errno, 'EIO');
+  }
 });
 
 test('/dev/full: every request of the batch is told the write failed', async () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { SecretsGateway, openAuditFile } from '../src/secrets/index.js';
+import { DEFAULT_HTTP_LIMITS, SecretsGateway, openAuditFile, type HttpLimits } from '../src/secrets/index.js';
 import { parsePolicy } from '../src/trust-vector/index.js';
 import type { RegistryEntry } from '../src/registry-sync/index.js';
 import { GATEWAY_PORT, startGatewayFixture, type GatewayFixture } from './helpers/gateway.js';
@@ -29,7 +29,7 @@ const REQUEST = 'GET /v1/secrets/payments/db HTTP/1.1\r\nHost: g\r\n\r\n';
  * is the fixture's real one except that `revoke()` makes it answer the entry revoked, as a
  * registry update does.
  */
-function gatewayOver(f: GatewayFixture, name: string): { gateway: SecretsGateway; auditFile: string; key: string; revoke: () => void; onLookup: (fn: () => void) => void; close: () => Promise<void> } {
+function gatewayOver(f: GatewayFixture, name: string, http: Partial<HttpLimits> = {}): { gateway: SecretsGateway; auditFile: string; key: string; revoke: () => void; onLookup: (fn: () => void) => void; close: () => Promise<void> } {
   const key = f.callers.get('payments/api')!.identity.publicKeyB64;
   const auditFile = join(f.dir, `${name}.log`);
   const audit = openAuditFile(auditFile);
@@ -50,6 +50,7 @@ function gatewayOver(f: GatewayFixture, name: string): { gateway: SecretsGateway
     ownPublicKeyB64: f.gatewayId.publicKeyB64,
     metrics: new Registry(),
     log: pino({ level: 'silent' }),
+    http,
   });
   return {
     gateway,
@@ -103,7 +104,8 @@ test('a revocation applied later in the turn that decided a request: refused, an
 test('a caller that pipelines requests and never reads: the gateway stops reading them, its buffers stay bounded', async (t) => {
   const f = await startGatewayFixture({ policy: POLICY, secrets: SECRETS, callers: [{ agentId: 'payments/api' }], logLevel: 'warn' });
   t.after(() => f.close());
-  const g = gatewayOver(f, 'reader');
+  // No cap on pipelined requests here: what stops the reading is the stream pair's backpressure.
+  const g = gatewayOver(f, 'reader', { maxPipelined: 1_000_000 });
   t.after(() => g.close());
   const session = g.gateway.openMeshStream(GATEWAY_PORT, g.key)!;
   t.after(() => session.destroy());
@@ -119,4 +121,36 @@ test('a caller that pipelines requests and never reads: the gateway stops readin
   assert.ok(sent < 5000, `write() never said stop: ${sent} requests taken, ${answered} answered, ${session.readableLength} bytes of answers held`);
   assert.ok(session.readableLength <= 64 * 1024, `${session.readableLength} bytes of answers held for a caller that does not read`);
   assert.ok(answered < 1000, `${answered} answered`);
+});
+
+test('a caller that pipelines a whole message of requests and never reads: a bounded number are decided, then its connection is reset', async (t) => {
+  const f = await startGatewayFixture({ policy: POLICY, secrets: `payments/db: {password: "SECRET-VALUE-races-${'x'.repeat(2000)}"}\n`, callers: [{ agentId: 'payments/api' }], logLevel: 'warn' });
+  t.after(() => f.close());
+  const g = gatewayOver(f, 'flood');
+  t.after(() => g.close());
+  // Four sessions, each one transport message's worth (64 KiB) of requests: ~1,300 each, in one chunk.
+  const sessions = Array.from({ length: 4 }, () => g.gateway.openMeshStream(GATEWAY_PORT, g.key)!);
+  t.after(() => sessions.forEach((s) => s.destroy()));
+  const closed = sessions.map((s) => new Promise<void>((resolve) => s.once('close', resolve)));
+  for (const s of sessions) {
+    s.pause();
+    s.write(REQUEST.repeat(Math.floor(65535 / REQUEST.length)));
+  }
+  for (let i = 0; i < 100; i++) await turn();
+  const decided = readFileSync(g.auditFile, 'utf8').split('\n').length - 1;
+  // Each decided request's answer (2 KiB here) is held for a caller that does not read:
+  // what one caller can make the gateway hold must not grow with what it sends.
+  const cap = DEFAULT_HTTP_LIMITS.maxPipelined;
+  assert.ok(decided <= 4 * cap, `${decided} requests decided and answered into memory for 4 callers that do not read`);
+  await Promise.race([Promise.all(closed), new Promise((_, reject) => setTimeout(() => reject(new Error('the sessions were not reset')), 5000))]);
+
+  // A caller that pipelines up to the cap in one chunk and reads gets every answer.
+  const session = g.gateway.openMeshStream(GATEWAY_PORT, g.key)!;
+  t.after(() => session.destroy());
+  let text = '';
+  session.on('data', (d: Buffer) => (text += d.toString()));
+  session.write(REQUEST.repeat(cap));
+  const count = (): number => text.split('HTTP/1.1 200 ').length - 1;
+  for (let i = 0; i < 2000 && count() < cap; i++) await turn();
+  assert.equal(count(), cap, `${count()} of ${cap} pipelined requests answered`);
 });

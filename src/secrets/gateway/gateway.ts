@@ -26,6 +26,7 @@
  *   segments), 405 for any method but GET, 414 for a URL over MAX_URL_LENGTH, 431 for
  *   headers over maxHeaderSize or more than maxHeadersCount of them, 408 for a sender slower than headersTimeout/requestTimeout.
  *   A request with a body is answered without reading the body and the connection closed.
+ *   More than maxPipelined requests unanswered on one connection reset it.
  *
  * Every decision is one audit line (audit.ts), written before the answer; when it cannot be
  * written the answer is 503 and nothing is released. The lines of the requests decided in one
@@ -63,7 +64,7 @@ import type { AuditSink, AuditWriteError } from '../audit.js';
 import { AuditGroupCommit } from '../audit-commit.js';
 import type { SecretsLog } from '../log.js';
 import { GatewayMetrics, type DecisionLabel } from './metrics.js';
-import { PAIR_LINGER_MS, streamPair } from './stream-pair.js';
+import { PAIR_LINGER_MS, PairEnd, streamPair } from './stream-pair.js';
 
 /** The target port the secrets API answers on unless configured otherwise. */
 export const DEFAULT_GATEWAY_PORT = 8200;
@@ -93,6 +94,14 @@ export interface HttpLimits {
    * the newcomer. They come from anyone and fall under none of the proxy's caps.
    */
   readonly maxPlaintextConnections: number;
+  /**
+   * Requests on one connection that may be unanswered at once (pipelined ahead of their
+   * answers); one more resets the connection. node:http parses every request of a chunk it
+   * reads (a transport message, up to 64 KiB: some 1,300 requests) and each decided request
+   * holds its answer until the caller reads it: without this, 64 KiB from a caller that never
+   * reads held megabytes.
+   */
+  readonly maxPipelined: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
@@ -104,6 +113,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   maxHeadersCount: 64,
   lingerMs: PAIR_LINGER_MS,
   maxPlaintextConnections: 128,
+  maxPipelined: 64,
 });
 
 /**
@@ -165,6 +175,8 @@ export class SecretsGateway {
   private readonly loopbackServers: TcpServer[] = [];
   /** Open plaintext connections, oldest first. */
   private readonly plaintext = new Set<Socket>();
+  /** Per connection: requests handed to handle() and not yet closed (limits.maxPipelined). */
+  private readonly unanswered = new WeakMap<object, number>();
   /** Random bytes for decision ids, drawn ID_POOL_IDS at a time: one system call, not one per request. */
   private readonly idPool = Buffer.alloc(16 * ID_POOL_IDS);
   private idNext = 16 * ID_POOL_IDS;
@@ -288,6 +300,18 @@ export class SecretsGateway {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
+    const socket = req.socket;
+    // The rest of a chunk parsed after its connection was reset: nobody to answer.
+    if (socket.destroyed) return;
+    const unanswered = (this.unanswered.get(socket) ?? 0) + 1;
+    if (unanswered > this.limits.maxPipelined) {
+      this.metrics.request('invalid', null, 0);
+      if (socket instanceof PairEnd) socket.reset();
+      else socket.destroy();
+      return;
+    }
+    this.unanswered.set(socket, unanswered);
+    res.once('close', () => this.unanswered.set(socket, (this.unanswered.get(socket) ?? 1) - 1));
     try {
       const caller = this.callers.get(req.socket);
       if (caller === undefined) {

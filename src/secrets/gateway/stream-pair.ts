@@ -156,6 +156,17 @@ export class PairEnd extends Duplex {
     callback(null);
   }
 
+  /**
+   * A reset both ways, without the linger of a server end's destroy: the server refuses its
+   * caller (gateway.ts: too many requests pipelined), and nothing it wrote is delivered.
+   */
+  reset(): void {
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    this.other.destroy();
+    this.destroy();
+  }
+
   /** Set on the end given to the HTTP server (see the header: the linger case). */
   isServer = false;
 

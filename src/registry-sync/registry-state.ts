@@ -236,6 +236,21 @@ export class RegistryState {
     return this.#docs.size;
   }
 
+  /**
+   * Groupings held, by kind: each lives only while a document (or a last good entry) needs it,
+   * so all are 0 once every document is deleted and committed (memory stays bounded by what
+   * the documents state, whatever sequence of changes led there).
+   */
+  get held(): { readonly names: number; readonly installations: number; readonly keys: number; readonly addresses: number; readonly problemHolders: number } {
+    return {
+      names: this.#names.size,
+      installations: this.#installations.size,
+      keys: this.#keys.size,
+      addresses: this.#addresses.size,
+      problemHolders: this.#problemHolders.reduce((n, s) => n + s.size, 0),
+    };
+  }
+
   /** Sets (adds or replaces) the document `id`. Setting the same result object again is free. */
   set(id: string, document: RegistryDocument): void {
     const old = this.#docs.get(id);

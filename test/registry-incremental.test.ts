@@ -254,6 +254,12 @@ test('incremental snapshot + index equal a full rebuild at every step of random 
         pendingReadd = undefined;
       }
 
+      // The last snapshot, read for the first time now: documents have changed, not committed.
+      const unread = late.at(-1);
+      if (unread !== undefined && unread.step === step - 1 && rng.chance(0.5)) {
+        late.pop();
+        assert.deepEqual(entriesOf(unread.snapshot), unread.expected, `entries of step ${unread.step}, read before the next commit`);
+      }
       const snapshot = state.commit();
       assert.equal(snapshot.delta?.base, last, 'each commit follows the last');
       last = snapshot;
@@ -358,4 +364,51 @@ test('a one-object change touches that object only: the delta names its keys and
   assert.equal(index.resolveAddress(ADDRESSES[4]!).kind, 'none');
   assert.equal(first.entries.length, 5, 'an old snapshot still lists its own entries');
   assert.equal(fourth.entries.length, 4);
+});
+
+/** One object `payments/p<i>` with one peer of key i, generation `generation`. */
+function onePeer(i: number, generation: number, extra: Record<string, unknown> = {}): ValidationResult {
+  return validateClearanceRegistry(
+    {
+      apiVersion: 'noisemesh.io/v1alpha1',
+      kind: 'ClearanceRegistry',
+      metadata: { name: `p${i}`, namespace: 'payments' },
+      spec: { peers: [{ agentId: `payments/p${i}`, installationId: INSTALLATIONS[i]!, publicKey: KEYS[i]!, generation, addresses: [ADDRESSES[i]!], ...extra }] },
+    },
+    { document: `payments/p${i}` },
+  );
+}
+
+test('an index that never held a snapshot diffs an older snapshot of a state in full, not by its delta', () => {
+  // Every index starts with no snapshot; a snapshot that later commits have detached from its
+  // base must not look like a first commit (whose delta is the whole registry).
+  const state = new RegistryState('detached');
+  for (let i = 0; i < 4; i++) state.set(`p${i}`, onePeer(i, 1));
+  state.commit();
+  state.set('p1', onePeer(1, 1, { revoked: true }));
+  const second = state.commit();
+  state.set('p2', onePeer(2, 2));
+  state.commit();
+  const index = new RegistryIndex();
+  index.replace(second);
+  assert.equal(index.size, 4);
+  assert.equal(index.liveSize, 3);
+  assert.equal(index.verifyKey(KEYS[0]!, 1n).kind, 'valid');
+  assert.equal(index.verifyKey(KEYS[1]!, 1n).kind, 'revoked');
+  for (const i of [0, 2, 3]) assert.equal(resolution(index.resolveAddress(ADDRESSES[i]!)).startsWith('peer'), true, `address ${ADDRESSES[i]} resolves`);
+});
+
+test("a snapshot's entries, first read after documents changed but before the next commit, are still that snapshot's", () => {
+  for (const change of ['replace', 'delete', 'duplicate'] as const) {
+    const state = new RegistryState('pending');
+    for (let i = 0; i < 3; i++) state.set(`p${i}`, onePeer(i, 1));
+    const snapshot = state.commit();
+    if (change === 'replace') state.set('p0', onePeer(0, 3));
+    else if (change === 'delete') state.delete('p1');
+    else state.set('p2 again', onePeer(2, 1)); // a second document of payments/p2
+    assert.deepEqual(snapshot.entries.map((e) => e.agentId).sort(), ['payments/p0', 'payments/p1', 'payments/p2'], change);
+    const next = state.commit();
+    assert.equal(next.entries.length, change === 'replace' ? 3 : 2, `${change}: the next commit`);
+    assert.deepEqual(snapshot.entries.map((e) => e.agentId).sort(), ['payments/p0', 'payments/p1', 'payments/p2'], `${change}, read again`);
+  }
 });

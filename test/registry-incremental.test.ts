@@ -85,7 +85,7 @@ function mutate(rng: Rng, raw: Raw): Raw {
   }
   const peers = spec.peers as RawPeer[];
   const p = rng.pick(peers);
-  switch (rng.int(7)) {
+  switch (rng.int(9)) {
     case 0: p.generation = typeof p.generation === 'number' && p.generation > 0 ? p.generation + 1 : 2; break;
     case 1: p.revoked = p.revoked === true ? false : true; break;
     case 2: breakPeer(rng, p); break;
@@ -97,6 +97,8 @@ function mutate(rng: Rng, raw: Raw): Raw {
       break;
     case 4: p.addresses = ADDRESSES.filter(() => rng.chance(0.3)); break;
     case 5: p.publicKey = rng.pick(KEYS); break;
+    case 6: p.generation = typeof p.generation === 'number' && p.generation > 1 ? p.generation - 1 : 1; break; // rolled back: an older generation
+    case 7: p.installationId = rng.pick(INSTALLATIONS); break; // the key moved to another installation
     default: peers.splice(rng.int(peers.length), 1);
   }
   return next;
@@ -130,6 +132,8 @@ test('incremental snapshot + index equal a full rebuild at every step of random 
   let revocations = 0;
   let kept = 0;
   let conflicts = 0;
+  let renames = 0;
+  let relists = 0;
   property(40, (rng) => {
     const origin = 'property';
     const state = new RegistryState(origin);
@@ -147,30 +151,115 @@ test('incremental snapshot + index equal a full rebuild at every step of random 
     let last: RegistrySnapshot | undefined;
     // Snapshots whose entries are read only at the end, after later commits (the undo path).
     const late: { snapshot: RegistrySnapshot; expected: string[]; step: number }[] = [];
+    let pendingReadd: [string, Raw] | undefined;
 
     for (let step = 0; step < STEPS; step++) {
       steps++;
-      // Usually one change; sometimes a batch (a relist's diff), applied as one commit.
-      const changes = rng.chance(0.2) ? 2 + rng.int(4) : 1;
-      for (let c = 0; c < changes; c++) {
-        const namespace = rng.pick(NAMESPACES);
-        const name = rng.pick(NAMES);
-        // Now and then a second document of one object (as a file can hold): both refused.
-        const id = `${namespace}/${name}#${rng.chance(0.1) ? 2 : 1}`;
-        const old = raws.get(id);
-        if (old !== undefined && rng.chance(0.15)) {
-          raws.delete(id);
-          docs.delete(id);
-          state.delete(id);
-          continue;
-        }
-        const raw = old !== undefined && rng.chance(0.7) ? mutate(rng, old) : randomObject(rng, namespace, name);
+      const put = (id: string, raw: Raw): void => {
+        const [namespace, name] = (id.split('#')[0] as string).split('/') as [string, string];
         const result = validateClearanceRegistry(raw, { document: `${namespace}/${name}` });
         raws.set(id, raw);
         docs.set(id, result);
         state.set(id, result);
+      };
+      const remove = (id: string): void => {
+        raws.delete(id);
+        docs.delete(id);
+        state.delete(id);
+      };
+      const op = rng.next();
+      if (op < 0.06 && raws.size > 0) {
+        // Renamed or moved to another namespace: the same peers (keys, installations) under
+        // another object, the old one deleted, in one commit (or two: rng).
+        renames++;
+        const from = rng.pick([...raws.keys()]);
+        const namespace = rng.pick(NAMESPACES);
+        const name = rng.pick(NAMES);
+        const to = `${namespace}/${name}#${rng.chance(0.1) ? 2 : 1}`;
+        const raw = structuredClone(raws.get(from)!);
+        (raw.metadata as { namespace: string; name: string }) = { namespace, name };
+        const peers = (raw.spec as { peers: unknown }).peers;
+        if (Array.isArray(peers)) for (const p of peers as RawPeer[]) if (typeof p.agentId === 'string') p.agentId = `${namespace}/${p.agentId.split('/')[1]}`;
+        if (rng.chance(0.5)) {
+          remove(from);
+          put(to, raw);
+        } else {
+          put(to, raw);
+          remove(from);
+        }
+      } else if (op < 0.1) {
+        // A relist that replaces everything (410, resync): every document deleted and a new
+        // set added, some with exactly their old content (a new resourceVersion: a new
+        // validation result of equal content), in one commit.
+        relists++;
+        const before = new Map(raws);
+        for (const id of before.keys()) remove(id);
+        for (const namespace of NAMESPACES) {
+          for (const name of NAMES) {
+            if (!rng.chance(0.5)) continue;
+            const id = `${namespace}/${name}#1`;
+            const old = before.get(id);
+            put(id, old !== undefined && rng.chance(0.5) ? structuredClone(old) : old !== undefined && rng.chance(0.5) ? mutate(rng, old) : randomObject(rng, namespace, name));
+          }
+        }
+      } else if (op < 0.14 && raws.size >= 2) {
+        // One peer moved from one object to another (same key, same installation) in one commit.
+        const [a, b] = [rng.pick([...raws.keys()]), rng.pick([...raws.keys()])];
+        const ra = structuredClone(raws.get(a)!);
+        const rb = structuredClone(raws.get(b)!);
+        const pa = (ra.spec as { peers: unknown }).peers;
+        const pb = (rb.spec as { peers: unknown }).peers;
+        if (a !== b && Array.isArray(pa) && pa.length > 0 && Array.isArray(pb)) {
+          const [p] = (pa as RawPeer[]).splice(rng.int(pa.length), 1) as [RawPeer];
+          if (typeof p.agentId === 'string') p.agentId = `${(rb.metadata as { namespace: string }).namespace}/${p.agentId.split('/')[1]}`;
+          (pb as RawPeer[]).push(p);
+          put(a, ra);
+          put(b, rb);
+        }
+      } else if (op < 0.17) {
+        // A DELETED of an object never seen, or an ADDED/resync of the same content again.
+        const id = `${rng.pick(NAMESPACES)}/${rng.pick(NAMES)}#${1 + rng.int(2)}`;
+        const old = raws.get(id);
+        if (old === undefined) remove(id);
+        else if (rng.chance(0.5)) state.set(id, docs.get(id)!);
+        else put(id, structuredClone(old));
+      } else if (op < 0.2 && raws.size > 0) {
+        // Deleted, committed, then re-added with an older generation (or the same one).
+        const id = rng.pick([...raws.keys()]);
+        const raw = structuredClone(raws.get(id)!);
+        const peers = (raw.spec as { peers: unknown }).peers;
+        if (Array.isArray(peers)) for (const p of peers as RawPeer[]) if (typeof p.generation === 'number' && p.generation > 1 && rng.chance(0.7)) p.generation--;
+        remove(id);
+        pendingReadd = [id, raw];
+      } else if (op < 0.22) {
+        // Nothing changed: a bookmark, or a relist that found nothing new.
+      } else {
+        // Usually one change; sometimes a batch (a relist's diff), applied as one commit.
+        const changes = rng.chance(0.2) ? 2 + rng.int(4) : 1;
+        for (let c = 0; c < changes; c++) {
+          const namespace = rng.pick(NAMESPACES);
+          const name = rng.pick(NAMES);
+          // Now and then a second document of one object (as a file can hold): both refused.
+          const id = `${namespace}/${name}#${rng.chance(0.1) ? 2 : 1}`;
+          const old = raws.get(id);
+          if (old !== undefined && rng.chance(0.15)) {
+            remove(id);
+            continue;
+          }
+          put(id, old !== undefined && rng.chance(0.7) ? mutate(rng, old) : randomObject(rng, namespace, name));
+        }
+      }
+      if (pendingReadd !== undefined && op >= 0.2) {
+        put(...pendingReadd);
+        pendingReadd = undefined;
       }
 
+      // The last snapshot, read for the first time now: documents have changed, not committed.
+      const unread = late.at(-1);
+      if (unread !== undefined && unread.step === step - 1 && rng.chance(0.5)) {
+        late.pop();
+        assert.deepEqual(entriesOf(unread.snapshot), unread.expected, `entries of step ${unread.step}, read before the next commit`);
+      }
       const snapshot = state.commit();
       assert.equal(snapshot.delta?.base, last, 'each commit follows the last');
       last = snapshot;
@@ -224,7 +313,14 @@ test('incremental snapshot + index equal a full rebuild at every step of random 
       conflicts += reference.problems.filter((p) => p.code === 'REGISTRY_CONFLICT').length;
     }
     for (const { snapshot, expected, step } of late) assert.deepEqual(entriesOf(snapshot), expected, `entries of step ${step}, read at the end`);
+    // Everything deleted: nothing is held any more (no grouping left behind by any sequence).
+    for (const id of [...raws.keys()]) state.delete(id);
+    state.commit();
+    state.commit();
+    assert.deepEqual(state.held, { names: 0, installations: 0, keys: 0, addresses: 0, problemHolders: 0 }, 'groupings held once every document is deleted');
+    assert.equal(state.documents, 0);
   });
+  assert.ok(renames > 0 && relists > 0, `renames ${renames}, relists ${relists}`);
   // The generator must reach the cases it is for.
   assert.ok(revocations > steps / 10, `revocations: ${revocations} in ${steps} steps`);
   assert.ok(kept > 0, 'some last good entries were kept');
@@ -268,4 +364,51 @@ test('a one-object change touches that object only: the delta names its keys and
   assert.equal(index.resolveAddress(ADDRESSES[4]!).kind, 'none');
   assert.equal(first.entries.length, 5, 'an old snapshot still lists its own entries');
   assert.equal(fourth.entries.length, 4);
+});
+
+/** One object `payments/p<i>` with one peer of key i, generation `generation`. */
+function onePeer(i: number, generation: number, extra: Record<string, unknown> = {}): ValidationResult {
+  return validateClearanceRegistry(
+    {
+      apiVersion: 'noisemesh.io/v1alpha1',
+      kind: 'ClearanceRegistry',
+      metadata: { name: `p${i}`, namespace: 'payments' },
+      spec: { peers: [{ agentId: `payments/p${i}`, installationId: INSTALLATIONS[i]!, publicKey: KEYS[i]!, generation, addresses: [ADDRESSES[i]!], ...extra }] },
+    },
+    { document: `payments/p${i}` },
+  );
+}
+
+test('an index that never held a snapshot diffs an older snapshot of a state in full, not by its delta', () => {
+  // Every index starts with no snapshot; a snapshot that later commits have detached from its
+  // base must not look like a first commit (whose delta is the whole registry).
+  const state = new RegistryState('detached');
+  for (let i = 0; i < 4; i++) state.set(`p${i}`, onePeer(i, 1));
+  state.commit();
+  state.set('p1', onePeer(1, 1, { revoked: true }));
+  const second = state.commit();
+  state.set('p2', onePeer(2, 2));
+  state.commit();
+  const index = new RegistryIndex();
+  index.replace(second);
+  assert.equal(index.size, 4);
+  assert.equal(index.liveSize, 3);
+  assert.equal(index.verifyKey(KEYS[0]!, 1n).kind, 'valid');
+  assert.equal(index.verifyKey(KEYS[1]!, 1n).kind, 'revoked');
+  for (const i of [0, 2, 3]) assert.equal(resolution(index.resolveAddress(ADDRESSES[i]!)).startsWith('peer'), true, `address ${ADDRESSES[i]} resolves`);
+});
+
+test("a snapshot's entries, first read after documents changed but before the next commit, are still that snapshot's", () => {
+  for (const change of ['replace', 'delete', 'duplicate'] as const) {
+    const state = new RegistryState('pending');
+    for (let i = 0; i < 3; i++) state.set(`p${i}`, onePeer(i, 1));
+    const snapshot = state.commit();
+    if (change === 'replace') state.set('p0', onePeer(0, 3));
+    else if (change === 'delete') state.delete('p1');
+    else state.set('p2 again', onePeer(2, 1)); // a second document of payments/p2
+    assert.deepEqual(snapshot.entries.map((e) => e.agentId).sort(), ['payments/p0', 'payments/p1', 'payments/p2'], change);
+    const next = state.commit();
+    assert.equal(next.entries.length, change === 'replace' ? 3 : 2, `${change}: the next commit`);
+    assert.deepEqual(snapshot.entries.map((e) => e.agentId).sort(), ['payments/p0', 'payments/p1', 'payments/p2'], `${change}, read again`);
+  }
 });

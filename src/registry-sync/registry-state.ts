@@ -212,6 +212,13 @@ export class RegistryState {
    */
   #recheck = new Set<string>();
 
+  /**
+   * Documents replaced or deleted since the last commit: what they state is in force until the
+   * next one, so `materialize` (the latest snapshot's entries, listed when first read) still
+   * lists them. Cleared by each commit.
+   */
+  #detached: Doc[] = [];
+
   #entryChanges = new Map<string, EntryChange>();
   #addressChanges = new Map<string, AddressResolution>();
   #last: StateSnapshot | undefined;
@@ -234,6 +241,21 @@ export class RegistryState {
   /** Documents held. */
   get documents(): number {
     return this.#docs.size;
+  }
+
+  /**
+   * Groupings held, by kind: each lives only while a document (or a last good entry) needs it,
+   * so all are 0 once every document is deleted and committed (memory stays bounded by what
+   * the documents state, whatever sequence of changes led there).
+   */
+  get held(): { readonly names: number; readonly installations: number; readonly keys: number; readonly addresses: number; readonly problemHolders: number } {
+    return {
+      names: this.#names.size,
+      installations: this.#installations.size,
+      keys: this.#keys.size,
+      addresses: this.#addresses.size,
+      problemHolders: this.#problemHolders.reduce((n, s) => n + s.size, 0),
+    };
   }
 
   /** Sets (adds or replaces) the document `id`. Setting the same result object again is free. */
@@ -265,8 +287,10 @@ export class RegistryState {
   }
 
   #detach(doc: Doc): void {
-    this.#setProblems(doc, 0, NO_PROBLEMS);
+    // Its entries are in force until the next commit: the latest snapshot may list them later.
     const o = doc.input.object;
+    if (o !== undefined && this.#names.get(o.label)?.loaded === o) this.#detached.push(doc);
+    this.#setProblems(doc, 0, NO_PROBLEMS);
     if (o !== undefined) {
       removeFrom(this.#names.get(o.label)!.docs, doc);
       this.#dirtyNames.add(o.label);
@@ -288,6 +312,7 @@ export class RegistryState {
     this.#recheck = new Set();
     for (const n of this.#dirtyNames) names.add(n);
     this.#dirtyNames.clear();
+    this.#detached = [];
     for (const n of names) this.#refreshName(n);
     if (this.#seeded !== undefined) {
       // Read by the names above; from here on, what is in force is what this state decides.
@@ -318,20 +343,28 @@ export class RegistryState {
   }
 
   /**
-   * The entries in force, in document order (each loaded object's entries as it states them,
-   * then the last good entries kept): O(registry), for a snapshot's `entries`.
+   * The entries in force at the last commit, in document order (each loaded object's entries
+   * as it states them, then the last good entries kept): O(registry), for a snapshot's
+   * `entries`. Documents set or deleted since then do not count until the next commit (those
+   * replaced or deleted are listed after the others).
    */
   materialize(): RegistryEntry[] {
     const out: RegistryEntry[] = [];
     const inForce = (c: Candidate): void => {
       if (c.out !== undefined && this.#keys.get(c.out.publicKeyB64)?.winner === c.out) out.push(c.out);
     };
-    for (const doc of this.#docs.values()) {
+    // `loaded` and the candidates change only in a commit, so they say what was committed.
+    const listed = new Set<NameState>();
+    const list = (doc: Doc): void => {
       const o = doc.input.object;
-      if (o === undefined) continue;
-      const name = this.#names.get(o.label)!;
-      if (name.loaded === o && name.docs.length === 1) for (const c of name.own) inForce(c);
-    }
+      if (o === undefined) return;
+      const name = this.#names.get(o.label);
+      if (name === undefined || name.loaded !== o || listed.has(name)) return;
+      listed.add(name);
+      for (const c of name.own) inForce(c);
+    };
+    for (const doc of this.#docs.values()) list(doc);
+    for (const doc of this.#detached) list(doc);
     for (const name of this.#names.values()) for (const c of name.kept) inForce(c);
     return out;
   }
@@ -726,6 +759,13 @@ function lastGoodOf(b: BrokenPeer, candidates: readonly RegistryEntry[]): Regist
 }
 
 /**
+ * The base of a snapshot once a later commit has followed it: no index ever holds this, so an
+ * index given that snapshot late diffs it in full. (Not undefined: that is a first commit's
+ * base, which an index that holds nothing yet applies as the whole registry.)
+ */
+const DETACHED: RegistrySnapshot = Object.freeze({ origin: 'a detached base', entries: Object.freeze([]), problems: Object.freeze([]), objects: 0 });
+
+/**
  * A snapshot of a RegistryState at one commit. Its problems and counts are taken at the
  * commit (O(problems)); its entries, O(registry) to list, are listed on first read: from the
  * state while this is its latest commit, else from the next snapshot's entries with the next
@@ -756,7 +796,7 @@ class StateSnapshot implements RegistrySnapshot {
       // no longer needs its own base (its index has applied it), which would otherwise keep
       // every snapshot ever made reachable.
       previous.#state = undefined;
-      previous.#delta = Object.freeze({ ...previous.#delta, base: undefined });
+      previous.#delta = Object.freeze({ ...previous.#delta, base: DETACHED });
     }
   }
 

@@ -142,6 +142,17 @@ export class MeshResponder {
       }
     }
 
+    if (status === Status.accepted) {
+      // The target connect can take seconds; a revocation meanwhile found no session of this
+      // key to abort (it is not in the table yet), so the key is checked again (PROTOCOL.md 6).
+      const now = this.o.directory.peerByKey(initiatorKey);
+      if (now === undefined || now.agentId !== peer!.agentId || now.generation !== p1.generation) {
+        status = now === undefined || now.agentId !== peer!.agentId ? Status.unknownInitiator : Status.staleGeneration;
+        target?.destroy();
+        target = null;
+      }
+    }
+
     const ownGeneration = this.o.directory.peerByKey(this.o.identity.publicKeyB64)?.generation ?? 0n;
     let transport;
     try {

@@ -12,34 +12,13 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include "napi_errno.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  const char *name = err == EPERM ? "EPERM" : err == EINVAL ? "EINVAL" : err == EFAULT ? "EFAULT" : NULL;
-  char fallback[16];
-  if (name == NULL) {
-    snprintf(fallback, sizeof fallback, "E%d", err);
-    name = fallback;
-  }
-  char message[256];
-  snprintf(message, sizeof message, "%s: %s (%s)", what, name, strerror(err));
-  napi_value code, msg, error, errno_value;
-  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok ||
-      napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok ||
-      napi_create_error(env, code, msg, &error) != napi_ok) {
-    napi_throw_error(env, name, message);
-    return NULL;
-  }
-  if (napi_create_int32(env, err, &errno_value) == napi_ok) {
-    napi_set_named_property(env, error, "errno", errno_value);
-  }
-  napi_throw(env, error);
-  return NULL;
-}
 
 static double to_number(rlim_t value) {
   return value == RLIM_INFINITY ? INFINITY : (double)value;

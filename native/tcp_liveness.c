@@ -30,6 +30,8 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include "napi_errno.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,43 +50,6 @@
 #define MAX_KEEPINTVL 32767
 #define MAX_KEEPCNT 127
 #define MAX_USER_TIMEOUT_MS 2147483647.0
-
-static const char *errno_name(int err, char *fallback, size_t size) {
-  switch (err) {
-    case EBADF: return "EBADF";
-    case ENOTSOCK: return "ENOTSOCK";
-    case ENOPROTOOPT: return "ENOPROTOOPT";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EINVAL: return "EINVAL";
-    case EFAULT: return "EFAULT";
-    case EPERM: return "EPERM";
-    case ENOSYS: return "ENOSYS";
-    default:
-      snprintf(fallback, size, "E%d", err);
-      return fallback;
-  }
-}
-
-/* Throws Error(`<what>: <ENAME> (<strerror>)`) with code and errno set; returns NULL for the caller. */
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char fallback[16];
-  const char *name = errno_name(err, fallback, sizeof fallback);
-  char message[256];
-  snprintf(message, sizeof message, "%s: %s (%s)", what, name, strerror(err));
-
-  napi_value code, msg, error, errno_value;
-  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok ||
-      napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok ||
-      napi_create_error(env, code, msg, &error) != napi_ok) {
-    napi_throw_error(env, name, message);
-    return NULL;
-  }
-  if (napi_create_int32(env, err, &errno_value) == napi_ok) {
-    napi_set_named_property(env, error, "errno", errno_value);
-  }
-  napi_throw(env, error);
-  return NULL;
-}
 
 /* Reads argv[index] as an integer in [min, max]; throws and returns 0 otherwise. */
 static int integer_arg(napi_env env, napi_value *argv, size_t argc, size_t index, const char *name,

@@ -7,36 +7,29 @@
 //   each is closed at once, and the proxy's memory barely moves and does not stay up.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { encodeKey, nativeBackend, type KeyPair } from '../src/noise/index.js';
+import { encodeKey, nativeBackend } from '../src/noise/index.js';
 import { PROTOCOL } from '../src/proxy/index.js';
 import { raiseDescriptorLimit, readProcLimits, NOFILE_LIMIT_ADDON_PATH, type NofileLimitAddon } from '../src/proxy/runtime/index.js';
 import { loadAddon } from '../src/native/index.js';
 import { dial, readAll, tcpServer } from './helpers/mesh.js';
 import { repoRoot } from './helpers/paths.js';
-import { freePorts, get, waitFor } from './helpers/process.js';
+import { freePorts, get, waitFor, shopRegistryYaml, startProxyProcess, type ProxyPod } from './helpers/process.js';
 
 const CLI = join(repoRoot, 'dist/src/cli/main.js');
 const ATTACKERS = 1_100;
 /** Attackers come from 127.0.0.2-12; the legitimate proxy from 127.0.0.1. */
 const ATTACK_SOURCES = Array.from({ length: 11 }, (_, i) => `127.0.0.${i + 2}`);
 
-interface Pod {
-  readonly name: string;
-  readonly keyPair: KeyPair;
-  readonly meshPort: number;
-  readonly adminPort: number;
-  child?: ChildProcess;
-  log: string;
-}
+type Pod = ProxyPod;
 
 let dir: string;
 let http: Server;
@@ -44,22 +37,7 @@ let httpPort: number;
 const pods: Pod[] = [];
 
 function registry(revoked: string[] = []): string {
-  return stringify({
-    apiVersion: 'noisemesh.io/v1alpha1',
-    kind: 'ClearanceRegistry',
-    metadata: { name: 'shop', namespace: 'shop' },
-    spec: {
-      peers: pods.map((pod, i) => ({
-        agentId: `shop/${pod.name}`,
-        installationId: `11111111-2222-4333-8444-00000000000${i}`,
-        publicKey: encodeKey(pod.keyPair.publicKey),
-        generation: 1,
-        addresses: ['127.0.0.1'],
-        meshPort: pod.meshPort,
-        revoked: revoked.includes(pod.name),
-      })),
-    },
-  });
+  return shopRegistryYaml(pods, revoked);
 }
 
 function requirePrlimit(): void {
@@ -71,25 +49,7 @@ function requirePrlimit(): void {
 
 /** Starts a proxy; `nofile` runs it under prlimit with that descriptor limit, soft and hard. */
 function startProxy(pod: Pod, extra: Record<string, unknown> = {}, nofile?: number): Promise<void> {
-  const config = {
-    identity: { agentId: `shop/${pod.name}`, privateKeyFile: join(dir, `${pod.name}.key`) },
-    registry: { file: join(dir, 'registry.yaml') },
-    inbound: { bind: '127.0.0.1', meshPort: pod.meshPort },
-    admin: { bind: '127.0.0.1', port: pod.adminPort },
-    log: { level: 'info' },
-    shutdown: { drainSeconds: 1 },
-    ...extra,
-  };
-  writeFileSync(join(dir, `${pod.name}.yaml`), stringify(config));
-  const argv = [process.execPath, CLI, 'proxy', '--config', join(dir, `${pod.name}.yaml`)];
-  const child = nofile === undefined
-    ? spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('prlimit', [`--nofile=${nofile}:${nofile}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  pod.child = child;
-  pod.log = '';
-  child.stdout!.on('data', (c: Buffer) => (pod.log += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (pod.log += c.toString()));
-  return waitFor(async () => (await get(pod.adminPort, '/readyz')).status === 200, `proxy ${pod.name} ready`);
+  return startProxyProcess(pod, dir, { cli: CLI, extra, ...(nofile !== undefined && { wrapper: ['prlimit', `--nofile=${nofile}:${nofile}`] }) });
 }
 
 async function stopProxy(pod: Pod): Promise<void> {

@@ -3,7 +3,7 @@
 // path and the fix.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
@@ -12,22 +12,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { encodeKey, nativeBackend, type KeyPair } from '../src/noise/index.js';
+import { encodeKey, nativeBackend } from '../src/noise/index.js';
 import { dial, rawHandshake, readAll } from './helpers/mesh.js';
 import { Status } from '../src/proxy/index.js';
 import { repoRoot } from './helpers/paths.js';
-import { freePorts, get, waitFor, exited } from './helpers/process.js';
+import { freePorts, get, waitFor, exited, shopRegistryYaml, startProxyProcess, type ProxyPod } from './helpers/process.js';
 
 const CLI = join(repoRoot, 'dist/src/cli/main.js');
 
-interface Pod {
-  readonly name: string;
-  readonly keyPair: KeyPair;
-  readonly meshPort: number;
-  readonly adminPort: number;
-  child?: ChildProcess;
-  log: string;
-}
+type Pod = ProxyPod;
 
 let dir: string;
 let http: Server;
@@ -36,41 +29,11 @@ let entryPort: number;
 const pods: Pod[] = [];
 
 function registry(revoked: string[] = []): string {
-  return stringify({
-    apiVersion: 'noisemesh.io/v1alpha1',
-    kind: 'ClearanceRegistry',
-    metadata: { name: 'shop', namespace: 'shop' },
-    spec: {
-      peers: pods.map((pod, i) => ({
-        agentId: `shop/${pod.name}`,
-        installationId: `11111111-2222-4333-8444-00000000000${i}`,
-        publicKey: encodeKey(pod.keyPair.publicKey),
-        generation: 1,
-        addresses: ['127.0.0.1'],
-        meshPort: pod.meshPort,
-        revoked: revoked.includes(pod.name),
-      })),
-    },
-  });
+  return shopRegistryYaml(pods, revoked);
 }
 
 function startProxy(pod: Pod, extra: Record<string, unknown> = {}, cli = CLI): Promise<void> {
-  const config = {
-    identity: { agentId: `shop/${pod.name}`, privateKeyFile: join(dir, `${pod.name}.key`) },
-    registry: { file: join(dir, 'registry.yaml') },
-    inbound: { bind: '127.0.0.1', meshPort: pod.meshPort },
-    admin: { bind: '127.0.0.1', port: pod.adminPort },
-    log: { level: 'debug' },
-    shutdown: { drainSeconds: 1.5 },
-    ...extra,
-  };
-  writeFileSync(join(dir, `${pod.name}.yaml`), stringify(config));
-  const child = spawn(process.execPath, [cli, 'proxy', '--config', join(dir, `${pod.name}.yaml`)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  pod.child = child;
-  pod.log = '';
-  child.stdout!.on('data', (c: Buffer) => (pod.log += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (pod.log += c.toString()));
-  return waitFor(async () => (await get(pod.adminPort, '/readyz')).status === 200, `proxy ${pod.name} ready`);
+  return startProxyProcess(pod, dir, { cli, extra, logLevel: 'debug', drainSeconds: 1.5 });
 }
 
 /**

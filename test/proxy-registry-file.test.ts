@@ -5,31 +5,23 @@
 // configuration and key files that are FIFOs (refused at once, exit 2, one line).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request } from 'undici';
 import { stringify } from 'yaml';
-import { encodeKey, nativeBackend, type KeyPair } from '../src/noise/index.js';
+import { encodeKey, nativeBackend } from '../src/noise/index.js';
 import { dial } from './helpers/mesh.js';
 import { repoRoot } from './helpers/paths.js';
-import { freePorts, get, waitFor, exited } from './helpers/process.js';
+import { freePorts, get, waitFor, exited, startProxyProcess, type ProxyPod } from './helpers/process.js';
 
 const CLI = join(repoRoot, 'dist/src/cli/main.js');
 const DRAIN_SECONDS = 1.5;
 
-interface Pod {
-  readonly name: string;
-  readonly keyPair: KeyPair;
-  readonly meshPort: number;
-  readonly adminPort: number;
-  child?: ChildProcess;
-  log: string;
-}
+type Pod = ProxyPod;
 
 let dir: string;
 let registryFile: string;
@@ -90,23 +82,9 @@ function writeAtomically(text: string): void {
   renameSync(tmp, registryFile);
 }
 
+/** The registry is `registryFile`, which is `<dir>/registry.yaml` (set in before()). */
 function startProxy(pod: Pod, extra: Record<string, unknown> = {}): Promise<void> {
-  const config = {
-    identity: { agentId: `shop/${pod.name}`, privateKeyFile: join(dir, `${pod.name}.key`) },
-    registry: { file: registryFile },
-    inbound: { bind: '127.0.0.1', meshPort: pod.meshPort },
-    admin: { bind: '127.0.0.1', port: pod.adminPort },
-    log: { level: 'debug' },
-    shutdown: { drainSeconds: DRAIN_SECONDS },
-    ...extra,
-  };
-  writeFileSync(join(dir, `${pod.name}.yaml`), stringify(config));
-  const child = spawn(process.execPath, [CLI, 'proxy', '--config', join(dir, `${pod.name}.yaml`)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  pod.child = child;
-  pod.log = '';
-  child.stdout!.on('data', (c: Buffer) => (pod.log += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (pod.log += c.toString()));
-  return waitFor(async () => (await get(pod.adminPort, '/readyz')).status === 200, `proxy ${pod.name} ready`);
+  return startProxyProcess(pod, dir, { cli: CLI, extra, logLevel: 'debug', drainSeconds: DRAIN_SECONDS });
 }
 
 function metric(text: string, line: RegExp): number {

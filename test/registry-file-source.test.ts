@@ -9,7 +9,6 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  FileRegistrySource,
   Registry,
   type FileSourceOptions,
   type RegistrySourceError,

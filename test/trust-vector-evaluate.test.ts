@@ -13,7 +13,6 @@ import {
   evaluate,
   requirementChecks,
   type Decision,
-  type Policy,
   type TrustVector,
 } from '../src/trust-vector/index.js';
 import { evaluateLinear } from '../src/trust-vector/evaluate.js';

@@ -5,10 +5,11 @@
  * Kubernetes source, Services join here too: the ServiceCatalog says which endpoints a
  * ClusterIP:port has, the index says which of them are meshed peers.
  */
-import { FileRegistrySource, Registry, formatProblem, type RegistryEntry, type RegistryIndex, type RegistrySource } from '../registry-sync/index.js';
-import { KubernetesRegistrySource, ServiceCatalog, loadClusterAccess, type Clock, type ReflectorTuning, type ServiceFrontend, type SyncStatus } from '../kubernetes/index.js';
+import { FileRegistrySource, Registry, formatProblem, type RegistryIndex, type RegistrySource } from '../registry-sync/index.js';
+import { ClusterConfigError, KubernetesRegistrySource, ServiceCatalog, loadClusterAccess, type Clock, type ReflectorTuning, type ServiceFrontend, type SyncStatus } from '../kubernetes/index.js';
 import type { AddressLookup, Logger, MeshPeer, PeerDirectory, PeerLookup, Proxy, ServiceEndpoint } from '../proxy/index.js';
 import type { RegistryConfig } from './config/proxy-config.js';
+import { UsageError } from './usage-error.js';
 
 export interface OpenRegistry {
   readonly directory: PeerDirectory;
@@ -39,7 +40,7 @@ export interface RegistryWiringOptions {
 /**
  * Opens the configured source and waits (a bounded while) for its first snapshot. A
  * Kubernetes source whose access cannot be set up (no kubeconfig, no service account) throws
- * ClusterConfigError, which the proxy turns into a refusal to start.
+ * UsageError naming `registry.kubernetes`: every command refuses to start on it alike.
  */
 export async function openRegistry(config: RegistryConfig, log: Logger, options: RegistryWiringOptions = {}): Promise<OpenRegistry> {
   let source: RegistrySource;
@@ -48,11 +49,17 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
   /** The last failed list of Services or EndpointSlices, for /readyz until they are listed. */
   let servicesFailure: string | undefined;
   if (config.kubernetes !== undefined) {
-    const access = await loadClusterAccess({
-      kubeconfig: config.kubernetes.kubeconfig,
-      ...(options.inClusterRoot !== undefined && { inClusterRoot: options.inClusterRoot }),
-      ...(options.env !== undefined && { env: options.env }),
-    });
+    let access;
+    try {
+      access = await loadClusterAccess({
+        kubeconfig: config.kubernetes.kubeconfig,
+        ...(options.inClusterRoot !== undefined && { inClusterRoot: options.inClusterRoot }),
+        ...(options.env !== undefined && { env: options.env }),
+      });
+    } catch (err) {
+      if (err instanceof ClusterConfigError) throw new UsageError(`registry.kubernetes: ${err.message}`);
+      throw err;
+    }
     kube = new KubernetesRegistrySource({
       access,
       namespaces: config.kubernetes.namespaces,

@@ -282,7 +282,7 @@ export class Reflector {
           if (!this.#running) return;
           const e = this.#asApiError(err, `list ${describeResource(this.resource)}`);
           const wait = this.#nextBackoff();
-          this.#emit('listFailed', { reason: e.reason, message: e.message, retryInMs: wait });
+          this.#events.deliver('listFailed', { reason: e.reason, message: e.message, retryInMs: wait });
           await this.#sleep(wait);
           continue;
         }
@@ -292,7 +292,7 @@ export class Reflector {
       if (!this.#running) return;
       const wait = end.backoff ? this.#nextBackoff() : 0;
       if (end.relist !== undefined) listReason = end.relist;
-      this.#emit('watchLost', { reason: end.reason, message: end.message, retryInMs: wait, relist: end.relist !== undefined });
+      this.#events.deliver('watchLost', { reason: end.reason, message: end.message, retryInMs: wait, relist: end.relist !== undefined });
       if (wait > 0) await this.#sleep(wait);
     }
   }
@@ -393,7 +393,7 @@ export class Reflector {
         this.#call(() => this.#handlers.update?.(old, object));
       }
     }
-    this.#emit('listed', { reason, objects: items.size, added, updated, deleted, resourceVersion });
+    this.#events.deliver('listed', { reason, objects: items.size, added, updated, deleted, resourceVersion });
   }
 
   async #watch(): Promise<WatchEnd> {
@@ -556,9 +556,5 @@ export class Reflector {
         throw error;
       });
     }
-  }
-
-  #emit<K extends keyof ReflectorEvents>(event: K, ...args: ReflectorEvents[K]): void {
-    this.#call(() => this.#events.emit(event, ...args));
   }
 }

@@ -120,12 +120,12 @@ export class KubernetesRegistrySource implements RegistrySource {
       reflector.on('listed', (info) => {
         this.#recovered();
         this.#schedule();
-        this.#deliver('listed', { ...info, scope });
+        this.#events.deliver('listed', { ...info, scope });
       });
-      reflector.on('watchLost', (info) => this.#deliver('watchLost', { ...info, scope }));
+      reflector.on('watchLost', (info) => this.#events.deliver('watchLost', { ...info, scope }));
       reflector.on('listFailed', (info) => {
         this.#fail(info, scope);
-        this.#deliver('listFailed', { ...info, scope });
+        this.#events.deliver('listFailed', { ...info, scope });
       });
       return { scope, reflector };
     });
@@ -193,7 +193,7 @@ export class KubernetesRegistrySource implements RegistrySource {
     this.#reloads++;
     this.#lastReloadAt = this.#clock.now();
     this.#emitted = true;
-    this.#deliver('snapshot', snapshot);
+    this.#events.deliver('snapshot', snapshot);
   }
 
   #validate(key: string, object: KubeObject): ValidationResult {
@@ -218,17 +218,7 @@ export class KubernetesRegistrySource implements RegistrySource {
     this.#lastFailure = key;
     this.#errors++;
     this.#lastErrorAt = this.#clock.now();
-    this.#deliver('error', new RegistrySourceError([{ code: 'REGISTRY_READ', severity: 'error', file: undefined, line: undefined, document: 'kubernetes', path: '', message }]));
-  }
-
-  #deliver<K extends keyof KubernetesSourceEvents>(event: K, ...args: KubernetesSourceEvents[K]): void {
-    try {
-      this.#events.emit(event, ...args);
-    } catch (error) {
-      process.nextTick(() => {
-        throw error;
-      });
-    }
+    this.#events.deliver('error', new RegistrySourceError([{ code: 'REGISTRY_READ', severity: 'error', file: undefined, line: undefined, document: 'kubernetes', path: '', message }]));
   }
 }
 

@@ -105,9 +105,9 @@ export class ServiceCatalog {
       });
       for (const [resource, reflector] of [['services', services], ['endpointslices', slices]] as const) {
         const what = `${resource} in ${scope}`;
-        reflector.on('listed', (info) => this.#deliver('listed', { ...info, scope: what, resource }));
-        reflector.on('watchLost', (info) => this.#deliver('watchLost', { ...info, scope: what, resource }));
-        reflector.on('listFailed', (info) => this.#deliver('listFailed', { ...info, scope: what, resource }));
+        reflector.on('listed', (info) => this.#events.deliver('listed', { ...info, scope: what, resource }));
+        reflector.on('watchLost', (info) => this.#events.deliver('watchLost', { ...info, scope: what, resource }));
+        reflector.on('listFailed', (info) => this.#events.deliver('listFailed', { ...info, scope: what, resource }));
         this.#reflectors.push(reflector);
         this.#byResource[resource].push(reflector);
       }
@@ -235,15 +235,5 @@ export class ServiceCatalog {
       claims.set(serviceKey, Object.freeze(frontend));
     }
     this.#frontendsOf.set(serviceKey, keys);
-  }
-
-  #deliver<K extends keyof ServiceCatalogEvents>(event: K, ...args: ServiceCatalogEvents[K]): void {
-    try {
-      this.#events.emit(event, ...args);
-    } catch (error) {
-      process.nextTick(() => {
-        throw error;
-      });
-    }
   }
 }

@@ -45,6 +45,22 @@ export class Emitter<Events extends { [K in keyof Events]: unknown[] }> {
     if (failure !== undefined) throw failure.error;
   }
 
+  /**
+   * `emit` for a source reporting from its own callbacks (a file watcher, a watch stream), where
+   * nobody awaits the call: a listener that throws is a bug in the program (a session table that
+   * failed to abort), so it surfaces as an uncaught exception on the next tick instead of being
+   * lost in the source's I/O handler; the other listeners have all been called.
+   */
+  deliver<K extends keyof Events>(event: K, ...args: Events[K]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (error) {
+      process.nextTick(() => {
+        throw error;
+      });
+    }
+  }
+
   removeAll(): void {
     for (const key of Object.keys(this.#listeners)) delete this.#listeners[key as keyof Events];
   }

@@ -415,7 +415,7 @@ export class FileRegistrySource implements RegistrySource {
     this.#reloads++;
     this.#lastReloadAt = Date.now();
     this.#succeed();
-    this.#deliver('snapshot', snapshot);
+    this.#events.deliver('snapshot', snapshot);
   }
 
   #succeed(): void {
@@ -447,20 +447,6 @@ export class FileRegistrySource implements RegistrySource {
     this.#lastFailure = error.message;
     this.#errors++;
     this.#lastErrorAt = Date.now();
-    this.#deliver('error', error);
-  }
-
-  /**
-   * A listener that throws is a bug in the program (a session table that failed to abort):
-   * it surfaces as an uncaught exception, not as a rejected check that nobody awaits.
-   */
-  #deliver<K extends keyof RegistrySourceEvents>(event: K, ...args: RegistrySourceEvents[K]): void {
-    try {
-      this.#events.emit(event, ...args);
-    } catch (error) {
-      process.nextTick(() => {
-        throw error;
-      });
-    }
+    this.#events.deliver('error', error);
   }
 }

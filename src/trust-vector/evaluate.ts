@@ -84,10 +84,6 @@ const NONE: readonly never[] = Object.freeze([]);
 /** Ids named in a no-rule reason before "and N more". */
 const MAX_NAMED_RULES = 5;
 
-function describeNumber(n: number | null): string {
-  return n === null ? 'none' : String(n);
-}
-
 /**
  * Checks one requirement; `undefined` when the rule does not set it. Messages name both
  * values and never anything from the request but the vector.

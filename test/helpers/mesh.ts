@@ -27,7 +27,6 @@ import {
   type KeepaliveSettings,
   type MeshPeer,
   type PeerDirectory,
-  type ProxyOptions,
   type TimestampClock,
   type ConnectionCaps,
 } from '../../src/proxy/index.js';

@@ -22,7 +22,7 @@ import {
   type SecretsBackend,
 } from '../../secrets/index.js';
 import { POLICY_LIMITS, PolicyError, parsePolicy, type Policy } from '../../trust-vector/index.js';
-import { ConfigError } from '../config/config-reader.js';
+import { loadCommandConfig } from '../config/command-config.js';
 import { loadGatewayConfig, type GatewayConfig } from '../config/gateway-config.js';
 import { LOG_LEVELS } from '../config/proxy-config.js';
 import type { Command } from '../command.js';
@@ -57,14 +57,7 @@ export const gateway: Command = {
   async run(args) {
     const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
     if (values.config === undefined) throw new UsageError('--config FILE is required: the YAML configuration (docs/configuration.md)');
-    let config: GatewayConfig;
-    try {
-      config = loadGatewayConfig(values.config);
-    } catch (err) {
-      if (err instanceof ConfigError) throw new UsageError(`configuration refused: ${err.message}`);
-      if (err instanceof FileReadError) throw new UsageError(err.explain('--config'));
-      throw err;
-    }
+    const config: GatewayConfig = loadCommandConfig(loadGatewayConfig, values.config);
     // Checked before anything listens: a policy that does not load is a refusal to start.
     const policy = loadPolicySync(config.gateway.policy);
     return runSidecar(config.proxy, gatewayExtension(config, policy));

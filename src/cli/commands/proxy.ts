@@ -21,10 +21,9 @@ import {
 } from '../../proxy/index.js';
 import { addonOriginalDestinationLookup, CaptureError } from '../../proxy/capture/index.js';
 import { loadProxyConfig, LOG_LEVELS, type LogLevel, type ProxyConfig } from '../config/proxy-config.js';
-import { ConfigError } from '../config/config-reader.js';
+import { loadCommandConfig } from '../config/command-config.js';
 import { openRegistry, type OpenRegistry } from '../registry-wiring.js';
 import { projectorFor } from '../projection-wiring.js';
-import { ClusterConfigError } from '../../kubernetes/index.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
@@ -51,14 +50,7 @@ export const proxy: Command = {
   async run(args) {
     const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
     if (values.config === undefined) throw new UsageError('--config FILE is required: the YAML configuration (docs/configuration.md)');
-    let config: ProxyConfig;
-    try {
-      config = loadProxyConfig(values.config);
-    } catch (err) {
-      if (err instanceof ConfigError) throw new UsageError(`configuration refused: ${err.message}`);
-      if (err instanceof FileReadError) throw new UsageError(err.explain('--config'));
-      throw err;
-    }
+    const config: ProxyConfig = loadCommandConfig(loadProxyConfig, values.config);
     return runSidecar(config);
   },
 };
@@ -108,13 +100,7 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
     }
   }
 
-  let registry: Awaited<ReturnType<typeof openRegistry>>;
-  try {
-    registry = await openRegistry(config.registry, log);
-  } catch (err) {
-    if (err instanceof ClusterConfigError) throw new UsageError(`registry.kubernetes: ${err.message}`);
-    throw err;
-  }
+  const registry = await openRegistry(config.registry, log);
   const sidecar = new Proxy({
     trustDomain: config.trustDomain,
     protocolName: config.suite,

@@ -6,11 +6,9 @@
  * next finds the files in place and swaps them only when the gateway's answer differs.
  */
 import { parseArgs } from 'node:util';
-import { FileReadError } from '../../files/index.js';
 import { backendByName } from '../../noise/index.js';
 import { Proxy, createLogger } from '../../proxy/index.js';
-import { ClusterConfigError } from '../../kubernetes/index.js';
-import { ConfigError } from '../config/config-reader.js';
+import { loadCommandConfig } from '../config/command-config.js';
 import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
 import { openRegistry } from '../registry-wiring.js';
 import { projectorFor } from '../projection-wiring.js';
@@ -44,14 +42,7 @@ export const secrets: Command = {
     if (values.config === undefined) throw new UsageError('--config FILE is required: the proxy\'s YAML configuration with a secrets section');
     const waitSeconds = values['registry-wait'] === undefined ? REGISTRY_WAIT_MS / 1000 : Number(values['registry-wait']);
     if (!Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > 3600) throw new UsageError(`--registry-wait must be a number of seconds from 0 to 3600; got ${JSON.stringify(values['registry-wait'])}`);
-    let config: ProxyConfig;
-    try {
-      config = loadProxyConfig(values.config);
-    } catch (err) {
-      if (err instanceof ConfigError) throw new UsageError(`configuration refused: ${err.message}`);
-      if (err instanceof FileReadError) throw new UsageError(err.explain('--config'));
-      throw err;
-    }
+    const config: ProxyConfig = loadCommandConfig(loadProxyConfig, values.config);
     if (config.secrets === null) throw new UsageError(`${values.config} has no secrets section: nothing to fetch (docs/configuration.md, Secrets projection)`);
     // Errors only: the one line below is the outcome; the proxy's JSON lines would bury it.
     const log = createLogger({ level: config.logLevel ?? 'error' });
@@ -59,13 +50,7 @@ export const secrets: Command = {
     const dh = backend.dh('25519');
     const identity = loadIdentity(config, dh.keyPairFromPrivate.bind(dh), () => dh.generateKeyPair());
     const psk = config.pskFile === null ? undefined : readKeyFile(config.pskFile, 'psk.file');
-    let registry: Awaited<ReturnType<typeof openRegistry>>;
-    try {
-      registry = await openRegistry(config.registry, log);
-    } catch (err) {
-      if (err instanceof ClusterConfigError) throw new UsageError(`registry.kubernetes: ${err.message}`);
-      throw err;
-    }
+    const registry = await openRegistry(config.registry, log);
     try {
       // A client only: it opens sessions and never listens.
       const client = new Proxy({

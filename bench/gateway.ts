@@ -12,7 +12,9 @@
  *
  * Cases: one session, one request in flight (latency); 8 sessions with 8 pipelined requests
  * each (the ceiling); 5,000 fetches/s offered over 8 sessions, latency from each request's
- * scheduled time (the goal's p99); a new session (a Noise handshake) per request, 8 at a time.
+ * scheduled time (the goal's p99), at most the gateway's 64 unanswered per session, an arrival
+ * finding every session full dropped and counted; a new session (a Noise handshake) per
+ * request, 8 at a time. p50 and p99 as k6 computes p(N) (bench/lib/stats.ts, quantile).
  *
  * Beside throughput and latency, the CPU time the gateway process and the client proxy process
  * spent per fetch (/proc, user + system): the cost of a fetch, which a loaded machine moves
@@ -21,13 +23,15 @@
  *
  * Same-run baseline: the same gateway process over its plain loopback listener
  * (`gateway.loopback`), without the client proxy and the Noise session; mesh and baseline
- * alternate, each after its own warm-up. Options: `--backends=file,hit,miss`, `--ms=3000`,
+ * alternate, each after its own warm-up. Options: `--backends=file,hit,miss`, `--cases=` (a
+ * comma-separated list of parts of case names, e.g. `--cases=offered,pipelined`), `--ms=3000`,
  * `--profile=DIR` (the gateway runs under `node --cpu-prof`, its profile written to DIR).
  */
 import { readFileSync } from 'node:fs';
 import type { BenchModule } from './lib/module.js';
+import { quantile } from './lib/stats.js';
 import { formatRate, formatTable } from './lib/table.js';
-import { closedLoop, newConnectionEach, openLoop, type LoadResult, type LoadTarget } from './gateway/client.js';
+import { MAX_OUTSTANDING, closedLoop, newConnectionEach, openLoop, type LoadResult, type LoadTarget } from './gateway/client.js';
 import { startGateway, type BackendSetup, type GatewaySetup } from './gateway/processes.js';
 
 const WARMUP_MS = 1000;
@@ -61,8 +65,24 @@ const BACKENDS: Readonly<Record<string, { label: string; setup: BackendSetup; pa
   },
 };
 
-function quantile(sorted: Float64Array, q: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+/**
+ * The backends and, of each, the cases to run: every one, or those whose name holds one of
+ * `cases` (parts of names). An unknown backend, or a part no case of those backends holds,
+ * is refused in one line before anything starts.
+ */
+export function selectCases(backends: readonly string[], cases: readonly string[] | null): { name: string; cases: Case[] }[] {
+  for (const name of backends) {
+    if (BACKENDS[name] === undefined) throw new Error(`--backends: unknown '${name}': choose from ${Object.keys(BACKENDS).join(', ')}`);
+  }
+  const all = [...new Set(backends.flatMap((name) => BACKENDS[name]!.cases.map((c) => c.name)))];
+  for (const part of cases ?? []) {
+    if (part === '' || !all.some((c) => c.includes(part))) {
+      throw new Error(`--cases: no case of ${backends.join(', ')} is named with '${part}': the cases are ${all.map((c) => `'${c}'`).join('; ')}`);
+    }
+  }
+  return backends
+    .map((name) => ({ name, cases: BACKENDS[name]!.cases.filter((c) => cases === null || cases.some((part) => c.name.includes(part))) }))
+    .filter((b) => b.cases.length > 0);
 }
 
 /** Free ports are picked before the processes bind them: on a shared machine another may take one first. */
@@ -88,10 +108,11 @@ export const gatewayBench: BenchModule = {
     const ms = Number(option(options, 'ms') ?? 3000);
     const profile = option(options, 'profile');
     const names = (option(options, 'backends') ?? 'file,hit,miss').split(',');
+    const only = option(options, 'cases');
+    const selected = selectCases(names, only === undefined ? null : only.split(','));
     const rows: string[][] = [];
-    for (const name of names) {
-      const b = BACKENDS[name];
-      if (b === undefined) throw new Error(`--backends: unknown '${name}': choose from ${Object.keys(BACKENDS).join(', ')}`);
+    for (const { name, cases } of selected) {
+      const b = BACKENDS[name]!;
       const g = await startWithRetries(b.setup, profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile]);
       let answered = 0;
       try {
@@ -105,13 +126,13 @@ export const gatewayBench: BenchModule = {
           if (r.errors > 0) throw new Error(`${b.label}, ${c.name}: ${r.errors} of ${r.fetches} fetches failed`);
           return { ...r, gatewayUs: ((after.gateway - before.gateway) * 1e6) / r.fetches, clientUs: ((after.client - before.client) * 1e6) / r.fetches };
         };
-        for (const c of b.cases) {
+        for (const c of cases) {
           await run(c, mesh, WARMUP_MS);
           const m = await run(c, mesh, ms);
           await run(c, plain, WARMUP_MS);
           const p = await run(c, plain, ms);
           const rate = (r: LoadResult): number => r.fetches / r.seconds;
-          const cells = (r: Measured): string[] => [formatRate(rate(r)), quantile(r.latencies, 0.5).toFixed(2), quantile(r.latencies, 0.99).toFixed(2), r.gatewayUs.toFixed(0)];
+          const cells = (r: Measured): string[] => [formatRate(rate(r)), String(r.dropped), quantile(r.latencies, 0.5).toFixed(2), quantile(r.latencies, 0.99).toFixed(2), r.gatewayUs.toFixed(0)];
           rows.push([b.label, c.name, ...cells(m), m.clientUs.toFixed(0), ...cells(p), (rate(m) / rate(p)).toFixed(2)]);
         }
         // Every answered fetch was audited first: a line each (a check that the bench measured that).
@@ -122,9 +143,10 @@ export const gatewayBench: BenchModule = {
       }
     }
     console.log(
-      formatTable(['backend', 'case', 'mesh /s', 'p50 ms', 'p99 ms', 'gw us', 'client us', 'loopback /s', 'p50 ms', 'p99 ms', 'gw us', 'mesh/loopback'], rows),
+      formatTable(['backend', 'case', 'mesh /s', 'dropped', 'p50 ms', 'p99 ms', 'gw us', 'client us', 'loopback /s', 'dropped', 'p50 ms', 'p99 ms', 'gw us', 'mesh/loopback'], rows),
     );
     console.log('\ngw us, client us: CPU time (user + system) of the gateway process and of the client proxy process per fetch, microseconds');
+    console.log(`dropped: arrivals of the open loop not sent because every session had ${MAX_OUTSTANDING} requests unanswered (the gateway's per-connection limit); p50, p99: k6's p(N), interpolated between the two closest ranks`);
     console.log(`\ngoals (issue 11): >= ${GOAL_RATE.toLocaleString('en-US')} fetches/s warm, p99 <= 5 ms`);
     if (profile !== undefined) console.log(`gateway CPU profiles: ${profile}`);
   },

@@ -36,7 +36,7 @@ import { SUITES } from './proxy/report.js';
 import { startStunnel, type StunnelPath } from './proxy/stunnel.js';
 import { gatewayFiles } from './load/gateway.js';
 import { findK6, runK6, stageScripts } from './load/k6.js';
-import { GOALS, goalsTable, kneeTable, loadGoals, medianRun, scenarioTable, type LoadPathKey, type PathRun } from './load/report.js';
+import { COST_LEGEND, GOALS, goalsTable, kneeTable, loadGoals, medianRun, scenarioTable, type LoadPathKey, type PathRun } from './load/report.js';
 import { ResourceWatch, type ProcessCost, type Watched } from './load/resources.js';
 import { loadScenarios } from './load/scenarios.js';
 import { repoRoot } from '../test/helpers/paths.js';
@@ -366,7 +366,8 @@ async function run(args: readonly string[]): Promise<void> {
       : 'Generator: k6 with the scripts of bench/k6.',
   );
   console.log(`Rounds: ${o.rounds} per scenario (the ramp: 1), paths interleaved; each row is the path's round with the median p99, beside the range of p99 over its rounds.`);
-  console.log('CPU: cores a proxy used over the measured run, per 1,000 requests/s carried; RSS: its peak over the run (sampled every 100 ms).\n');
+  console.log("Latency: p50, p99 and p99.9 as k6's Trend computes p(N) (rank N/100 x (n - 1), interpolated between the two closest ranks), over successful requests.");
+  console.log(`${COST_LEGEND}\n`);
   for (const s of measured) {
     const runs = byScenario.get(s.name)!;
     console.log(`## ${s.name}: ${s.description} (${scenarioSeconds(s)} s; thresholds p99 < ${s.thresholds.p99Ms} ms, error rate <= ${s.thresholds.errorRate})\n`);

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import type { LoadSummary } from '../bench/k6/contract.js';
 import { INTERRUPTS } from '../bench/lib/interrupt.js';
-import { goalsTable, loadGoals, type PathRun } from '../bench/load/report.js';
+import { COST_LEGEND, coresPer1k, goalsTable, loadGoals, scenarioTable, type PathRun } from '../bench/load/report.js';
 import { requireTools, sweepStaleNamespaces } from './helpers/netns.js';
 import { repoRoot } from './helpers/paths.js';
 
@@ -115,6 +115,28 @@ function run(path: PathRun['path'], scenario: string, over: Partial<LoadSummary>
 }
 
 const latency = (p99: number): LoadSummary['latencyMs'] => ({ p50: 1, p99, p999: p99, max: p99 });
+
+test('CPU per 1,000 req/s divides by the requests carried (answered as planned), not those attempted; none carried is "-"', () => {
+  // 10 s: 20,000 requests started (2,000/s attempted), half of them failed, 3,000 more arrivals
+  // dropped: 1,000/s carried. Each proxy used 0.2 cores: 0.2 per 1,000 carried, not 0.1.
+  const half = run('chacha', 'http-2000', { requests: 20_000, errors: 10_000, errorRate: 0.5, dropped: 3_000, achievedRate: 2000 });
+  assert.equal(coresPer1k(half.costs[0]!, half.summary), 0.2);
+  assert.match(scenarioTable([half]), / 0\.200 +0\.200 +50\.0 +50\.0 /);
+  const cpuGoal = (r: PathRun) => loadGoals(new Map([['http-2000', [r]]]), 'http-2000', null).find((g) => g.goal.startsWith('CPU') && g.path.endsWith(', A'))!;
+  assert.equal(cpuGoal(half).met, true);
+  assert.match(cpuGoal(half).detail, /^0\.200 core per 1,000 req\/s \(0\.200 cores at 1000\/s carried\)$/);
+  // Nothing succeeded: no figure, and the goal is not met.
+  const none = run('aesgcm', 'http-2000', { requests: 20_000, errors: 20_000, errorRate: 1, latencyMs: null });
+  assert.ok(Number.isNaN(coresPer1k(none.costs[0]!, none.summary)));
+  const table = scenarioTable([none]);
+  assert.match(table, / - +- +50\.0 +50\.0 /);
+  assert.doesNotMatch(table, /NaN/);
+  assert.equal(cpuGoal(none).met, false);
+  assert.match(cpuGoal(none).detail, /^no request succeeded/);
+  // The legend printed with the tables says what the figure divides by.
+  assert.match(COST_LEGEND, /per 1,000 successful requests\/s/);
+  assert.match(COST_LEGEND, /'-' when none succeeded/);
+});
 
 test('goals: added p99 against a haproxy pair that added a negative p99 is decided on the figures', () => {
   const at2000 = new Map<string, PathRun[]>([

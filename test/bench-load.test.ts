@@ -13,10 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { isDenied, rampProfile, type ConstantScenario, type GatewayScenario, type LoadSummary, type RampScenario, type Scenario } from '../bench/k6/contract.js';
-import { closedLoop, openLoop } from '../bench/load/generator.js';
+import { closedLoop, openLoop, OUTCOMES, type RawRun } from '../bench/load/generator.js';
 import { K6_SCRIPTS, loadScenarios, parseScenarios } from '../bench/load/scenarios.js';
 import { constantArrivals, rampArrivals, arrivalsFor } from '../bench/load/schedule.js';
-import { lagSummary, latencySummary, nearestRank, summarizeRun } from '../bench/load/summary.js';
+import { k6Percentile, lagSummary, latencySummary, summarizeRun } from '../bench/load/summary.js';
 import { planFor } from '../bench/load/client.js';
 import { medianRun, scenarioTable, type PathRun } from '../bench/load/report.js';
 import { gatewayAvailable, gatewayLine } from '../bench/load.js';
@@ -198,6 +198,47 @@ test('bench/k6 renders with kubectl kustomize: a k6 Job with every script in its
   assert.equal(K6_SCRIPTS[scenario.kind], env.SCRIPT);
   assert.deepEqual(container.args, ['run', '--no-usage-report', '/scripts/$(SCRIPT)']);
   assert.equal(pod.restartPolicy, 'Never');
+  // Memory holds the largest maxVUs (a scenario's maxInFlight) at k6's worst case for simple
+  // tests, "~1-5MB per VU" (k6 docs, running large tests), above k6's own base: a Job that
+  // ran out of memory as VUs piled up behind a stalled target would lose the run's summary.
+  const need = K6_BASE_MIB * MIB + maxVUs() * K6_MIB_PER_VU * MIB;
+  const limit = bytes(container.resources?.limits?.memory);
+  const request = bytes(container.resources?.requests?.memory);
+  assert.ok(need <= limit, `k6 may need ${need / MIB} MiB (${K6_BASE_MIB} + ${maxVUs()} VUs x ${K6_MIB_PER_VU} MiB) but the Job's memory limit is ${limit / MIB} MiB: raise it in deploy/job.yaml or lower maxInFlight in scenarios.json`);
+  assert.ok(need <= request, `the Job requests ${request / MIB} MiB of memory, less than the ${need / MIB} MiB k6 may need: the scheduler would not reserve it`);
+});
+
+const MIB = 1024 * 1024;
+/** k6's own memory (the binary, its runtime, every Trend sample it keeps), MiB. */
+const K6_BASE_MIB = 256;
+/** The top of the k6 docs' "~1-5MB per VU" for simple tests, MiB. */
+const K6_MIB_PER_VU = 5;
+
+/** The largest maxVUs any k6 script asks for: every scenario's maxVUs is its maxInFlight. */
+function maxVUs(): number {
+  return Math.max(...loadScenarios().scenarios.map((s) => s.maxInFlight));
+}
+
+/** A Kubernetes memory quantity (`2304Mi`, `2Gi`, `500M`, `1073741824`) in bytes. */
+function bytes(quantity: unknown): number {
+  const m = /^(\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(String(quantity));
+  assert.ok(m, `memory quantity ${String(quantity)}: expected a whole number with an optional unit`);
+  const unit = { '': 1, Ki: 1024, Mi: MIB, Gi: 1024 * MIB, Ti: 1024 * 1024 * MIB, k: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2] ?? '']!;
+  return Number(m[1]) * unit;
+}
+
+test('memory quantities read as Kubernetes reads them; every in-flight cap holds what Little\'s law needs at its thresholds', () => {
+  assert.equal(bytes('1Gi'), 1024 * MIB);
+  assert.equal(bytes('2304Mi'), 2304 * MIB);
+  assert.equal(bytes('500M'), 500e6);
+  assert.equal(bytes('1073741824'), 1024 * MIB);
+  assert.throws(() => bytes('1.5Gi'), /expected a whole number/);
+  // In flight at once = rate x time in flight: at the top rate and a p99 at its limit, the cap
+  // must hold at least that, or a run that meets its thresholds would still drop arrivals.
+  for (const s of loadScenarios().scenarios) {
+    const top = s.kind === 'ramp' ? s.steps[s.steps.length - 1]! : s.rate;
+    assert.ok(s.maxInFlight >= (top * s.thresholds.p99Ms) / 1000, `${s.name}: maxInFlight ${s.maxInFlight} < ${top}/s x ${s.thresholds.p99Ms} ms`);
+  }
 });
 
 // --- the runner's logic ---
@@ -225,14 +266,54 @@ test('arrival schedule: constant rate and a ramp give the rate k6 would at every
   assert.equal(stages.length, 5);
 });
 
-test('percentiles are nearest-rank; no values, no latency', () => {
+// k6's Trend p(N) (TrendSink.P): rank N/100 x (n - 1), linear between the two closest ranks.
+// Each figure below is worked by hand from that definition.
+test("percentiles are k6's p(N): interpolated between the two closest ranks, small counts and ties included; no values, no latency", () => {
+  const close = (actual: number, expected: number, what: string): void => assert.ok(Math.abs(actual - expected) < 1e-9, `${what}: ${actual}, not ${expected}`);
   const values = Array.from({ length: 1000 }, (_, i) => 1000 - i); // 1..1000, unsorted
   const l = latencySummary(values)!;
-  assert.deepEqual(l, { p50: 500, p99: 990, p999: 999, max: 1000 });
-  assert.equal(nearestRank([7], 0.999), 7);
-  assert.equal(nearestRank([1, 2, 3, 4], 0.5), 2);
+  // p50: rank 499.5, between 500 and 501; p99: rank 989.01, 990 + 0.01; p99.9: rank 998.001, 999 + 0.001.
+  close(l.p50, 500.5, 'p50 of 1..1000');
+  close(l.p99, 990.01, 'p99 of 1..1000');
+  close(l.p999, 999.001, 'p99.9 of 1..1000');
+  assert.equal(l.max, 1000);
+  // One value: every percentile is it (k6 answers values[0]).
+  assert.deepEqual(latencySummary([7]), { p50: 7, p99: 7, p999: 7, max: 7 });
+  // Two values: p50 halfway, p99 at 0.99 of the way, p99.9 at 0.999 (nearest rank gave 10, 20, 20).
+  const two = latencySummary([20, 10])!;
+  close(two.p50, 15, 'p50 of 10, 20');
+  close(two.p99, 19.9, 'p99 of 10, 20');
+  close(two.p999, 19.99, 'p99.9 of 10, 20');
+  // Four values: p50 at rank 1.5, between 2 and 3 (nearest rank gave 2).
+  close(k6Percentile([1, 2, 3, 4], 50), 2.5, 'p50 of 1..4');
+  close(k6Percentile([1, 2, 3, 4], 99), 3.97, 'p99 of 1..4');
+  // Ties: between two equal values the percentile is that value; past the last tie, interpolated.
+  close(k6Percentile([5, 5, 5, 9], 50), 5, 'p50 of 5, 5, 5, 9');
+  close(k6Percentile([5, 5, 5, 9], 99), 5 + 4 * 0.97, 'p99 of 5, 5, 5, 9');
+  close(k6Percentile([3, 3, 3, 3, 3], 99.9), 3, 'p99.9 of five 3s');
+  assert.throws(() => k6Percentile([], 50), /no values/);
   assert.equal(latencySummary([]), null);
-  // Of several rounds, the one with the median p99, with the range; a round with no answer ranks last.
+});
+
+test('a p(99) threshold judges the same samples as k6 does: 98 fast, one at 24.99 ms, one at 1 s fails p(99)<25', () => {
+  // Nearest rank read p99 as the 99th of 100 values (24.99 ms: a pass); k6 reads rank 98.01,
+  // 24.99 + 0.01 x (1000 - 24.99) = 34.74 ms: a fail. The runner must fail it too.
+  const n = 100;
+  const raw: RawRun = {
+    schedule: Float64Array.from({ length: n }, (_, i) => i * 10),
+    outcome: new Uint8Array(n).fill(OUTCOMES.indexOf('ok')),
+    latencyMs: Float64Array.from({ length: n }, (_, i) => (i < 98 ? 1 : i === 98 ? 24.99 : 1000)),
+    lagMs: new Float64Array(n),
+    elapsedMs: 1000,
+  };
+  const summary = summarizeRun(constant({ rate: 100, durationSeconds: 1, thresholds: { p99Ms: 25, errorRate: 0 } }), raw);
+  assert.ok(Math.abs(summary.latencyMs!.p99 - 34.7401) < 1e-9, `p99 ${summary.latencyMs!.p99}`);
+  assert.equal(summary.thresholds.p99Ms.actual, summary.latencyMs!.p99);
+  assert.equal(summary.thresholds.p99Ms.ok, false);
+  assert.equal(summary.ok, false);
+});
+
+test('of several rounds, the one with the median p99, with the range; a round with no answer ranks last', () => {
   const round = (p99: number | null): PathRun => ({
     path: 'chacha',
     name: String(p99),

@@ -184,8 +184,18 @@ test('a session to any other target port is refused with status 4: the connectio
   assert.equal(Number(after), Number(before) + 1, `status 4 counted (port ${OTHER_PORT})`);
 });
 
-test('whoami: the agentId, the entry with a key fingerprint and no key, the vector', async () => {
+test('whoami: the agentId, the entry with a key fingerprint and no key, the vector; counted as whoami, not as a policy decision', async () => {
+  const count = (m: string, series: string): number => Number(m.match(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm'))?.[1] ?? 0);
+  const ALLOW_NONE = 'noisemesh_secret_requests_total{decision="allow",rule="none"}';
+  const ALLOW_SECONDS = 'noisemesh_secret_request_duration_seconds_count{decision="allow"}';
+  const ANSWERED = 'noisemesh_gateway_whoami_requests_total{result="answered"}';
+  const before = await metrics();
   const r = await get(entry('payments/api'), '/v1/whoami');
+  const after = await metrics();
+  assert.equal(count(after, ANSWERED), count(before, ANSWERED) + 1, 'one whoami answered');
+  assert.match(after, /^noisemesh_gateway_whoami_requests_total\{result="refused"\} \d+$/m, 'the refused series exists from the start');
+  assert.equal(count(after, ALLOW_NONE), count(before, ALLOW_NONE), 'no allow decision without a rule');
+  assert.equal(count(after, ALLOW_SECONDS), count(before, ALLOW_SECONDS), 'the secrets latency histogram holds secrets requests only');
   assert.equal(r.status, 200);
   const key = f.callers.get('payments/api')!.identity.publicKeyB64;
   assert.equal(r.body.agentId, 'payments/api');

@@ -9,7 +9,11 @@
  * - `closedLoop`: `connections` keep-alive connections (sessions), each with `depth` requests
  *   in flight (pipelined), a new one sent as each answer arrives: the ceiling;
  * - `openLoop`: requests at a fixed `rate`, spread round robin over `connections`, latency
- *   from each request's scheduled time (no coordinated omission): p99 at a given rate;
+ *   from each request's scheduled time (no coordinated omission): p99 at a given rate. At most
+ *   MAX_OUTSTANDING requests are unanswered on one connection, the gateway's own limit (one
+ *   more and it resets the connection): an arrival that finds every connection full is
+ *   dropped and counted, as an open-model generator with a cap on requests in flight does
+ *   (k6's dropped_iterations), never queued or pipelined without bound;
  * - `newConnectionEach`: `concurrency` loops, each request on a connection of its own
  *   (`Connection: close`): a Noise handshake per request through the mesh.
  *
@@ -19,10 +23,16 @@
  */
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { DEFAULT_HTTP_LIMITS } from '../../src/secrets/index.js';
+
+/** Requests one connection may have unanswered: the gateway's maxPipelined (src/secrets/gateway). */
+export const MAX_OUTSTANDING = DEFAULT_HTTP_LIMITS.maxPipelined;
 
 export interface LoadResult {
   readonly fetches: number;
   readonly errors: number;
+  /** Arrivals not sent because every connection had MAX_OUTSTANDING unanswered (openLoop only). */
+  readonly dropped: number;
   readonly seconds: number;
   /** Per-answer latencies, ms, sorted. */
   readonly latencies: Float64Array;
@@ -114,7 +124,7 @@ export function closedLoop(target: LoadTarget, connections: number, depth: numbe
     const sockets: Socket[] = [];
     const done = (): void => {
       if (--open_ > 0) return;
-      resolve({ fetches: latencies.length, errors, seconds: (performance.now() - started) / 1000, latencies: latencies.sorted() });
+      resolve({ fetches: latencies.length, errors, dropped: 0, seconds: (performance.now() - started) / 1000, latencies: latencies.sorted() });
     };
     for (let c = 0; c < connections; c++) {
       const socket = open(target.port);
@@ -155,12 +165,16 @@ export function closedLoop(target: LoadTarget, connections: number, depth: numbe
   });
 }
 
-/** `rate` requests/s over `connections` sessions, for `ms`; latency from the scheduled time. */
-export function openLoop(target: LoadTarget, connections: number, rate: number, ms: number): Promise<LoadResult> {
+/**
+ * `rate` requests/s over `connections` sessions, for `ms`; latency from the scheduled time. At
+ * most `maxOutstanding` unanswered per connection; an arrival finding all full is dropped.
+ */
+export function openLoop(target: LoadTarget, connections: number, rate: number, ms: number, maxOutstanding = MAX_OUTSTANDING): Promise<LoadResult> {
   const requests = requestBytes(target, false);
   const expect = Buffer.from(target.expect);
   const latencies = new Latencies();
   let errors = 0;
+  let dropped = 0;
   const interval = 1000 / rate;
   const total = Math.floor((ms / 1000) * rate);
   return new Promise((resolve, reject) => {
@@ -172,7 +186,7 @@ export function openLoop(target: LoadTarget, connections: number, rate: number, 
         (ok) => {
           latencies.push(performance.now() - scheduled.shift()!);
           if (!ok) errors++;
-          if (latencies.length === total) finish();
+          if (latencies.length + dropped === total) finish();
         },
         (reason) => fail(new Error(`gateway bench: ${reason}`)),
       );
@@ -196,20 +210,29 @@ export function openLoop(target: LoadTarget, connections: number, rate: number, 
       over = true;
       clearInterval(timer);
       for (const c of conns) c.socket.end();
-      resolve({ fetches: latencies.length, errors, seconds: (performance.now() - started) / 1000, latencies: latencies.sorted() });
+      resolve({ fetches: latencies.length, errors, dropped, seconds: (performance.now() - started) / 1000, latencies: latencies.sorted() });
     };
-    // A 1 ms tick sends every request whose time has come, each stamped with its own time.
+    // A 1 ms tick sends every request whose time has come, each stamped with its own time, on
+    // its connection in turn or the next one with room; with none, the arrival is dropped.
     const tick = (): void => {
       const now = performance.now();
       while (sent < total && started + sent * interval <= now) {
-        const c = conns[sent % connections]!;
-        c.scheduled.push(started + sent * interval);
-        c.socket.write(requests[sent % requests.length]!);
+        let c: (typeof conns)[number] | undefined;
+        for (let k = 0; k < connections && c === undefined; k++) {
+          const candidate = conns[(sent + k) % connections]!;
+          if (candidate.scheduled.length < maxOutstanding) c = candidate;
+        }
+        if (c === undefined) dropped++;
+        else {
+          c.scheduled.push(started + sent * interval);
+          c.socket.write(requests[sent % requests.length]!);
+        }
         sent++;
       }
+      if (sent === total && latencies.length + dropped === total) finish();
       // Answers overdue by far: the gateway cannot keep this rate; the missing count as errors.
-      if (now > started + ms + 10_000) {
-        errors += total - latencies.length;
+      else if (now > started + ms + 10_000) {
+        errors += total - latencies.length - dropped;
         finish();
       }
     };
@@ -262,5 +285,5 @@ export async function newConnectionEach(target: LoadTarget, concurrency: number,
       while (performance.now() < until) await one();
     }),
   );
-  return { fetches: latencies.length, errors, seconds: (performance.now() - started) / 1000, latencies: latencies.sorted() };
+  return { fetches: latencies.length, errors, dropped: 0, seconds: (performance.now() - started) / 1000, latencies: latencies.sorted() };
 }

@@ -80,7 +80,11 @@ export interface ScenarioFile {
   readonly scenarios: readonly Scenario[];
 }
 
-/** Latency of successful requests, ms. */
+/**
+ * Latency of successful requests, ms. Percentiles as k6's Trend computes `p(N)` (TrendSink.P):
+ * at rank N/100 x (n - 1) of the ascending values, interpolated linearly between the two
+ * closest ranks; the runner computes them the same way (bench/load/summary.ts, k6Percentile).
+ */
 export interface LatencyMs {
   readonly p50: number;
   readonly p99: number;

@@ -23,8 +23,11 @@ export function summarize(samples: readonly number[]): Summary {
   return { samples, median, min, max, spread: median > 0 ? (max - min) / median : 0 };
 }
 
-/** Linear-interpolated quantile of an ascending array. */
-export function quantile(sorted: readonly number[], q: number): number {
+/**
+ * Linear-interpolated quantile of an ascending array, q in [0, 1]: k6's definition (its Trend's
+ * TrendSink.P): at rank q x (n - 1), interpolated between the values at the two closest ranks.
+ */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
   const at = (sorted.length - 1) * q;
   const lo = Math.floor(at);
   const hi = Math.ceil(at);

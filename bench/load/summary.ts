@@ -1,22 +1,28 @@
 /**
  * A run's raw record (generator.ts) as a LoadSummary (bench/k6/contract.ts), the shape a k6
- * script's handleSummary writes too. Latency percentiles are nearest-rank over successful
- * requests only: a request that failed fast (a reset) is an error, never a fast request.
+ * script's handleSummary writes too. Latency percentiles are k6's (k6Percentile) over
+ * successful requests only: a request that failed fast (a reset) is an error, never a fast request.
  */
 import { rampProfile, scenarioSeconds, type LatencyMs, type LoadSummary, type Scenario, type StepSummary, type ThresholdResult } from '../k6/contract.js';
+import { quantile } from '../lib/stats.js';
 import { OUTCOMES, outcomeOf, type RawRun } from './generator.js';
 
-/** Nearest-rank quantile of an ascending array, q in (0, 1]: the smallest value with at least q of them at or below it. */
-export function nearestRank(sorted: ArrayLike<number>, q: number): number {
+/**
+ * k6's `p(percent)` of an ascending array, as a k6 threshold or summary computes it (its Trend's
+ * TrendSink.P, given percent / 100): at rank percent/100 x (n - 1), interpolated linearly
+ * between the values at the two closest ranks. So a threshold `p(99)<25` judges the runner's
+ * samples exactly as k6 would judge the same samples.
+ */
+export function k6Percentile(sorted: ArrayLike<number>, percent: number): number {
   if (sorted.length === 0) throw new RangeError('no values');
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+  return quantile(sorted, percent / 100);
 }
 
-/** p50, p99, p99.9 and max of some latencies, ms; null when there are none. */
+/** p50, p99, p99.9 (k6Percentile) and max of some latencies, ms; null when there are none. */
 export function latencySummary(values: readonly number[] | Float64Array): LatencyMs | null {
   const sorted = Float64Array.from(values).sort();
   if (sorted.length === 0) return null;
-  return { p50: nearestRank(sorted, 0.5), p99: nearestRank(sorted, 0.99), p999: nearestRank(sorted, 0.999), max: sorted[sorted.length - 1]! };
+  return { p50: k6Percentile(sorted, 50), p99: k6Percentile(sorted, 99), p999: k6Percentile(sorted, 99.9), max: sorted[sorted.length - 1]! };
 }
 
 interface Tally {

@@ -349,7 +349,7 @@ export class SecretsGateway {
         return;
       }
       if (url === WHOAMI) {
-        this.whoami(caller, res, started);
+        this.whoami(caller, res);
         return;
       }
       if (!url.startsWith(SECRETS_PREFIX)) {
@@ -451,11 +451,12 @@ export class SecretsGateway {
     return now === undefined || now.revoked || now.generation !== entry?.generation;
   }
 
-  private whoami(caller: Caller, res: ServerResponse, started: number): void {
+  private whoami(caller: Caller, res: ServerResponse): void {
     const entry = caller.key === null ? undefined : this.o.entryByKey(caller.key);
     const vector = caller.exposure === 'plaintext' ? PLAINTEXT_VECTOR : computeTrustVector(entry, { networkExposure: caller.exposure }, this.now());
     if (vector === undefined) {
-      this.refuse(res, started, 403, 'the caller is not in the registry, or is revoked', false);
+      this.metrics.whoami('refused');
+      this.answerError(res, 403, 'the caller is not in the registry, or is revoked', false);
       return;
     }
     const body = {
@@ -465,14 +466,19 @@ export class SecretsGateway {
       entry: caller.exposure === 'plaintext' || entry === undefined ? null : describeEntry(entry, caller.fingerprint!),
       trustVector: vector,
     };
-    this.metrics.request('allow', null, (performance.now() - started) / 1000);
+    this.metrics.whoami('answered');
     const text = JSON.stringify(body);
     res.writeHead(200, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) }).end(text);
   }
 
-  /** A 4xx/5xx before any decision: counted, not audited (no secret was asked for by a valid request). */
+  /** A 4xx/5xx before any decision: counted `invalid`, not audited (no secret was asked for by a valid request). */
   private refuse(res: ServerResponse, started: number, status: number, error: string, close: boolean): void {
-    this.metrics.request(status === 403 ? 'deny' : 'invalid', null, (performance.now() - started) / 1000);
+    this.metrics.request('invalid', null, (performance.now() - started) / 1000);
+    this.answerError(res, status, error, close);
+  }
+
+  /** `{error}` with `status`, counted by the caller. */
+  private answerError(res: ServerResponse, status: number, error: string, close: boolean): void {
     const text = JSON.stringify({ error });
     const headers: Record<string, string | number> = { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) };
     // A body we do not read must not be parsed as the next request: close after answering.

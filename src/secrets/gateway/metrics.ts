@@ -1,7 +1,8 @@
 /**
  * The gateway's metrics, registered in the registry its proxy serves on /metrics. Labels
  * from closed sets: `decision` is one of DECISION_LABELS, `rule` a rule id of the policy in
- * force (bounded by the policy, at most 10,000) or `none`, `backend` one of BACKEND_KINDS,
+ * force (bounded by the policy, at most 10,000) or `none`, `result` of whoami one of
+ * WHOAMI_RESULTS, `backend` one of BACKEND_KINDS,
  * `failure` one of the backend interface's, `event`, `kind`, `state`, `operation` and
  * `result` the fixed lists below. Never an agentId, a path or a key.
  *
@@ -24,9 +25,17 @@ export type DecisionLabel = (typeof DECISION_LABELS)[number];
 /** The `rule` label of a request no rule decided. */
 export const NO_RULE = 'none';
 
+/**
+ * `GET /v1/whoami`, which no policy decides (it releases nothing but the caller's own view):
+ * `answered` (200) or `refused` (403: the caller's key is not in the registry, or revoked).
+ */
+export const WHOAMI_RESULTS = ['answered', 'refused'] as const;
+export type WhoamiResult = (typeof WHOAMI_RESULTS)[number];
+
 export class GatewayMetrics {
   private readonly requests: Counter<'decision' | 'rule'>;
   private readonly seconds: Histogram<'decision'>;
+  private readonly whoamis: Readonly<Record<WhoamiResult, { inc(): void }>>;
   readonly backendErrors: Counter<'backend' | 'failure'>;
   readonly auditFailures: Counter;
   /** Children by label values: the hot path hashes no label object. */
@@ -52,6 +61,15 @@ export class GatewayMetrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5],
       registers,
     });
+    const whoamis = new Counter({
+      name: 'noisemesh_gateway_whoami_requests_total',
+      help: 'GET /v1/whoami requests by result: answered (200) or refused (403: the caller is not in the registry, or revoked). No policy decides them: they are not in noisemesh_secret_requests_total',
+      labelNames: ['result'],
+      registers,
+    });
+    this.whoamis = { answered: whoamis.labels('answered'), refused: whoamis.labels('refused') };
+    // Both series from the start: a dashboard sees 0, not a missing series.
+    for (const result of WHOAMI_RESULTS) whoamis.inc({ result }, 0);
     this.backendErrors = new Counter({
       name: 'noisemesh_secret_backend_errors_total',
       help: 'Backend reads that failed, by backend and failure (unavailable, denied); with a cache, once per backend read, including those a stale value hid from the caller',
@@ -138,6 +156,11 @@ export class GatewayMetrics {
     let histogram = this.secondsChildren.get(decision);
     if (histogram === undefined) this.secondsChildren.set(decision, (histogram = this.seconds.labels(decision)));
     histogram.observe(seconds);
+  }
+
+  /** A whoami request: counted apart from the secrets requests, and not in their latency histogram. */
+  whoami(result: WhoamiResult): void {
+    this.whoamis[result].inc();
   }
 
   backendError(backend: string, failure: BackendFailure): void {

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { FileReadError, readRegularFileSync } from '../../files/index.js';
-import { backendByName, decodeKey, defaultAeadEngine, encodeKey, BadKeyError, type KeyPair } from '../../noise/index.js';
+import { decodeKey, defaultAeadEngine, encodeKey, loadBackend, BadKeyError, type KeyPair } from '../../noise/index.js';
 import { REBUILD_HINT } from '../../native/index.js';
 import {
   Proxy,
@@ -75,7 +75,7 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
   const level = config.logLevel ?? logLevelFromEnvironment() ?? 'info';
   tuneHeapForProxy();
   const log = createLogger({ level });
-  const backend = backendByName(config.crypto);
+  const backend = await loadBackend(config.crypto);
   if (config.crypto === 'native' && defaultAeadEngine.fallbackReason !== undefined) {
     log.warn(
       { event: 'crypto', aead: defaultAeadEngine.engine },

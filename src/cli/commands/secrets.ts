@@ -6,7 +6,7 @@
  * next finds the files in place and swaps them only when the gateway's answer differs.
  */
 import { parseArgs } from 'node:util';
-import { backendByName } from '../../noise/index.js';
+import { loadBackend } from '../../noise/index.js';
 import { Proxy, createLogger } from '../../proxy/index.js';
 import { loadCommandConfig } from '../config/command-config.js';
 import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
@@ -46,7 +46,7 @@ export const secrets: Command = {
     if (config.secrets === null) throw new UsageError(`${values.config} has no secrets section: nothing to fetch (docs/configuration.md, Secrets projection)`);
     // Errors only: the one line below is the outcome; the proxy's JSON lines would bury it.
     const log = createLogger({ level: config.logLevel ?? 'error' });
-    const backend = backendByName(config.crypto);
+    const backend = await loadBackend(config.crypto);
     const dh = backend.dh('25519');
     const identity = loadIdentity(config, dh.keyPairFromPrivate.bind(dh), () => dh.generateKeyPair());
     const psk = config.pskFile === null ? undefined : readKeyFile(config.pskFile, 'psk.file');

@@ -42,7 +42,7 @@ export const secrets: Command = {
     if (values.config === undefined) throw new UsageError('--config FILE is required: the proxy\'s YAML configuration with a secrets section');
     const waitSeconds = values['registry-wait'] === undefined ? REGISTRY_WAIT_MS / 1000 : Number(values['registry-wait']);
     if (!Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > 3600) throw new UsageError(`--registry-wait must be a number of seconds from 0 to 3600; got ${JSON.stringify(values['registry-wait'])}`);
-    const config: ProxyConfig = loadCommandConfig(loadProxyConfig, values.config);
+    const config: ProxyConfig = await loadCommandConfig(loadProxyConfig, values.config);
     if (config.secrets === null) throw new UsageError(`${values.config} has no secrets section: nothing to fetch (docs/configuration.md, Secrets projection)`);
     // Errors only: the one line below is the outcome; the proxy's JSON lines would bury it.
     const log = createLogger({ level: config.logLevel ?? 'error' });

@@ -10,7 +10,7 @@ import {
   HandshakeState,
   defaultAeadEngine,
   nativeBackendWith,
-  nobleBackend,
+  loadBackend,
   parseProtocolName,
   type CipherName,
   type CryptoBackend,
@@ -22,6 +22,8 @@ import type { BenchModule } from './lib/module.js';
 import { pairedRatio } from './lib/stats.js';
 import { formatPercent, formatRate, formatRatio, formatTable } from './lib/table.js';
 import { measureGroup, type Case, type Measured, type TimingOptions } from './lib/timing.js';
+
+const nobleBackend = await loadBackend('noble');
 
 /**
  * The native backend on each AEAD engine (src/noise/aead-openssl.ts), and noble. `native`

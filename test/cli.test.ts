@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { decodeKey, encodeKey, nobleBackend } from '../src/noise/index.js';
+import { decodeKey, encodeKey, loadBackend } from '../src/noise/index.js';
 import { repoRoot, sharedPath } from './helpers/paths.js';
+
+const nobleBackend = await loadBackend('noble');
 
 const CLI = join(repoRoot, 'dist/src/cli/main.js');
 const run = (args: string[], timeout = 60_000) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout });

@@ -74,8 +74,8 @@ test('every link in our documents resolves inside the repository; none leads to 
   }
 });
 
-test('docs/configuration.md documents every key the proxy and gateway configuration readers accept', () => {
-  const keys = acceptedConfigKeys();
+test('docs/configuration.md documents every key the proxy and gateway configuration readers accept', async () => {
+  const keys = await acceptedConfigKeys();
   // The reader's own list, so that a key added to the code and not to the page fails here.
   assert.ok(keys.includes('identity.agentId') && keys.includes('outbound.explicit[].peer') && keys.length >= 30, keys.join(' '));
   const page = read('docs/configuration.md');

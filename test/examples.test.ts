@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { parse } from 'yaml';
-import { decodeKey, encodeKey, nobleBackend } from '../src/noise/index.js';
+import { decodeKey, encodeKey, loadBackend } from '../src/noise/index.js';
 import { repoRoot } from './helpers/paths.js';
+
+const nobleBackend = await loadBackend('noble');
 
 const EXAMPLES = join(repoRoot, 'examples');
 const readme = readFileSync(join(EXAMPLES, 'README.md'), 'utf8');

@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
-import { CipherState, DecryptError, defaultAeadEngine, nativeBackend, nativeBackendWith, nobleBackend, type CipherName } from '../src/noise/index.js';
+import { CipherState, DecryptError, defaultAeadEngine, nativeBackend, nativeBackendWith, loadBackend, type CipherName } from '../src/noise/index.js';
 import { addonPath } from '../src/native/index.js';
+
+const nobleBackend = await loadBackend('noble');
 
 const CIPHERS: readonly CipherName[] = ['ChaChaPoly', 'AESGCM'];
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

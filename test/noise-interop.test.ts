@@ -15,13 +15,15 @@ import {
   MAX_MESSAGE_LEN,
   MAX_PLAINTEXT_LEN,
   nativeBackend,
-  nobleBackend,
+  loadBackend,
   type CryptoBackend,
   type KeyPair,
   type Transport,
 } from '../src/noise/index.js';
 import { buildGoProgram, findGo, findGopathWith } from './helpers/go.js';
 import { repoRoot } from './helpers/paths.js';
+
+const nobleBackend = await loadBackend('noble');
 
 /** Bound on every single wait for the peer: a frame, its exit. */
 const WAIT_MS = 20_000;

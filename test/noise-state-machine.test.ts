@@ -14,12 +14,14 @@ import {
   ProtocolNameError,
   StateError,
   nativeBackend,
-  nobleBackend,
+  loadBackend,
   parseProtocolName,
   type CryptoBackend,
   type Transport,
 } from '../src/noise/index.js';
 import { CRYPTO_ENGINES } from './helpers/crypto-engines.js';
+
+const nobleBackend = await loadBackend('noble');
 
 const IK = 'Noise_IK_25519_ChaChaPoly_BLAKE2s';
 /** Byte equality whatever the container (node:crypto gives Buffers, noble Uint8Arrays). */

@@ -22,11 +22,11 @@ function problemsOf(document: unknown): ConfigProblem[] {
   return [];
 }
 
-function problemsOfText(text: string): ConfigProblem[] {
+async function problemsOfText(text: string): Promise<ConfigProblem[]> {
   const dir = mkdtempSync(join(tmpdir(), 'noisemesh-config-'));
   try {
     writeFileSync(join(dir, 'proxy.yaml'), text);
-    loadProxyConfig(join(dir, 'proxy.yaml'));
+    await loadProxyConfig(join(dir, 'proxy.yaml'));
     return [];
   } catch (err) {
     if (err instanceof ConfigError) return [...err.problems];
@@ -84,8 +84,8 @@ test('a problem with the whole document is named as such, alone', () => {
   assert.doesNotMatch(error!.message, /: :/);
 });
 
-test('.nan, .inf, quoted numbers and booleans are named as what they are', () => {
-  const problems = problemsOfText(`
+test('.nan, .inf, quoted numbers and booleans are named as what they are', async () => {
+  const problems = await problemsOfText(`
 identity: {agentId: shop/web}
 registry: {file: /r.yaml}
 inbound: {meshPort: .nan, capture: {port: "15006", excludePorts: [-.inf]}}
@@ -147,16 +147,16 @@ test('outbound.explicit[].peer must be an agentId', () => {
   assert.deepEqual(problemsOf({ ...BASE, outbound: { explicit: [{ listen: '127.0.0.1:7000', peer: 'shop/api-v2.x', port: 80 }] } }), []);
 });
 
-test('a YAML syntax error in the configuration: one line per fault, with a hint that fits it', () => {
-  const unclosed = problemsOfText('identity: {agentId: shop/web\nregistry: {file: /r.yaml}\n');
+test('a YAML syntax error in the configuration: one line per fault, with a hint that fits it', async () => {
+  const unclosed = await problemsOfText('identity: {agentId: shop/web\nregistry: {file: /r.yaml}\n');
   assert.equal(unclosed.length, 1, JSON.stringify(unclosed));
   assert.equal(unclosed[0]!.path, '(file)');
   assert.match(unclosed[0]!.message, /^line \d+: not valid YAML: a flow mapping `\{` opened on this line or above is not closed: end it with `\}`$/);
-  const list = problemsOfText('identity: {agentId: shop/web}\ninbound: {capture: {excludePorts: [15020, 15021}}\n');
+  const list = await problemsOfText('identity: {agentId: shop/web}\ninbound: {capture: {excludePorts: [15020, 15021}}\n');
   assert.match(list[0]!.message, /not valid YAML: a flow sequence `\[` .* not closed: end it with `\]`/);
   assert.doesNotMatch(list.map((p) => p.message).join('\n'), /indentation/);
-  assert.match(problemsOfText('a: 1\na: 2\n')[0]!.message, /^line 2: not valid YAML: a key appears twice in one mapping: keep one$/);
-  assert.match(problemsOfText('a: "x\n')[0]!.message, /a double-quoted string is not closed/);
+  assert.match((await problemsOfText('a: 1\na: 2\n'))[0]!.message, /^line 2: not valid YAML: a key appears twice in one mapping: keep one$/);
+  assert.match((await problemsOfText('a: "x\n'))[0]!.message, /a double-quoted string is not closed/);
 });
 
 test('log.level: absent is null (NOISEMESH_LOG_LEVEL or info apply); a bad NOISEMESH_LOG_LEVEL is refused in one line', (t) => {

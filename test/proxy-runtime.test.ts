@@ -54,7 +54,12 @@ process.on('exit', () => {
 });
 `;
 
-test('a proxy with a file registry loads neither client-node nor undici, and its young generation stays at its initial size', async () => {
+/**
+ * Runs `noisemesh proxy` with a file registry, `extra` added to its configuration, under the
+ * observer, until `running(adminPort)` holds; then SIGTERM. Every module it loaded, and its
+ * stderr (the observer's lines among the proxy's).
+ */
+async function observeProxy(extra: (dir: string) => Record<string, unknown>, running: (adminPort: number) => Promise<boolean>): Promise<{ loaded: string[]; stderr: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'nm-runtime-'));
   try {
     const [meshPort, adminPort] = await freePorts(2);
@@ -77,6 +82,7 @@ test('a proxy with a file registry loads neither client-node nor undici, and its
         inbound: { bind: '127.0.0.1', meshPort },
         admin: { bind: '127.0.0.1', port: adminPort },
         shutdown: { drainSeconds: 0.5 },
+        ...extra(dir),
       }),
     );
     writeFileSync(join(dir, 'observer.mjs'), OBSERVER);
@@ -87,21 +93,53 @@ test('a proxy with a file registry loads neither client-node nor undici, and its
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     const exit = exited(child);
     try {
-      await waitFor(async () => (await get(adminPort!, '/readyz')).status === 200, 'the proxy ready');
+      await waitFor(() => running(adminPort!), 'the proxy running');
     } finally {
       child.kill('SIGTERM');
     }
     assert.equal(await exit, 0, stderr);
     const loaded = [...stderr.matchAll(/^(?:resolved|required) (\S+)$/gm)].map((m) => m[1]!);
-    // The control: the observer saw the proxy's own modules, and its dependencies'.
+    // The control of the observer: it saw the proxy's own modules, and its dependencies'.
     assert.ok(loaded.some((u) => u.endsWith('/dist/src/proxy/index.js')), stderr);
     assert.ok(loaded.some((u) => u.includes('/node_modules/pino/')), stderr);
-    for (const pkg of ['@kubernetes/client-node', 'undici']) {
-      assert.deepEqual(loaded.filter((u) => u.includes(`/node_modules/${pkg}/`)), [], `${pkg} is loaded by a proxy that needs no cluster access and no HTTP client`);
-    }
-    const young = Number(/^young (\d+)$/m.exec(stderr)?.[1]) / 2 ** 20;
-    assert.ok(young <= 2, `the young generation is ${young} MiB`);
+    return { loaded, stderr };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What a plain proxy does not load: packages (node_modules) and our folders (dist/src). */
+const UNUSED_PACKAGES = ['@kubernetes/client-node', 'undici', '@noble'];
+const UNUSED_FOLDERS = ['secrets', 'trust-vector', 'kubernetes'];
+const loadedFrom = (loaded: readonly string[], where: string): string[] => loaded.filter((u) => u.includes(where));
+
+test('a proxy with a file registry loads neither client-node nor undici, nor the noble backend, src/secrets, src/trust-vector or src/kubernetes, and its young generation stays at its initial size', async () => {
+  const { loaded, stderr } = await observeProxy(() => ({}), async (port) => (await get(port, '/readyz')).status === 200);
+  for (const pkg of UNUSED_PACKAGES) {
+    assert.deepEqual(loadedFrom(loaded, `/node_modules/${pkg}/`), [], `${pkg} is loaded by a proxy that needs no cluster access, no HTTP client and runs the native backend`);
+  }
+  for (const folder of UNUSED_FOLDERS) {
+    assert.deepEqual(loadedFrom(loaded, `/dist/src/${folder}/`), [], `src/${folder} is loaded by a proxy with a file registry and no secrets section`);
+  }
+  const young = Number(/^young (\d+)$/m.exec(stderr)?.[1]) / 2 ** 20;
+  assert.ok(young <= 2, `the young generation is ${young} MiB`);
+});
+
+test('the control: a proxy with a secrets section and crypto noble loads src/secrets, src/trust-vector, src/kubernetes and the noble backend, and projects', async () => {
+  const { loaded } = await observeProxy(
+    (dir) => ({
+      crypto: 'noble',
+      secrets: { gateway: { peer: 'rt/gateway', port: 8200 }, project: { dir: join(dir, 'secrets'), items: [{ path: 'rt/db', file: 'db.json' }] } },
+    }),
+    // Not ready while the gateway (in no registry here) does not answer: the projection's
+    // condition is on /readyz, which shows it was built.
+    async (port) => {
+      const r = await get(port, '/readyz');
+      return r.status === 503 && typeof (JSON.parse(r.body) as { reasons?: { secrets?: unknown } }).reasons?.secrets === 'string';
+    },
+  );
+  assert.notDeepEqual(loadedFrom(loaded, '/node_modules/@noble/'), [], 'crypto: noble loads the noble backend');
+  for (const folder of UNUSED_FOLDERS) {
+    assert.notDeepEqual(loadedFrom(loaded, `/dist/src/${folder}/`), [], `a proxy with a secrets section loads src/${folder}`);
   }
 });

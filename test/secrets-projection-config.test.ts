@@ -3,15 +3,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { parseProxyConfig } from '../src/cli/config/proxy-config.js';
-import { ConfigError } from '../src/cli/config/config-reader.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { loadProxyConfig, parseProxyConfig, type ProxyConfig } from '../src/cli/config/proxy-config.js';
+import { parseSecretsSection } from '../src/cli/config/secrets-config.js';
+import { ConfigError, ConfigReader } from '../src/cli/config/config-reader.js';
 import { renderEnvFile, shellQuote, unwritableValue } from '../src/secrets/index.js';
 
 const BASE = { identity: { agentId: 'payments/api' }, registry: { file: '/etc/noisemesh/registry.yaml' } };
 
+/** A document read as loadProxyConfig reads a file that has the section: with its reader. */
+const parse = (document: unknown): ProxyConfig => parseProxyConfig(document, 'config', new ConfigReader(), parseSecretsSection);
+
 function problems(secrets: unknown): string[] {
   try {
-    parseProxyConfig({ ...BASE, secrets });
+    parse({ ...BASE, secrets });
   } catch (err) {
     if (err instanceof ConfigError) return err.problems.map((p) => `${p.path}: ${p.message}`);
     throw err;
@@ -20,7 +28,7 @@ function problems(secrets: unknown): string[] {
 }
 
 test('the example of the issue reads, with the defaults filled in; no section is null', () => {
-  const config = parseProxyConfig({
+  const config = parse({
     ...BASE,
     secrets: {
       gateway: { peer: 'noisemesh-system/gateway', port: 8200 },
@@ -41,12 +49,34 @@ test('the example of the issue reads, with the defaults filled in; no section is
     fileMode: 0o400,
     dirMode: 0o700,
   });
-  const minimal = parseProxyConfig({ ...BASE, secrets: { gateway: { peer: 'noisemesh-system/gateway' }, project: { dir: '/s', items: [{ path: 'a/b', file: 'b' }], fileMode: '0440', dirMode: '0750' } } });
+  const minimal = parse({ ...BASE, secrets: { gateway: { peer: 'noisemesh-system/gateway' }, project: { dir: '/s', items: [{ path: 'a/b', file: 'b' }], fileMode: '0440', dirMode: '0750' } } });
   assert.equal(minimal.secrets!.gateway.port, 8200);
   assert.equal(minimal.secrets!.refreshSeconds, 300);
   assert.equal(minimal.secrets!.fileMode, 0o440);
   assert.equal(minimal.secrets!.notify, null);
+  assert.equal(parse(BASE).secrets, null);
   assert.equal(parseProxyConfig(BASE).secrets, null);
+});
+
+test('a file with a secrets section is read with its reader, imported for it; a document with one and no reader is a bug, not an empty section', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'noisemesh-secrets-config-'));
+  try {
+    const section = { gateway: { peer: 'noisemesh-system/gateway' }, project: { dir: '/s', items: [{ path: 'a/b', file: 'b' }] } };
+    writeFileSync(join(dir, 'with.yaml'), stringify({ ...BASE, secrets: section }));
+    const read = (await loadProxyConfig(join(dir, 'with.yaml'))).secrets;
+    assert.equal(read?.gateway.peer, 'noisemesh-system/gateway');
+    assert.deepEqual(read, parse({ ...BASE, secrets: section }).secrets);
+    writeFileSync(join(dir, 'wrong.yaml'), stringify({ ...BASE, secrets: { gateway: { peer: 'Gateway' } } }));
+    await assert.rejects(loadProxyConfig(join(dir, 'wrong.yaml')), (err: Error) => err instanceof ConfigError && /secrets\.gateway\.peer: must be an agentId/.test(err.message) && /secrets\.project: required/.test(err.message));
+    writeFileSync(join(dir, 'empty.yaml'), `${stringify(BASE)}secrets:\n`);
+    assert.equal((await loadProxyConfig(join(dir, 'empty.yaml'))).secrets, null);
+    writeFileSync(join(dir, 'without.yaml'), stringify(BASE));
+    assert.equal((await loadProxyConfig(join(dir, 'without.yaml'))).secrets, null);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => parseProxyConfig({ ...BASE, secrets: { gateway: {} } }), (err: Error) => !(err instanceof ConfigError) && /no reader for it was passed/.test(err.message));
+  assert.equal(parseProxyConfig({ ...BASE, secrets: null }).secrets, null);
 });
 
 test('every mistake is named with its path and fix, all at once', () => {

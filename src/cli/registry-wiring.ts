@@ -6,7 +6,7 @@
  * ClusterIP:port has, the index says which of them are meshed peers.
  */
 import { FileRegistrySource, Registry, formatProblem, type RegistryIndex, type RegistrySource } from '../registry-sync/index.js';
-import { ClusterConfigError, KubernetesRegistrySource, ServiceCatalog, loadClusterAccess, type Clock, type ReflectorTuning, type ServiceFrontend, type SyncStatus } from '../kubernetes/index.js';
+import type { Clock, KubernetesRegistrySource, ReflectorTuning, ServiceCatalog, ServiceFrontend, SyncStatus } from '../kubernetes/index.js';
 import type { AddressLookup, Logger, MeshPeer, PeerDirectory, PeerLookup, Proxy, ServiceEndpoint } from '../proxy/index.js';
 import type { RegistryConfig } from './config/proxy-config.js';
 import { UsageError } from './usage-error.js';
@@ -49,18 +49,21 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
   /** The last failed list of Services or EndpointSlices, for /readyz until they are listed. */
   let servicesFailure: string | undefined;
   if (config.kubernetes !== undefined) {
+    // Imported here, not with this module: a proxy with a file registry never loads
+    // src/kubernetes (bench/README.md, load, "Where a proxy's memory went").
+    const kubernetes = await import('../kubernetes/index.js');
     let access;
     try {
-      access = await loadClusterAccess({
+      access = await kubernetes.loadClusterAccess({
         kubeconfig: config.kubernetes.kubeconfig,
         ...(options.inClusterRoot !== undefined && { inClusterRoot: options.inClusterRoot }),
         ...(options.env !== undefined && { env: options.env }),
       });
     } catch (err) {
-      if (err instanceof ClusterConfigError) throw new UsageError(`registry.kubernetes: ${err.message}`);
+      if (err instanceof kubernetes.ClusterConfigError) throw new UsageError(`registry.kubernetes: ${err.message}`);
       throw err;
     }
-    kube = new KubernetesRegistrySource({
+    kube = new kubernetes.KubernetesRegistrySource({
       access,
       namespaces: config.kubernetes.namespaces,
       resyncSeconds: config.kubernetes.resyncSeconds,
@@ -69,7 +72,7 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
     });
     source = kube;
     // The same access (one token, one TLS setup); the registry source closes it at stop.
-    services = new ServiceCatalog({
+    services = new kubernetes.ServiceCatalog({
       access,
       namespaces: config.kubernetes.namespaces,
       resyncSeconds: config.kubernetes.resyncSeconds,

@@ -10,10 +10,10 @@ export { parseProtocolName, cipherSuite, type Protocol, type CipherSuite } from 
 export { handshakeMessageOverhead, DH_LEN } from './message-length.js';
 export { handshakePattern, basePatternNames, type HandshakePattern, type MessagePattern, type Token, type Role } from './patterns.js';
 export { hmac, hkdf } from './hkdf.js';
-export { backends, backendByName } from './backend.js';
+// The noble backend is not among these: loadBackend('noble') imports it when it is asked for.
+export { loadBackend } from './backend.js';
 export { nativeBackend, nativeBackendWith } from './backend-native.js';
 export { defaultAeadEngine, type AeadEngine } from './aead-openssl.js';
-export { nobleBackend } from './backend-noble.js';
 export { decodeKey, encodeKey, looksLikeKeyText } from './keys.js';
 export { isLowOrderPublicKey } from './low-order.js';
 export { runVector, vectorName, type CacophonyVector, type VectorOutcome } from './test-vectors.js';

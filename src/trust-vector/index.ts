@@ -23,7 +23,6 @@ export {
   POLICY_LIMITS,
   PolicyError,
   compilePolicy,
-  closest,
   formatPolicyProblem,
   parsePolicy,
   type Policy,

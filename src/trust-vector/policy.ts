@@ -32,6 +32,7 @@ import {
   type AgentType,
   type AuthnStrength,
   type Clearance,
+  closest,
   yamlSyntaxHint,
 } from '../registry-sync/index.js';
 import { Glob } from './glob.js';
@@ -181,39 +182,6 @@ function got(v: unknown): string {
   if (typeof v === 'string' && looksLikeKeyText(v)) return 'a string that looks like a key (not shown)';
   const text = JSON.stringify(typeof v === 'bigint' ? v.toString() : v) ?? String(v);
   return text.length <= 48 ? text : `${text.slice(0, 45)}..."`;
-}
-
-/**
- * The nearest of `known` to a typo (edit distance <= 2, case ignored), if any: the "did you
- * mean" of the policy reader and of the configuration readers. Bounded: words over 64
- * characters, or whose lengths differ by more than 2, are never compared.
- */
-export function closest(word: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of known) {
-    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2 || a.length > 64 || b.length > 64) return 3;
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length]!;
 }
 
 class Reporter {

@@ -57,7 +57,7 @@ export const gateway: Command = {
   async run(args) {
     const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
     if (values.config === undefined) throw new UsageError('--config FILE is required: the YAML configuration (docs/configuration.md)');
-    const config: GatewayConfig = loadCommandConfig(loadGatewayConfig, values.config);
+    const config: GatewayConfig = await loadCommandConfig(loadGatewayConfig, values.config);
     // Checked before anything listens: a policy that does not load is a refusal to start.
     const policy = loadPolicySync(config.gateway.policy);
     return runSidecar(config.proxy, gatewayExtension(config, policy));

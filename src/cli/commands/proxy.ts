@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { FileReadError, readRegularFileSync } from '../../files/index.js';
-import { backendByName, decodeKey, defaultAeadEngine, encodeKey, BadKeyError, type KeyPair } from '../../noise/index.js';
+import { decodeKey, defaultAeadEngine, encodeKey, loadBackend, BadKeyError, type KeyPair } from '../../noise/index.js';
 import { REBUILD_HINT } from '../../native/index.js';
 import {
   Proxy,
@@ -23,7 +23,6 @@ import { addonOriginalDestinationLookup, CaptureError } from '../../proxy/captur
 import { loadProxyConfig, LOG_LEVELS, type LogLevel, type ProxyConfig } from '../config/proxy-config.js';
 import { loadCommandConfig } from '../config/command-config.js';
 import { openRegistry, type OpenRegistry } from '../registry-wiring.js';
-import { projectorFor } from '../projection-wiring.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
@@ -50,7 +49,7 @@ export const proxy: Command = {
   async run(args) {
     const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
     if (values.config === undefined) throw new UsageError('--config FILE is required: the YAML configuration (docs/configuration.md)');
-    const config: ProxyConfig = loadCommandConfig(loadProxyConfig, values.config);
+    const config: ProxyConfig = await loadCommandConfig(loadProxyConfig, values.config);
     return runSidecar(config);
   },
 };
@@ -75,7 +74,7 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
   const level = config.logLevel ?? logLevelFromEnvironment() ?? 'info';
   tuneHeapForProxy();
   const log = createLogger({ level });
-  const backend = backendByName(config.crypto);
+  const backend = await loadBackend(config.crypto);
   if (config.crypto === 'native' && defaultAeadEngine.fallbackReason !== undefined) {
     log.warn(
       { event: 'crypto', aead: defaultAeadEngine.engine },
@@ -129,7 +128,8 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
   if (livenessLost !== undefined) log.warn({ event: 'keepalive', boundSeconds: sidecar.liveness.boundSeconds }, `${livenessLost}; ${REBUILD_HINT}`);
   registry.attach(sidecar);
   // Not ready until the secrets are on disk: the condition is in /readyz before it listens.
-  const projection = config.secrets === null ? undefined : projectorFor(config.secrets, sidecar, log, true);
+  // Imported for a configuration with the section only: the projection brings src/secrets.
+  const projection = config.secrets === null ? undefined : (await import('../projection-wiring.js')).projectorFor(config.secrets, sidecar, log, true);
   try {
     await extension?.start({ proxy: sidecar, registry, identity, log });
   } catch (err) {

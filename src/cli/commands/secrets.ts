@@ -6,7 +6,7 @@
  * next finds the files in place and swaps them only when the gateway's answer differs.
  */
 import { parseArgs } from 'node:util';
-import { backendByName } from '../../noise/index.js';
+import { loadBackend } from '../../noise/index.js';
 import { Proxy, createLogger } from '../../proxy/index.js';
 import { loadCommandConfig } from '../config/command-config.js';
 import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
@@ -42,11 +42,11 @@ export const secrets: Command = {
     if (values.config === undefined) throw new UsageError('--config FILE is required: the proxy\'s YAML configuration with a secrets section');
     const waitSeconds = values['registry-wait'] === undefined ? REGISTRY_WAIT_MS / 1000 : Number(values['registry-wait']);
     if (!Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > 3600) throw new UsageError(`--registry-wait must be a number of seconds from 0 to 3600; got ${JSON.stringify(values['registry-wait'])}`);
-    const config: ProxyConfig = loadCommandConfig(loadProxyConfig, values.config);
+    const config: ProxyConfig = await loadCommandConfig(loadProxyConfig, values.config);
     if (config.secrets === null) throw new UsageError(`${values.config} has no secrets section: nothing to fetch (docs/configuration.md, Secrets projection)`);
     // Errors only: the one line below is the outcome; the proxy's JSON lines would bury it.
     const log = createLogger({ level: config.logLevel ?? 'error' });
-    const backend = backendByName(config.crypto);
+    const backend = await loadBackend(config.crypto);
     const dh = backend.dh('25519');
     const identity = loadIdentity(config, dh.keyPairFromPrivate.bind(dh), () => dh.generateKeyPair());
     const psk = config.pskFile === null ? undefined : readKeyFile(config.pskFile, 'psk.file');

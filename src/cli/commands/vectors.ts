@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { FileReadError, readRegularFileSync } from '../../files/index.js';
-import { backendByName, runVector, type CacophonyVector } from '../../noise/index.js';
+import { loadBackend, runVector, type CacophonyVector } from '../../noise/index.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
@@ -27,7 +27,7 @@ export const vectors: Command = {
     if (positionals.length === 0) throw new UsageError('name at least one vector file');
     let backend;
     try {
-      backend = backendByName(values.backend!);
+      backend = await loadBackend(values.backend!);
     } catch (err) {
       throw new UsageError((err as Error).message);
     }

@@ -8,9 +8,9 @@ import { UsageError } from '../usage-error.js';
 import { ConfigError } from './config-reader.js';
 
 /** `load(file)`, with its ConfigError and FileReadError as UsageError; anything else is a bug and passes through. */
-export function loadCommandConfig<T>(load: (file: string) => T, file: string): T {
+export async function loadCommandConfig<T>(load: (file: string) => T | Promise<T>, file: string): Promise<T> {
   try {
-    return load(file);
+    return await load(file);
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(`configuration refused: ${err.message}`);
     if (err instanceof FileReadError) throw new UsageError(err.explain('--config'));

@@ -4,8 +4,8 @@
  * each message must say exactly what to change.
  */
 import { looksLikeKeyText } from '../../noise/index.js';
-// One typo suggester for every reader of hand-written YAML (the policy's is the bounded one).
-import { closest } from '../../trust-vector/index.js';
+// One typo suggester for every reader of hand-written YAML, the policy's among them.
+import { closest } from '../../registry-sync/index.js';
 export interface ConfigProblem {
   /** `inbound.meshPort`, `outbound.explicit[0].peer`; `(top level)` for the document itself, `(file)` for the file. */
   readonly path: string;

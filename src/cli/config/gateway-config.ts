@@ -32,6 +32,7 @@ import {
 } from '../../secrets/index.js';
 import { ConfigError, ConfigReader, describeValue } from './config-reader.js';
 import { parseProxyConfig, readConfigDocument, type ProxyConfig } from './proxy-config.js';
+import { parseSecretsSection } from './secrets-config.js';
 
 export interface GatewaySettings {
   readonly port: number;
@@ -60,7 +61,7 @@ export function parseGatewayConfig(document: unknown, source = 'config', r = new
   const { gateway: section, ...rest } = isMapping ? (document as Record<string, unknown>) : { gateway: undefined };
   let proxy: ProxyConfig | undefined;
   try {
-    proxy = parseProxyConfig(isMapping ? rest : document, source, r);
+    proxy = parseProxyConfig(isMapping ? rest : document, source, r, parseSecretsSection);
   } catch (err) {
     // Its problems are in `r`; the gateway's are added to them, and all reported at once.
     if (!(err instanceof ConfigError)) throw err;

@@ -11,7 +11,6 @@ import { DEFAULT_KEEPALIVE, KEEPALIVE_LIMITS, PROTOCOL, deadPeerBoundSeconds, ty
 import { yamlSyntaxHint } from '../../registry-sync/index.js';
 import { ConfigError, ConfigReader, FILE, describeValue } from './config-reader.js';
 import type { ProjectionConfig } from '../../secrets/index.js';
-import { parseSecretsSection } from './secrets-config.js';
 
 export interface HostPort {
   readonly host: string;
@@ -73,16 +72,26 @@ const AGENT_ID = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * Reads the `secrets` section into `r` (secrets-config.ts's parseSecretsSection). A parameter
+ * of parseProxyConfig, not an import of this module: it brings src/secrets and trust-vector,
+ * which a proxy without the section never uses (bench/README.md, load).
+ */
+export type SecretsSectionReader = (r: ConfigReader, value: unknown) => ProjectionConfig | null;
+
 /** Longest configuration file read; a real one is a few KiB. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
- * Reads and checks the configuration file. Throws FileReadError (files/) when the file cannot
- * be read or is no regular file (a FIFO would block the process), ConfigError when its
- * content is wrong.
+ * Reads and checks the configuration file, importing the `secrets` section's reader only when
+ * the file has the key. Rejects with FileReadError (files/) when the file cannot be read or is
+ * no regular file (a FIFO would block the process), ConfigError when its content is wrong.
  */
-export function loadProxyConfig(file: string): ProxyConfig {
-  return parseProxyConfig(readConfigDocument(file) ?? {}, file);
+export async function loadProxyConfig(file: string): Promise<ProxyConfig> {
+  const document = readConfigDocument(file) ?? {};
+  const hasSecrets = typeof document === 'object' && !Array.isArray(document) && Object.hasOwn(document, 'secrets');
+  const secretsSection = hasSecrets ? (await import('./secrets-config.js')).parseSecretsSection : undefined;
+  return parseProxyConfig(document, file, new ConfigReader(), secretsSection);
 }
 
 /**
@@ -117,8 +126,12 @@ export function readConfigDocument(file: string): unknown {
   return document;
 }
 
-/** `r`: the reader to collect into; acceptedConfigKeys() passes its own to read the schema. */
-export function parseProxyConfig(document: unknown, source = 'config', r = new ConfigReader()): ProxyConfig {
+/**
+ * `r`: the reader to collect into; acceptedConfigKeys() passes its own to read the schema.
+ * `secretsSection`: required when the document has a `secrets` section (a caller that
+ * leaves it out for such a document is a bug: Error).
+ */
+export function parseProxyConfig(document: unknown, source = 'config', r = new ConfigReader(), secretsSection?: SecretsSectionReader): ProxyConfig {
   const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'keepalive', 'shutdown', 'log', 'limits', 'secrets']) ?? {};
 
   const trustDomain = r.string(root.trustDomain, 'trustDomain', 'a DNS-like name such as cluster.local') ?? 'cluster.local';
@@ -231,7 +244,10 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
   if (limits.pendingHandshakes !== null && limits.pendingHandshakesPerSource !== null && limits.pendingHandshakesPerSource > limits.pendingHandshakes) {
     r.problem('limits.pendingHandshakesPerSource', `must not exceed limits.pendingHandshakes (${limits.pendingHandshakes}); got ${limits.pendingHandshakesPerSource}`);
   }
-  const secrets = parseSecretsSection(r, root.secrets);
+  if (secretsSection === undefined && root.secrets !== undefined && root.secrets !== null) {
+    throw new Error('parseProxyConfig: this document has a secrets section, and no reader for it was passed (parseSecretsSection)');
+  }
+  const secrets = secretsSection === undefined ? null : secretsSection(r, root.secrets);
 
   // Two listeners on one address would fail at start with EADDRINUSE and no key named. A
   // listener whose address or port was refused above stands on a default: left out, so that
@@ -274,12 +290,13 @@ export function parseProxyConfig(document: unknown, source = 'config', r = new C
  * Every key path the configuration accepts (`outbound.explicit[].peer`), read from the code
  * that reads it, so that the documentation can be checked against it.
  */
-export function acceptedConfigKeys(): string[] {
+export async function acceptedConfigKeys(): Promise<string[]> {
   const r = new ConfigReader();
+  const { parseSecretsSection } = await import('./secrets-config.js');
   try {
     // One list item, so that the keys of the list's items are visited too, and the
     // Kubernetes section, read only when it is there.
-    parseProxyConfig({ outbound: { explicit: [{}] }, registry: { kubernetes: {} } }, 'keys', r);
+    parseProxyConfig({ outbound: { explicit: [{}] }, registry: { kubernetes: {} } }, 'keys', r, parseSecretsSection);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
   }

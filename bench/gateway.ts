@@ -28,7 +28,7 @@
  * `--profile=DIR` (the gateway runs under `node --cpu-prof`, its profile written to DIR).
  */
 import { readFileSync } from 'node:fs';
-import type { BenchModule } from './lib/module.js';
+import { listOption, optionValue, wholeOption, type BenchModule } from './lib/module.js';
 import { quantile } from './lib/stats.js';
 import { formatRate, formatTable } from './lib/table.js';
 import { MAX_OUTSTANDING, closedLoop, newConnectionEach, openLoop, type LoadResult, type LoadTarget } from './gateway/client.js';
@@ -97,19 +97,29 @@ async function startWithRetries(setup: BackendSetup, nodeFlags: readonly string[
   }
 }
 
-function option(options: readonly string[], name: string): string | undefined {
-  return options.find((o) => o.startsWith(`--${name}=`))?.slice(name.length + 3);
+export interface GatewayOptions {
+  readonly ms: number;
+  readonly profile: string | undefined;
+  readonly selected: { name: string; cases: Case[] }[];
+}
+
+/** The gateway module's options, each checked (one line naming it) before anything starts. */
+export function parseGatewayOptions(args: readonly string[]): GatewayOptions {
+  const ms = wholeOption(args, 'ms', 'milliseconds', 100, 3_600_000) ?? 3000;
+  const profile = optionValue(args, 'profile');
+  if (profile === '') throw new Error('--profile=: give the directory for the gateway\'s CPU profiles');
+  const names = listOption(args, 'backends', `backends (${Object.keys(BACKENDS).join(', ')})`) ?? ['file', 'hit', 'miss'];
+  const cases = listOption(args, 'cases', 'parts of case names') ?? null;
+  return { ms, profile, selected: selectCases(names, cases) };
 }
 
 export const gatewayBench: BenchModule = {
   name: 'gateway',
   description: 'gated secret fetches through the mesh (generator -> client proxy process -> gateway process), against the same gateway over plain loopback',
+  options: ['--ms=', '--profile=', '--backends=', '--cases='],
+  check: parseGatewayOptions,
   async run(options) {
-    const ms = Number(option(options, 'ms') ?? 3000);
-    const profile = option(options, 'profile');
-    const names = (option(options, 'backends') ?? 'file,hit,miss').split(',');
-    const only = option(options, 'cases');
-    const selected = selectCases(names, only === undefined ? null : only.split(','));
+    const { ms, profile, selected } = parseGatewayOptions(options);
     const rows: string[][] = [];
     for (const { name, cases } of selected) {
       const b = BACKENDS[name]!;

@@ -81,13 +81,15 @@ interface Options {
   readonly rounds: number;
 }
 
+const LOAD_OPTIONS = ['--quick', '--seconds=', '--step-seconds=', '--only=', '--out=', '--rounds='];
+
 /**
  * The load module's options; a wrong one throws one line naming it and what it takes, before
  * anything is started (run.ts prints the message alone). `--out` is checked here too: a path
  * that cannot be written would otherwise fail only after the whole run.
  */
 export function parseOptions(args: readonly string[]): Options {
-  const known = ['--quick', '--seconds=', '--step-seconds=', '--only=', '--out=', '--rounds='];
+  const known = LOAD_OPTIONS;
   for (const a of args) if (!known.some((k) => (k.endsWith('=') ? a.startsWith(k) : a === k))) throw new Error(`unknown option ${a} (load takes ${known.join(' ')})`);
   for (const k of known) if (args.filter((a) => (k.endsWith('=') ? a.startsWith(k) : a === k)).length > 1) throw new Error(`${k.replace(/=$/, '')} is given more than once`);
   const value = (name: string): string | null => {
@@ -175,12 +177,18 @@ async function runClient(net: PodNetwork, a: Pod, dir: string, s: Scenario, to: 
   return { ...result, costs };
 }
 
-async function run(args: readonly string[]): Promise<void> {
-  const o = parseOptions(args);
-  requireBenchTools(LOAD_TOOLS);
+/** The scenarios `--only=` names (all when absent), shortened by the options; one line for a name scenarios.json lacks. */
+function chooseScenarios(o: Options): Scenario[] {
   const all = loadScenarios().scenarios.map((s) => shorten(s, o));
   const chosen = o.only === null ? all : all.filter((s) => o.only!.includes(s.name));
   if (o.only !== null && chosen.length !== o.only.length) throw new Error(`--only: no scenario ${o.only.filter((n) => !all.some((s) => s.name === n)).join(', ')} in scenarios.json (it has ${all.map((s) => s.name).join(', ')})`);
+  return chosen;
+}
+
+async function run(args: readonly string[]): Promise<void> {
+  const o = parseOptions(args);
+  const chosen = chooseScenarios(o);
+  requireBenchTools(LOAD_TOOLS);
   const unmeasured = chosen.filter((s) => s.kind === 'gateway' && gatewayLine(s) !== null);
   // The ramp goes last: its top steps overload every path, and what follows would be measured on
   // proxies still working off that backlog.
@@ -389,6 +397,8 @@ async function run(args: readonly string[]): Promise<void> {
 
 export const loadBench: BenchModule = {
   name: 'load',
+  options: LOAD_OPTIONS,
+  check: (args) => void chooseScenarios(parseOptions(args)),
   description: 'HTTP at fixed arrival rates (open model) through plain TCP, haproxy and stunnel TLS 1.3 mTLS pairs, and noisemesh (ChaChaPoly, AESGCM)',
   run,
 };

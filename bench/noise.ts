@@ -18,7 +18,7 @@ import {
   type Protocol,
   type Transport,
 } from '../src/noise/index.js';
-import type { BenchModule } from './lib/module.js';
+import { listOption, type BenchModule } from './lib/module.js';
 import { pairedRatio } from './lib/stats.js';
 import { formatPercent, formatRate, formatRatio, formatTable } from './lib/table.js';
 import { measureGroup, type Case, type Measured, type TimingOptions } from './lib/timing.js';
@@ -298,18 +298,26 @@ const SECTIONS: Readonly<Record<string, () => void>> = {
   crossover: benchCrossover,
 };
 
+/** The sections `--only=` names, if given; throws one line for a name that is no section. */
+function noiseSections(args: readonly string[]): string[] | undefined {
+  const only = listOption(args, 'only', `sections (${Object.keys(SECTIONS).join(', ')})`);
+  for (const name of only ?? []) {
+    if (!Object.hasOwn(SECTIONS, name)) throw new Error(`unknown noise section '${name}': choose from ${Object.keys(SECTIONS).join(', ')}`);
+  }
+  return only;
+}
+
 export const noiseBench: BenchModule = {
   name: 'noise',
   description: 'IK handshakes/s, transport MB/s against raw node:crypto AEAD, noble-vs-node ChaCha crossover',
   /** `--only=transport` (or handshake, crossover; comma-separated) runs part of it. */
+  options: ['--only='],
+  check: noiseSections,
   run(args) {
     if (defaultAeadEngine.fallbackReason !== undefined) {
       console.log(`**The AEAD context addon is not built** (${defaultAeadEngine.fallbackReason}): \`native\` cannot be measured.\n`);
     }
-    const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
-    for (const name of only ?? []) {
-      if (!(name in SECTIONS)) throw new Error(`unknown noise section '${name}': choose from ${Object.keys(SECTIONS).join(', ')}`);
-    }
+    const only = noiseSections(args);
     for (const [name, section] of Object.entries(SECTIONS)) {
       if (only === undefined || only.includes(name)) section();
     }

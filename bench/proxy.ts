@@ -305,6 +305,7 @@ async function run(args: readonly string[]): Promise<void> {
 
 export const proxyBench: BenchModule = {
   name: 'proxy',
+  options: ['--quick'],
   description: 'noisemesh data plane in two network namespaces against plain TCP, wireguard-go, a TLS 1.3 mTLS stunnel pair and a Node relay',
   run,
 };

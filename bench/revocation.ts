@@ -38,7 +38,7 @@ import { RegistryIndex, RegistryState, buildSnapshot, validateClearanceRegistry,
 import { openRegistry } from '../src/cli/registry-wiring.js';
 import { parseProxyConfig } from '../src/cli/config/proxy-config.js';
 import { FakeApiServer, kubeconfigFor } from '../test/helpers/fake-apiserver.js';
-import type { BenchModule } from './lib/module.js';
+import { optionValue, wholeOption, type BenchModule } from './lib/module.js';
 import { collectGarbage } from './lib/gc.js';
 import { quantile } from './lib/stats.js';
 import { formatTable } from './lib/table.js';
@@ -366,10 +366,15 @@ const pct = (values: number[], q: number): number => quantile([...values].sort((
  * Options: `--only=sessions` or `--only=index` runs one part; `--sessions=N` one session count
  * (e.g. 9800, to profile it under `node --cpu-prof`).
  */
+function revocationOptions(args: readonly string[]): { only: string | undefined; counts: readonly number[] } {
+  const only = optionValue(args, 'only');
+  if (only !== undefined && only !== 'sessions' && only !== 'index') throw new Error(`--only=${only}: choose sessions or index`);
+  const sessions = wholeOption(args, 'sessions', 'a number of sessions', 1, 100_000);
+  return { only, counts: sessions === undefined ? SESSION_COUNTS : [sessions] };
+}
+
 async function run(args: readonly string[]): Promise<void> {
-  const option = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-  const only = option('only');
-  const counts = option('sessions') === undefined ? SESSION_COUNTS : [Number(option('sessions'))];
+  const { only, counts } = revocationOptions(args);
   if (only !== 'index') await sessionsPart(counts);
   if (only !== 'sessions') indexPart();
 }
@@ -414,6 +419,8 @@ function indexPart(): void {
 
 export const revocationBench: BenchModule = {
   name: 'revocation',
+  options: ['--only=', '--sessions='],
+  check: revocationOptions,
   description: 'revoking one peer among 1,000 and 10,000 sessions through the Kubernetes source; the index update cost at 1k-50k peers',
   run,
 };

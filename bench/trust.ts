@@ -164,6 +164,7 @@ function vectorCase(entry: RegistryEntry): Case {
 
 export const trustBench: BenchModule = {
   name: 'trust',
+  options: [],
   description: 'one secrets decision (computeTrustVector + evaluate) at 1 to 1,000 rules, the deciding rule last',
   run() {
     const entry = registryEntry();

@@ -75,6 +75,18 @@ test('--cases picks cases by part of their name; an unknown one is one line, exi
   for (const [args, message] of [
     [['--cases=bogus'], /^--cases: no case of file, hit, miss is named with 'bogus': the cases are '1 session, 1 in flight'; /],
     [['--backends=file', '--cases=offered,nope'], /^--cases: no case of file is named with 'nope'/],
+    // Every other mistake too: an unknown option, one without its '=', a duration that is no
+    // number (it made the open loop wait forever), an empty or repeated list item, twice one option.
+    [['--bogus'], /^unknown option --bogus \(gateway takes --ms= --profile= --backends= --cases=\)$/],
+    [['--case=offered'], /^unknown option --case=offered \(gateway takes /],
+    [['--cases'], /^unknown option --cases \(gateway takes /],
+    [['--ms=abc'], /^--ms=abc: must be milliseconds from 100 to 3600000$/],
+    [['--ms=0'], /^--ms=0: must be milliseconds from 100 to 3600000$/],
+    [['--ms=1e3'], /^--ms=1e3: must be milliseconds/],
+    [['--backends='], /^--backends=: a comma-separated list of backends \(file, hit, miss\), with no empty item$/],
+    [['--backends=file,file'], /^--backends: file is named twice$/],
+    [['--profile='], /^--profile=: give the directory/],
+    [['--ms=500', '--ms=600'], /^--ms is given more than once$/],
   ] as const) {
     // Bounded: an option that slipped through would start the bench; the timeout ends it.
     const r = spawnSync(process.execPath, [RUN, 'gateway', ...args], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGTERM' });
@@ -82,6 +94,6 @@ test('--cases picks cases by part of their name; an unknown one is one line, exi
     const lines = r.stderr.split('\n').filter((l) => l !== '');
     assert.equal(lines.length, 1, `one line, no stack: ${r.stderr}`);
     assert.match(lines[0]!, message);
-    assert.doesNotMatch(r.stdout, /mesh \/s|start failed/, 'nothing measured or started');
+    assert.equal(r.stdout, '', `${args.join(' ')}: refused before anything started or was printed`);
   }
 });

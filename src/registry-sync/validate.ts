@@ -10,6 +10,7 @@
  */
 import { decodeKey, encodeKey, isLowOrderPublicKey } from '../noise/index.js';
 import { isUnspecifiedAddress, normalizeAddress } from './address.js';
+import { describeYamlObject, isYamlMapping } from './mapping.js';
 import {
   AGENT_TYPES,
   API_VERSION,
@@ -113,17 +114,15 @@ const TOP_LEVEL_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'] as
 type Mapping = Readonly<Record<string, unknown>>;
 
 function isMapping(v: unknown): v is Mapping {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !ArrayBuffer.isView(v);
+  return isYamlMapping(v);
 }
 
 /** Says what was found by type only: values may be secret. */
 function describe(v: unknown): string {
   if (v === null || v === undefined) return 'nothing';
-  if (Array.isArray(v)) return 'a list';
-  if (v instanceof Date) return 'a timestamp';
+  if (typeof v === 'object') return describeYamlObject(v)!;
   if (typeof v === 'bigint') return 'an integer';
   if (typeof v === 'number') return Number.isInteger(v) ? 'an integer' : 'a number';
-  if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return 'a string';
   return `a ${typeof v}`;
 }

@@ -6,6 +6,7 @@
  */
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { KIND, LIST_KIND } from './model.js';
+import { isYamlMapping } from './mapping.js';
 import type { PathSegment, RegistryProblem } from './problems.js';
 import { validateClearanceRegistry, type ValidatedObject } from './validate.js';
 
@@ -144,7 +145,7 @@ export function parseRegistryYaml(text: string, file?: string): ParsedRegistryFi
       return undefined;
     };
     const record = value as Record<string, unknown>;
-    const isList = typeof value === 'object' && !Array.isArray(value) && (record.kind === 'List' || record.kind === LIST_KIND);
+    const isList = isYamlMapping(value) && (record.kind === 'List' || record.kind === LIST_KIND);
     if (isList && Array.isArray(record.items)) {
       for (const [i, item] of record.items.entries()) {
         documents++;

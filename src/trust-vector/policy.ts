@@ -33,6 +33,8 @@ import {
   type AuthnStrength,
   type Clearance,
   closest,
+  describeYamlObject,
+  isYamlMapping,
   yamlSyntaxHint,
 } from '../registry-sync/index.js';
 import { Glob } from './glob.js';
@@ -163,7 +165,7 @@ type Segment = string | number;
 type Mapping = Readonly<Record<string, unknown>>;
 
 function isMapping(v: unknown): v is Mapping {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+  return isYamlMapping(v);
 }
 
 function formatPath(path: readonly Segment[]): string {
@@ -175,9 +177,7 @@ function formatPath(path: readonly Segment[]): string {
 /** What was found, quoted when it is a short scalar that cannot be a key. */
 function got(v: unknown): string {
   if (v === null || v === undefined) return 'nothing';
-  if (Array.isArray(v)) return 'a list';
-  if (v instanceof Date) return 'a timestamp';
-  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'object') return describeYamlObject(v)!;
   // A policy holds no secret, but a key file named as the policy by mistake does.
   if (typeof v === 'string' && looksLikeKeyText(v)) return 'a string that looks like a key (not shown)';
   const text = JSON.stringify(typeof v === 'bigint' ? v.toString() : v) ?? String(v);

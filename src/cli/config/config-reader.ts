@@ -5,7 +5,7 @@
  */
 import { looksLikeKeyText } from '../../noise/index.js';
 // One typo suggester for every reader of hand-written YAML, the policy's among them.
-import { closest } from '../../registry-sync/index.js';
+import { closest, describeYamlObject, isYamlMapping } from '../../registry-sync/index.js';
 export interface ConfigProblem {
   /** `inbound.meshPort`, `outbound.explicit[0].peer`; `(top level)` for the document itself, `(file)` for the file. */
   readonly path: string;
@@ -63,7 +63,7 @@ export class ConfigReader {
   object(value: unknown, path: string, known: readonly string[]): Plain | undefined {
     for (const key of known) this.keys.add(`${path === '' ? '' : `${path.replace(/\[\d+\]/g, '[]')}.`}${key}`);
     if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'object' || Array.isArray(value)) {
+    if (!isYamlMapping(value)) {
       this.problem(path, `must be a mapping with keys ${known.join(', ')}; got ${describeValue(value)}`);
       return undefined;
     }
@@ -150,10 +150,8 @@ export function describeValue(value: unknown): string {
   }
   if (typeof value === 'boolean') return `${value} (a boolean)`;
   if (typeof value === 'bigint') return String(value);
-  if (Array.isArray(value)) return 'a list';
-  if (value instanceof Date) return 'a timestamp';
   if (value === null || value === undefined) return 'nothing';
-  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'object') return describeYamlObject(value)!;
   return `a ${typeof value}`;
 }
 

@@ -31,6 +31,7 @@ import {
   type CacheConfig,
 } from '../../secrets/index.js';
 import { ConfigError, ConfigReader, describeValue } from './config-reader.js';
+import { isYamlMapping } from '../../registry-sync/index.js';
 import { parseProxyConfig, readConfigDocument, type ProxyConfig } from './proxy-config.js';
 import { parseSecretsSection } from './secrets-config.js';
 
@@ -57,7 +58,7 @@ export function loadGatewayConfig(file: string): GatewayConfig {
 
 /** `r`: the reader to collect into; acceptedGatewayConfigKeys() passes its own. */
 export function parseGatewayConfig(document: unknown, source = 'config', r = new ConfigReader()): GatewayConfig {
-  const isMapping = typeof document === 'object' && document !== null && !Array.isArray(document);
+  const isMapping = isYamlMapping(document);
   const { gateway: section, ...rest } = isMapping ? (document as Record<string, unknown>) : { gateway: undefined };
   let proxy: ProxyConfig | undefined;
   try {

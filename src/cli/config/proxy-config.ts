@@ -8,7 +8,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { readRegularFileSync } from '../../files/index.js';
 import { looksLikeKeyText, parseProtocolName, NoiseError } from '../../noise/index.js';
 import { DEFAULT_KEEPALIVE, KEEPALIVE_LIMITS, PROTOCOL, deadPeerBoundSeconds, type KeepaliveSettings } from '../../proxy/index.js';
-import { yamlSyntaxHint } from '../../registry-sync/index.js';
+import { isYamlMapping, yamlSyntaxHint } from '../../registry-sync/index.js';
 import { ConfigError, ConfigReader, FILE, describeValue } from './config-reader.js';
 import type { ProjectionConfig } from '../../secrets/index.js';
 
@@ -89,7 +89,7 @@ const MAX_CONFIG_BYTES = 1024 * 1024;
  */
 export async function loadProxyConfig(file: string): Promise<ProxyConfig> {
   const document = readConfigDocument(file) ?? {};
-  const hasSecrets = typeof document === 'object' && !Array.isArray(document) && Object.hasOwn(document, 'secrets');
+  const hasSecrets = isYamlMapping(document) && Object.hasOwn(document, 'secrets');
   const secretsSection = hasSecrets ? (await import('./secrets-config.js')).parseSecretsSection : undefined;
   return parseProxyConfig(document, file, new ConfigReader(), secretsSection);
 }

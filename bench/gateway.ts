@@ -142,8 +142,10 @@ export const gatewayBench: BenchModule = {
           await run(c, plain, WARMUP_MS);
           const p = await run(c, plain, ms);
           const rate = (r: LoadResult): number => r.fetches / r.seconds;
-          const cells = (r: Measured): string[] => [formatRate(rate(r)), String(r.dropped), quantile(r.latencies, 0.5).toFixed(2), quantile(r.latencies, 0.99).toFixed(2), r.gatewayUs.toFixed(0)];
-          rows.push([b.label, c.name, ...cells(m), m.clientUs.toFixed(0), ...cells(p), (rate(m) / rate(p)).toFixed(2)]);
+          // A case where every arrival was dropped has no latency to take a percentile of: '-', not NaN.
+          const percentile = (r: Measured, q: number): string => (r.latencies.length === 0 ? '-' : quantile(r.latencies, q).toFixed(2));
+          const cells = (r: Measured): string[] => [formatRate(rate(r)), String(r.dropped), percentile(r, 0.5), percentile(r, 0.99), r.fetches === 0 ? '-' : r.gatewayUs.toFixed(0)];
+          rows.push([b.label, c.name, ...cells(m), m.fetches === 0 ? '-' : m.clientUs.toFixed(0), ...cells(p), (rate(m) / rate(p)).toFixed(2)]);
         }
         // Every answered fetch was audited first: a line each (a check that the bench measured that).
         const lines = readFileSync(g.auditFile, 'latin1').split('\n').length - 1;

@@ -67,6 +67,15 @@ test('every problem of the gateway section at once, the vault backend\'s and the
   assert.ok(!r.stderr.includes('    at '), 'no stack trace');
 });
 
+test('a misspelt gateway section is offered its name, as any other top-level key is, and the section is still required', () => {
+  const r = run({ ...BASE, gatway: { policy: 'p.yaml', backend: { file: 's.yaml' }, audit: { stdout: true } }, inbund: {} });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /gatway: unknown key: did you mean 'gateway'\?/);
+  assert.match(r.stderr, /inbund: unknown key: did you mean 'inbound'\?/);
+  assert.match(r.stderr, /gateway: required: gateway: \{policy, backend: \{file\}/);
+  assert.ok(!r.stderr.includes('    at '), 'no stack trace');
+});
+
 test('two backends, a wrong kubernetes backend, a cache beside the file backend, and backends of the wrong shape are refused', () => {
   assert.match(run(BASE).stderr, /gateway: required: gateway: \{policy, backend: \{file\}, audit/);
   const two = run({ ...BASE, gateway: { policy: 'p.yaml', backend: { file: 's.yaml', kubernetes: { namespace: 'Bad_NS', kubeconfg: 'k' } }, audit: { stdout: 'yes' } } });

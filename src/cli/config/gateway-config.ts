@@ -58,11 +58,11 @@ export function loadGatewayConfig(file: string): GatewayConfig {
 
 /** `r`: the reader to collect into; acceptedGatewayConfigKeys() passes its own. */
 export function parseGatewayConfig(document: unknown, source = 'config', r = new ConfigReader()): GatewayConfig {
-  const isMapping = isYamlMapping(document);
-  const { gateway: section, ...rest } = isMapping ? (document as Record<string, unknown>) : { gateway: undefined };
+  const section = isYamlMapping(document) ? (document as Record<string, unknown>).gateway : undefined;
   let proxy: ProxyConfig | undefined;
   try {
-    proxy = parseProxyConfig(isMapping ? rest : document, source, r, parseSecretsSection);
+    // `gateway` is one of the file's top-level keys: a misspelt one gets "did you mean 'gateway'?".
+    proxy = parseProxyConfig(document, source, r, parseSecretsSection, ['gateway']);
   } catch (err) {
     // Its problems are in `r`; the gateway's are added to them, and all reported at once.
     if (!(err instanceof ConfigError)) throw err;

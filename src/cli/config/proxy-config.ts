@@ -129,10 +129,17 @@ export function readConfigDocument(file: string): unknown {
 /**
  * `r`: the reader to collect into; acceptedConfigKeys() passes its own to read the schema.
  * `secretsSection`: required when the document has a `secrets` section (a caller that
- * leaves it out for such a document is a bug: Error).
+ * leaves it out for such a document is a bug: Error). `otherSections`: top-level keys another
+ * reader takes (the gateway's `gateway`): accepted here, and offered when one is misspelt.
  */
-export function parseProxyConfig(document: unknown, source = 'config', r = new ConfigReader(), secretsSection?: SecretsSectionReader): ProxyConfig {
-  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'keepalive', 'shutdown', 'log', 'limits', 'secrets']) ?? {};
+export function parseProxyConfig(
+  document: unknown,
+  source = 'config',
+  r = new ConfigReader(),
+  secretsSection?: SecretsSectionReader,
+  otherSections: readonly string[] = [],
+): ProxyConfig {
+  const root = r.object(document, '', ['trustDomain', 'suite', 'crypto', 'identity', 'psk', 'registry', 'outbound', 'inbound', 'admin', 'keepalive', 'shutdown', 'log', 'limits', 'secrets', ...otherSections]) ?? {};
 
   const trustDomain = r.string(root.trustDomain, 'trustDomain', 'a DNS-like name such as cluster.local') ?? 'cluster.local';
   const suite = r.string(root.suite, 'suite', `a Noise IK protocol name such as ${PROTOCOL.protocolName}`) ?? PROTOCOL.protocolName;

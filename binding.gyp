@@ -3,7 +3,8 @@
   # exists; the results are build/Release/<target>.node: original_dst (loaded by
   # src/proxy/capture/addon.ts), tcp_liveness (src/proxy/transport/liveness-addon.ts),
   # aead_context (src/noise/aead-openssl.ts) and nofile_limit
-  # (src/proxy/runtime/descriptor-limit.ts).
+  # (src/proxy/runtime/descriptor-limit.ts); session_pump (src/proxy/session/native-pump.ts,
+  # opt-in prototype: NOISEMESH_NATIVE_PUMP=1).
   "targets": [
     {
       "target_name": "original_dst",
@@ -26,6 +27,12 @@
     {
       "target_name": "nofile_limit",
       "sources": ["native/nofile_limit.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
+      "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
+    },
+    {
+      "target_name": "session_pump",
+      "sources": ["native/session_pump.c"],
       "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
       "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
     }

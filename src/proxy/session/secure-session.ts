@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { NoiseError, TAG_LEN, type CipherState, type Transport } from '../../noise/index.js';
 import { FrameBuffers, FrameDecoder, FrameError, PROTOCOL, RECYCLED_FRAME_MIN } from '../protocol/index.js';
+import { NativePump } from './native-pump.js';
 import { resetSocket } from './socket-reset.js';
 
 export type Direction = 'inbound' | 'outbound';
@@ -80,6 +81,9 @@ export class SecureSession {
   private appClosed = false;
   private meshClosed = false;
   private ended = false;
+  /** Set while native/session_pump.c runs this session (NOISEMESH_NATIVE_PUMP=1). */
+  private pump: NativePump | null = null;
+  private abortTogether = false;
   private readonly endListeners: ((end: SessionEnd) => void)[] = [];
 
   constructor(
@@ -103,6 +107,7 @@ export class SecureSession {
   /** Starts both pumps; frames already read past the handshake are delivered first. */
   start(): void {
     const { app, mesh } = this;
+    if (this.startNative()) return;
     app.on('data', (chunk: Buffer) => this.fromApp(chunk));
     app.on('end', () => this.appEnded());
     app.on('error', () => this.abort('app-reset'));
@@ -116,6 +121,30 @@ export class SecureSession {
     mesh.resume();
   }
 
+  /**
+   * Hands the session to the native pump when it is on and nothing is held in user space;
+   * node's sockets then stay paused and open until the pump ends, and are destroyed then
+   * (after an abort the pump has set SO_LINGER 0, so that close is the RST).
+   */
+  private startNative(): boolean {
+    const { app, mesh } = this;
+    const pump = NativePump.tryStart(app, mesh, this.decoder.bufferedBytes, this.sending, this.receiving, (result, reason, fromApp, toApp) => {
+      this.bytesFromApp = fromApp;
+      this.bytesToApp = toApp;
+      app.destroy();
+      mesh.destroy();
+      this.finish(result, result === 'closed' ? null : (reason as AbortReason), this.abortTogether);
+    });
+    if (pump === null) return false;
+    this.pump = pump;
+    // Nothing reads or writes them now; an error would only be a late report of what the pump saw.
+    app.on('error', () => {});
+    mesh.on('error', () => {});
+    this.sending.wipe();
+    this.receiving.wipe();
+    return true;
+  }
+
   onEnd(listener: (end: SessionEnd) => void): void {
     this.endListeners.push(listener);
   }
@@ -125,6 +154,12 @@ export class SecureSession {
   }
 
   summary(): SessionSummary {
+    if (this.pump !== null && !this.ended) {
+      const now = this.pump.stats();
+      this.bytesFromApp = now.bytesFromApp;
+      this.bytesToApp = now.bytesToApp;
+      return { id: this.id, direction: this.direction, peer: this.peer.agentId, targetPort: this.targetPort, bytesFromApp: now.bytesFromApp, bytesToApp: now.bytesToApp, bufferedBytes: now.bufferedBytes, ageSeconds: (Date.now() - this.startedAt) / 1000 };
+    }
     return {
       id: this.id,
       direction: this.direction,
@@ -143,6 +178,11 @@ export class SecureSession {
    */
   abort(reason: AbortReason, together = false): void {
     if (this.ended) return;
+    if (this.pump !== null) {
+      this.abortTogether = together;
+      this.pump.abort(reason);
+      return;
+    }
     resetSocket(this.app);
     resetSocket(this.mesh);
     this.finish('aborted', reason, together);

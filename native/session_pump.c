@@ -102,9 +102,10 @@ typedef struct pump {
   double bytes_from_app, bytes_to_app;
 } pump;
 
-/* Per-thread scratch: one loop per thread, and the pump never yields mid-step. */
-static _Thread_local unsigned char read_buf[READ_SIZE];
-static _Thread_local unsigned char out_buf[OUT_SCRATCH];
+/* Per-thread scratch: one loop per thread, and the pump never yields mid-step. On the heap
+ * (allocated by the thread's first start), so a sanitizer sees their bounds. */
+static _Thread_local unsigned char *read_buf;
+static _Thread_local unsigned char *out_buf;
 static _Thread_local EVP_CIPHER *ciphers[2];
 static const char *const CIPHER_NAMES[2] = {"ChaCha20-Poly1305", "AES-256-GCM"};
 
@@ -554,6 +555,12 @@ static napi_value pump_start(napi_env env, napi_callback_info info) {
   }
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+  if (read_buf == NULL) read_buf = malloc(READ_SIZE);
+  if (out_buf == NULL) out_buf = malloc(OUT_SCRATCH);
+  if (read_buf == NULL || out_buf == NULL) {
+    napi_throw_error(env, NULL, "session_pump: out of memory");
+    return NULL;
+  }
   pump *p = calloc(1, sizeof *p);
   if (p == NULL) {
     napi_throw_error(env, NULL, "session_pump: out of memory");

@@ -26,8 +26,8 @@
  * forged ciphertext ('decrypt'), a message after END-OF-STREAM ('data-after-eos'), EOF
  * before END-OF-STREAM or inside a frame ('truncated'), nonce exhaustion, resets and
  * timeouts of either connection. An abort sets SO_LINGER 0 on both sockets (so the final
- * close sends RST) and shuts both down; the caller destroys node's own sockets in the end
- * callback, which is the last close.
+ * close sends RST); the caller destroys node's own sockets in the end callback, which is the
+ * last close (nothing is read or written in between: the callback runs synchronously).
  *
  * Exports:
  *   start(appFd, meshFd, cipher, sendKey, sendHi, sendLo, recvKey, recvHi, recvLo, onEnd)
@@ -155,7 +155,8 @@ static int cstate_after_message(pump *p, cstate *cs) {
        EVP_CIPHER_CTX_ctrl(e, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, tag) == 1;
   EVP_CIPHER_CTX_free(e);
   ok = ok && EVP_CipherInit_ex(cs->ctx, NULL, NULL, block, NULL, cs->enc) == 1;
-  memcpy(cs->key, block, KEY_LEN);
+  /* On failure block may be partly uninitialised: the session aborts ('internal') with k unchanged. */
+  if (ok) memcpy(cs->key, block, KEY_LEN);
   OPENSSL_cleanse(block, sizeof block);
   OPENSSL_cleanse(tag, sizeof tag);
   return ok;
@@ -216,6 +217,7 @@ static void on_poll_closed(uv_handle_t *h) {
 
 static void call_end(pump *p, const char *result, const char *reason, napi_value reason_value, int from_js) {
   napi_env env = p->env;
+  if (p->on_end == NULL) return; /* start() failed after polls were set up: nobody to tell */
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value fn, recv, argv[4];
@@ -393,6 +395,7 @@ static const char *on_message(pump *p, const unsigned char *msg, size_t len, siz
  */
 static int abort_after(pump *p, const char *reason, size_t out) {
   OPENSSL_cleanse(out_buf, out);
+  p->bytes_to_app -= (double)out; /* counted by on_message, never delivered */
   return ABORT(p, reason);
 }
 
@@ -438,6 +441,7 @@ static int from_mesh(pump *p) {
     off += take;
     if (p->frame_have < p->frame_len) break;
     p->in_frame = 0;
+    p->frame_have = 0; /* stats() counts it as buffered otherwise */
     const char *fault = on_message(p, p->frame, p->frame_len, &out);
     if (fault != NULL) return abort_after(p, fault, out);
   }
@@ -610,8 +614,14 @@ static napi_value pump_start(napi_env env, napi_callback_info info) {
   napi_async_init(env, NULL, name, &p->async);
   napi_create_reference(env, argv[9], 1, &p->on_end);
   if (napi_create_external(env, p, finalize_handle, NULL, &handle) != napi_ok) {
+    /* Undo without calling onEnd and without SO_LINGER: the caller keeps the session in JS. */
     p->refs = 1;
-    end_session(p, "internal", NULL, 1);
+    napi_delete_reference(env, p->on_end);
+    p->on_end = NULL;
+    napi_async_destroy(env, p->async);
+    p->async = NULL;
+    end_session(p, NULL, NULL, 1);
+    napi_throw_error(env, NULL, "session_pump: could not create the handle");
     return NULL;
   }
   update_polls(p);

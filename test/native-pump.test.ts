@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
+import type { CipherState as CipherStateT } from '../src/noise/index.js';
+import type { NativePump as NativePumpT } from '../src/proxy/session/native-pump.js';
 
 const { dial, rawHandshake, readAll, tcpServer, twoProxies } = await import('./helpers/mesh.js');
 const { Status } = await import('../src/proxy/index.js');
@@ -153,4 +155,165 @@ test('native pump: each malformed or forged frame resets only its own session', 
     await mesh.close();
     await app.close();
   }
+});
+
+// ---- The pump alone, between two loopback TCP pairs, against JS CipherStates ----------------
+
+const { CipherState, nativeBackend } = await import('../src/noise/index.js');
+const { NativePump } = await import('../src/proxy/session/native-pump.js');
+const { FrameDecoder } = await import('../src/proxy/protocol/index.js');
+const { createServer } = await import('node:net');
+
+/** A connected loopback pair: [ours, theirs]; ours is accepted paused, as the proxy's are. */
+async function tcpPair(): Promise<[Socket, Socket]> {
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  const accepted = once(server, 'connection');
+  const theirs = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  const [[ours]] = (await Promise.all([accepted, once(theirs, 'connect')])) as [[Socket], unknown];
+  server.close();
+  ours.on('error', () => {}); // a late report of what the pump saw, as in secure-session.ts
+  theirs.on('error', () => {});
+  return [ours, theirs];
+}
+
+interface Rig {
+  app: Socket; // the application's end
+  peer: Socket; // the remote proxy's end of the mesh connection
+  pump: NativePumpT;
+  ended: Promise<{ result: string; reason: string | null }>;
+  peerMessages: Uint8Array[]; // what the peer opened, in order (EOS as an empty one)
+  peerSend: CipherStateT;
+  peerRecv: CipherStateT;
+  frame: (plaintext: Uint8Array) => Buffer;
+}
+
+/** A pump whose send/receive nonces start at the given values, with a JS peer (rekeying as secure-session.ts does). */
+async function rig(cipher: 'ChaChaPoly' | 'AESGCM', sendNonce: bigint, recvNonce: bigint): Promise<Rig> {
+  const [appOurs, app] = await tcpPair();
+  const [meshOurs, peer] = await tcpPair();
+  const k1 = randomBytes(32);
+  const k2 = randomBytes(32);
+  const cs = (k: Buffer, n: bigint) => {
+    const c = new CipherState(nativeBackend.cipher(cipher), Uint8Array.from(k));
+    c.setNonce(n);
+    return c;
+  };
+  const peerRecv = cs(k1, sendNonce);
+  const peerSend = cs(k2, recvNonce);
+  let resolveEnd!: (v: { result: string; reason: string | null }) => void;
+  const ended = new Promise<{ result: string; reason: string | null }>((r) => (resolveEnd = r));
+  const pump = NativePump.tryStart(appOurs, meshOurs, 0, cs(k1, sendNonce), cs(k2, recvNonce), (result, reason) => {
+    appOurs.destroy();
+    meshOurs.destroy();
+    resolveEnd({ result, reason });
+  });
+  assert.ok(pump !== null, 'the pump took the pair');
+  const peerMessages: Uint8Array[] = [];
+  const decoder = new FrameDecoder();
+  peer.on('data', (chunk: Buffer) =>
+    decoder.push(chunk, (m) => {
+      peerMessages.push(peerRecv.decryptWithAd(EMPTY, m));
+      if (peerRecv.nonceLow16 === 0) peerRecv.rekey();
+    }),
+  );
+  app.on('error', () => {});
+  peer.on('error', () => {});
+  const frame = (plaintext: Uint8Array) => {
+    const c = peerSend.encryptWithAd(EMPTY, plaintext);
+    if (peerSend.nonceLow16 === 0) peerSend.rekey();
+    return Buffer.concat([Buffer.from([c.length >> 8, c.length & 0xff]), c]);
+  };
+  return { app, peer, pump, ended, peerMessages, peerSend, peerRecv, frame };
+}
+
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond(), `timed out waiting for ${what}`);
+}
+
+for (const cipher of ['ChaChaPoly', 'AESGCM'] as const) {
+  test(`native pump (${cipher}): REKEY at every 2^16 messages both ways, exactly as the JS CipherState; a frame split across reads leaves nothing buffered`, async () => {
+    // 65,533: the 3rd message of each direction crosses 65,536 and rekeys; 5 more use the new key.
+    const r = await rig(cipher, 65_533n, 65_533n);
+    const appGot: Buffer[] = [];
+    r.app.on('data', (c: Buffer) => appGot.push(c));
+    const appEnded = once(r.app, 'end');
+    for (let i = 0; i < 8; i++) {
+      r.app.write(`up${i}`);
+      await until(`message ${i} at the peer`, () => r.peerMessages.length === i + 1);
+      assert.equal(Buffer.from(r.peerMessages[i]!).toString(), `up${i}`);
+      const f = r.frame(Buffer.from(`down${i}`));
+      // Header and body in separate reads: the pump assembles the frame.
+      r.peer.write(f.subarray(0, 3));
+      await new Promise((res) => setTimeout(res, 20));
+      r.peer.write(f.subarray(3));
+      await until(`message ${i} at the app`, () => Buffer.concat(appGot).toString().endsWith(`down${i}`));
+    }
+    assert.equal(r.pump.stats().bufferedBytes, 0, 'no bytes held once every frame was delivered');
+    assert.deepEqual(r.pump.stats().bytesFromApp, 8 * 3);
+    r.app.end();
+    await until('END-OF-STREAM at the peer', () => r.peerMessages.length === 9);
+    assert.equal(r.peerMessages[8]!.length, 0);
+    r.peer.end(r.frame(EMPTY));
+    await appEnded;
+    r.app.end();
+    const end = await r.ended;
+    assert.deepEqual(end, { result: 'closed', reason: null });
+    // After the end: stats and abort are harmless no-ops on the same handle.
+    assert.equal(r.pump.stats().bufferedBytes, 0);
+    r.pump.abort('shutdown');
+    r.app.destroy();
+    r.peer.destroy();
+  });
+
+  test(`native pump (${cipher}): nonce 2^64-1 is never used, either way: 'nonce-exhausted', and the peer has every message before it`, async () => {
+    const send = await rig(cipher, 2n ** 64n - 3n, 0n);
+    const peerClosed = new Promise((r) => send.peer.once('close', r));
+    send.app.write('a');
+    await until('a', () => send.peerMessages.length === 1);
+    send.app.write('b');
+    await until('b', () => send.peerMessages.length === 2);
+    send.app.write('c');
+    assert.deepEqual(await send.ended, { result: 'aborted', reason: 'nonce-exhausted' });
+    await peerClosed;
+    assert.deepEqual(send.peerMessages.map((m) => Buffer.from(m).toString()), ['a', 'b']);
+    send.app.destroy();
+
+    const recv = await rig(cipher, 0n, 2n ** 64n - 2n);
+    const got: Buffer[] = [];
+    recv.app.on('data', (c: Buffer) => got.push(c));
+    recv.peer.write(recv.frame(Buffer.from('last')));
+    await until('the last message', () => Buffer.concat(got).toString() === 'last');
+    // The peer's JS CipherState refuses nonce 2^64-1; any well-formed frame must be refused too.
+    recv.peer.write(Buffer.concat([Buffer.from([0, 20]), randomBytes(20)]));
+    assert.deepEqual(await recv.ended, { result: 'aborted', reason: 'nonce-exhausted' });
+    recv.app.destroy();
+    recv.peer.destroy();
+  });
+}
+
+test('native pump: abort() from inside the end callback, and stats() there, are safe no-ops', async () => {
+  const [appOurs, app] = await tcpPair();
+  const [meshOurs, peer] = await tcpPair();
+  const cs = () => new CipherState(nativeBackend.cipher('ChaChaPoly'), randomBytes(32));
+  let pump: NativePumpT | null = null;
+  const calls: string[] = [];
+  pump = NativePump.tryStart(appOurs, meshOurs, 0, cs(), cs(), (result, reason) => {
+    calls.push(`${result}:${reason}`);
+    pump!.abort('internal');
+    assert.equal(pump!.stats().bufferedBytes, 0);
+    appOurs.destroy();
+    meshOurs.destroy();
+  });
+  assert.ok(pump !== null);
+  app.on('error', () => {});
+  peer.on('error', () => {});
+  pump.abort('revoked');
+  pump.abort('shutdown');
+  assert.deepEqual(calls, ['aborted:revoked']);
+  await new Promise((r) => peer.once('close', r));
+  app.destroy();
 });

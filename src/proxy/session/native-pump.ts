@@ -81,7 +81,15 @@ export class NativePump {
     const r = receiving.snapshot();
     try {
       if (s.k === null || r.k === null) return null;
-      const handle = load.addon.start(appHandle.fd!, meshHandle.fd!, cipher, s.k, s.nHi, s.nLo, r.k, r.nHi, r.nLo, onEnd);
+      let handle: PumpHandle;
+      try {
+        handle = load.addon.start(appHandle.fd!, meshHandle.fd!, cipher, s.k, s.nHi, s.nLo, r.k, r.nHi, r.nLo, onEnd);
+      } catch {
+        // dup() at the descriptor limit (EMFILE: a peer can drive us there), or OpenSSL/libuv
+        // set-up failed; nothing was taken, so the session stays in JavaScript, whose start()
+        // resumes both streams (reading again after the readStop above).
+        return null;
+      }
       starts++;
       return new NativePump(load.addon, handle);
     } finally {

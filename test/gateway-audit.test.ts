@@ -4,10 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { fillToLastByte, mountSmallTmpfs } from './helpers/full-disk.js';
 import { startGatewayFixture, type GatewayFixture } from './helpers/gateway.js';
 
 const POLICY = `rules:
@@ -29,36 +29,14 @@ async function metric(f: GatewayFixture, name: RegExp): Promise<number> {
 }
 
 test('a full disk under the audit file: 503, nothing released, counted; answers resume once there is room', async (t) => {
-  if (process.getuid?.() !== 0) assert.fail('this test mounts a tmpfs: run it as root');
-  const mountpoint = mkdtempSync(join(tmpdir(), 'noisemesh-audit-fs-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountpoint], { encoding: 'utf8' });
-  if (mounted.error) assert.fail(`mount is missing: install util-linux (${mounted.error.message})`);
-  assert.equal(mounted.status, 0, `mount -t tmpfs failed: ${mounted.stderr}`);
-  t.after(() => {
-    spawnSync('umount', ['-l', mountpoint]);
-    rmSync(mountpoint, { recursive: true, force: true });
-  });
+  const mountpoint = mountSmallTmpfs(t, 'noisemesh-audit-fs-');
   const f = await startGatewayFixture({ policy: POLICY, secrets: SECRETS, callers: [{ agentId: 'payments/api' }], auditFile: join(mountpoint, 'audit.log') });
   t.after(() => f.close());
 
   assert.equal((await fetchDb(f)).status, 200);
 
   // Fill the filesystem to its last byte.
-  const filler = join(mountpoint, 'filler');
-  const fd = openSync(filler, 'w');
-  const block = Buffer.alloc(4096, 0x7a);
-  try {
-    for (let i = 0; i < 10_000; i++) writeSync(fd, block);
-    assert.fail('the 64 KiB tmpfs never filled');
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
-  }
-  try {
-    for (let i = 0; i < 4096; i++) writeSync(fd, block, 0, 1);
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
-  }
-  closeSync(fd);
+  const filler = fillToLastByte(mountpoint);
 
   // The audit file's last page may still hold a few lines: the disk fills as it would.
   const failuresBefore = await metric(f, /^noisemesh_secret_audit_failures_total (\d+)/m);

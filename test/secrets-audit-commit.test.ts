@@ -6,13 +6,13 @@
 // util-linux.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import { AuditGroupCommit, AuditWriteError, openAuditFile, type AuditSink } from '../src/secrets/index.js';
+import { fillToLastByte, mountSmallTmpfs } from './helpers/full-disk.js';
 import { startGatewayFixture } from './helpers/gateway.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'noisemesh-audit-commit-'));
@@ -138,33 +138,11 @@ test('a closed sink fails the batch with EBADF, not an exception', async () => {
 });
 
 test('a disk that fills in the middle of a batch: the whole lines\' requests go on, the rest fail; the cut line stands alone', async (t) => {
-  if (process.getuid?.() !== 0) assert.fail('this test mounts a tmpfs: run it as root');
-  const mountpoint = mkdtempSync(join(tmpdir(), 'noisemesh-audit-commit-fs-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountpoint], { encoding: 'utf8' });
-  if (mounted.error) assert.fail(`mount is missing: install util-linux (${mounted.error.message})`);
-  assert.equal(mounted.status, 0, `mount -t tmpfs failed: ${mounted.stderr}`);
-  t.after(() => {
-    spawnSync('umount', ['-l', mountpoint]);
-    rmSync(mountpoint, { recursive: true, force: true });
-  });
+  const mountpoint = mountSmallTmpfs(t, 'noisemesh-audit-commit-fs-');
   const file = join(mountpoint, 'audit.log');
   // 100 bytes: the file holds one 4 KiB page, with 3,996 bytes of room left in it.
   writeFileSync(file, `${'#'.repeat(99)}\n`);
-  const filler = join(mountpoint, 'filler');
-  const fd = openSync(filler, 'w');
-  const block = Buffer.alloc(4096, 0x7a);
-  try {
-    for (let i = 0; i < 100; i++) writeSync(fd, block);
-    assert.fail('the 64 KiB tmpfs never filled');
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
-  }
-  try {
-    for (let i = 0; i < 4096; i++) writeSync(fd, block, 0, 1);
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
-  }
-  closeSync(fd);
+  const filler = fillToLastByte(mountpoint);
 
   const sink = openAuditFile(file);
   const commit = new AuditGroupCommit(sink);

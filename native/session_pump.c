@@ -97,6 +97,9 @@ typedef struct pump {
   /* Stream state. */
   int app_eof, mesh_eof, sent_eos, received_eos, app_shut, mesh_shut;
   int ended, started_polls, closing;
+  /* Keeps the env's teardown (and the addon's unloading) waiting until both polls are closed. */
+  napi_async_cleanup_hook_handle cleanup;
+  int in_start;       /* inside start(): onEnd is called as a plain JS call */
   int refs; /* the JS external, and the poll handles (one for both) */
   int app_events, mesh_events; /* what each poll watches now */
   double bytes_from_app, bytes_to_app;
@@ -212,7 +215,10 @@ static void release(pump *p) {
 
 static void on_poll_closed(uv_handle_t *h) {
   pump *p = h->data;
-  if (++p->closing == 3) release(p); /* both handles closed (closing started at 1) */
+  if (++p->closing < 3) return; /* both handles closed (closing started at 1) */
+  if (p->cleanup != NULL) napi_remove_async_cleanup_hook(p->cleanup);
+  p->cleanup = NULL;
+  release(p);
 }
 
 static void call_end(pump *p, const char *result, const char *reason, napi_value reason_value, int from_js) {
@@ -231,9 +237,12 @@ static void call_end(pump *p, const char *result, const char *reason, napi_value
   napi_create_double(env, p->bytes_from_app, &argv[2]);
   napi_create_double(env, p->bytes_to_app, &argv[3]);
   napi_value ignored;
-  napi_status status = from_js ? napi_call_function(env, recv, fn, 4, argv, &ignored)
-                               : napi_make_callback(env, p->async, recv, fn, 4, argv, &ignored);
-  if (status == napi_pending_exception && !from_js) {
+  int plain = from_js || p->in_start;
+  napi_status status = plain ? napi_call_function(env, recv, fn, 4, argv, &ignored)
+                             : napi_make_callback(env, p->async, recv, fn, 4, argv, &ignored);
+  /* A throw from onEnd is an uncaught exception, as from any callback; only abort(), whose
+   * caller is onEnd's own code path, sees it thrown. */
+  if (status == napi_pending_exception && (!from_js || p->in_start)) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);
@@ -246,6 +255,24 @@ static void call_end(pump *p, const char *result, const char *reason, napi_value
 }
 
 /* Ends the session: stops both polls, frees buffers and keys, closes our duplicates, calls onEnd. */
+static void end_session(pump *p, const char *reason, napi_value reason_value, int from_js);
+
+/*
+ * The environment is torn down (a Worker terminated, an embedder's env freed) while this
+ * session pumps: node then closes the loop (aborting the process if a handle is still open)
+ * and unloads this addon (so no close callback of ours may run after). An async cleanup hook
+ * holds the teardown until both polls are closed. Ends the session as an abort (SO_LINGER 0: node's own closes of the sockets, which follow, send RST)
+ * without calling into JS, which can no longer run; the env frees the callback's reference.
+ */
+static void on_env_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  (void)handle;
+  pump *p = arg;
+  if (p->ended) return; /* its polls are closing; the last close callback removes this hook */
+  p->on_end = NULL;
+  p->async = NULL;
+  end_session(p, "shutdown", NULL, 1);
+}
+
 static void end_session(pump *p, const char *reason, napi_value reason_value, int from_js) {
   if (p->ended) return;
   p->ended = 1;
@@ -321,6 +348,22 @@ static int flush_queue(pump *p, int fd, queue *q, const char *reset_reason) {
 
 static int queue_empty(const queue *q) { return q->data == NULL; }
 
+/* send_bytes, or, behind a non-empty queue, an append to it (only the hand-over needs this:
+ * afterwards a side is read only while the queue it feeds is empty). */
+static int queue_or_send(pump *p, int fd, queue *q, const unsigned char *data, size_t len, const char *reset_reason) {
+  if (queue_empty(q)) return send_bytes(p, fd, q, data, len, reset_reason);
+  size_t held = q->len - q->off;
+  unsigned char *grown = malloc(held + len);
+  if (grown == NULL) return ABORT(p, "internal");
+  memcpy(grown, q->data + q->off, held);
+  memcpy(grown + held, data, len);
+  free(q->data);
+  q->data = grown;
+  q->off = 0;
+  q->len = held + len;
+  return 0;
+}
+
 /* Half-closes whatever side has had its END-OF-STREAM and is flushed; ends a finished session. */
 static int settle(pump *p) {
   if (p->sent_eos && !p->mesh_shut && queue_empty(&p->to_mesh)) {
@@ -343,6 +386,23 @@ static const char *read_error_reason(int fd, pump *p, int err) {
   return "app-reset";
 }
 
+/* Seals n > 0 plaintext bytes at `in` into frames at out_buf; returns their size, or 0 (ended). */
+static size_t seal_read(pump *p, const unsigned char *in, size_t n) {
+  size_t out = 0;
+  p->bytes_from_app += (double)n;
+  for (size_t off = 0; off < n;) {
+    size_t len = n - off > MAX_PLAINTEXT ? MAX_PLAINTEXT : n - off;
+    size_t f = seal_frame(p, in + off, len, out_buf + out);
+    if (f == 0) {
+      end_session(p, exhausted(&p->send) ? "nonce-exhausted" : "internal", NULL, 0);
+      return 0;
+    }
+    out += f;
+    off += len;
+  }
+  return out;
+}
+
 /* One read from the application: sealed into frames and sent. */
 static int from_app(pump *p) {
   ssize_t n;
@@ -352,22 +412,14 @@ static int from_app(pump *p) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
     return ABORT(p, read_error_reason(p->app_fd, p, errno));
   }
-  size_t out = 0;
+  size_t out;
   if (n == 0) {
     p->app_eof = 1;
     p->sent_eos = 1;
-    size_t f = seal_frame(p, NULL, 0, out_buf);
-    if (f == 0) return ABORT(p, exhausted(&p->send) ? "nonce-exhausted" : "internal");
-    out = f;
-  } else {
-    p->bytes_from_app += (double)n;
-    for (size_t off = 0; off < (size_t)n;) {
-      size_t len = (size_t)n - off > MAX_PLAINTEXT ? MAX_PLAINTEXT : (size_t)n - off;
-      size_t f = seal_frame(p, read_buf + off, len, out_buf + out);
-      if (f == 0) return ABORT(p, exhausted(&p->send) ? "nonce-exhausted" : "internal");
-      out += f;
-      off += len;
-    }
+    out = seal_frame(p, NULL, 0, out_buf);
+    if (out == 0) return ABORT(p, exhausted(&p->send) ? "nonce-exhausted" : "internal");
+  } else if ((out = seal_read(p, read_buf, (size_t)n)) == 0) {
+    return -1;
   }
   if (send_bytes(p, p->mesh_fd, &p->to_mesh, out_buf, out, "peer-reset") < 0) return -1;
   return settle(p);
@@ -399,6 +451,50 @@ static int abort_after(pump *p, const char *reason, size_t out) {
   return ABORT(p, reason);
 }
 
+/*
+ * Reassembles and opens the frames in `total` (<= READ_SIZE) bytes of the mesh stream at
+ * `data`, appending their plaintext at out_buf + *out. Returns 0, or -1 when the session ended.
+ */
+static int open_read(pump *p, const unsigned char *data, size_t total, size_t *out) {
+  size_t off = 0;
+  while (off < total) {
+    if (!p->in_frame) {
+      while (p->hdr_have < HEADER && off < total) p->hdr[p->hdr_have++] = data[off++];
+      if (p->hdr_have < HEADER) break;
+      p->frame_len = ((size_t)p->hdr[0] << 8) | p->hdr[1];
+      p->hdr_have = 0;
+      if (p->frame_len == 0) return abort_after(p, "frame", *out);
+      if (total - off >= p->frame_len) {
+        /* The whole frame is in this read: opened in place. */
+        const char *fault = on_message(p, data + off, p->frame_len, out);
+        if (fault != NULL) return abort_after(p, fault, *out);
+        off += p->frame_len;
+        continue;
+      }
+      if (p->frame == NULL && (p->frame = malloc(MAX_FRAME)) == NULL) return abort_after(p, "internal", *out);
+      p->in_frame = 1;
+      p->frame_have = 0;
+    }
+    size_t take = p->frame_len - p->frame_have;
+    if (take > total - off) take = total - off;
+    memcpy(p->frame + p->frame_have, data + off, take);
+    p->frame_have += take;
+    off += take;
+    if (p->frame_have < p->frame_len) break;
+    p->in_frame = 0;
+    p->frame_have = 0; /* stats() counts it as buffered otherwise */
+    const char *fault = on_message(p, p->frame, p->frame_len, out);
+    if (fault != NULL) return abort_after(p, fault, *out);
+  }
+  if (!p->in_frame && p->frame != NULL) {
+    /* Only a frame split across reads needs the buffer; an idle session holds none. */
+    OPENSSL_cleanse(p->frame, MAX_FRAME);
+    free(p->frame);
+    p->frame = NULL;
+  }
+  return 0;
+}
+
 /* One read from the mesh: frames reassembled and opened, their plaintext sent on. */
 static int from_mesh(pump *p) {
   ssize_t n;
@@ -415,43 +511,33 @@ static int from_mesh(pump *p) {
     return settle(p);
   }
   /* Plaintext is never longer than its ciphertext: OUT_SCRATCH holds a completed frame and the rest. */
-  size_t out = 0, off = 0, total = (size_t)n;
-  while (off < total) {
-    if (!p->in_frame) {
-      while (p->hdr_have < HEADER && off < total) p->hdr[p->hdr_have++] = read_buf[off++];
-      if (p->hdr_have < HEADER) break;
-      p->frame_len = ((size_t)p->hdr[0] << 8) | p->hdr[1];
-      p->hdr_have = 0;
-      if (p->frame_len == 0) return abort_after(p, "frame", out);
-      if (total - off >= p->frame_len) {
-        /* The whole frame is in this read: opened in place. */
-        const char *fault = on_message(p, read_buf + off, p->frame_len, &out);
-        if (fault != NULL) return abort_after(p, fault, out);
-        off += p->frame_len;
-        continue;
-      }
-      if (p->frame == NULL && (p->frame = malloc(MAX_FRAME)) == NULL) return abort_after(p, "internal", out);
-      p->in_frame = 1;
-      p->frame_have = 0;
-    }
-    size_t take = p->frame_len - p->frame_have;
-    if (take > total - off) take = total - off;
-    memcpy(p->frame + p->frame_have, read_buf + off, take);
-    p->frame_have += take;
-    off += take;
-    if (p->frame_have < p->frame_len) break;
-    p->in_frame = 0;
-    p->frame_have = 0; /* stats() counts it as buffered otherwise */
-    const char *fault = on_message(p, p->frame, p->frame_len, &out);
-    if (fault != NULL) return abort_after(p, fault, out);
-  }
-  if (!p->in_frame && p->frame != NULL) {
-    /* Only a frame split across reads needs the buffer; an idle session holds none. */
-    OPENSSL_cleanse(p->frame, MAX_FRAME);
-    free(p->frame);
-    p->frame = NULL;
-  }
+  size_t out = 0;
+  if (open_read(p, read_buf, (size_t)n, &out) < 0) return -1;
   if (out > 0 && send_bytes(p, p->app_fd, &p->to_app, out_buf, out, "app-reset") < 0) return -1;
+  return settle(p);
+}
+
+/*
+ * Bytes node read from a side before the hand-over (the application's first request, frames
+ * that came with the handshake), processed as if the pump had read them first, in chunks of
+ * at most READ_SIZE (the bound OUT_SCRATCH is sized for). What cannot be sent at once is
+ * appended to the side's queue. Returns 0, or -1 when the session ended.
+ */
+static int take_pending(pump *p, const unsigned char *data, size_t len, int from_app_side) {
+  for (size_t off = 0; off < len;) {
+    size_t chunk = len - off > READ_SIZE ? READ_SIZE : len - off;
+    size_t out = 0;
+    int rc;
+    if (from_app_side) {
+      if ((out = seal_read(p, data + off, chunk)) == 0) return -1;
+      rc = queue_or_send(p, p->mesh_fd, &p->to_mesh, out_buf, out, "peer-reset");
+    } else {
+      if (open_read(p, data + off, chunk, &out) < 0) return -1;
+      rc = out == 0 ? 0 : queue_or_send(p, p->app_fd, &p->to_app, out_buf, out, "app-reset");
+    }
+    if (rc < 0) return -1;
+    off += chunk;
+  }
   return settle(p);
 }
 
@@ -538,9 +624,42 @@ static int get_u32(napi_env env, napi_value v, uint32_t *out) {
   return 1;
 }
 
+/*
+ * Undoes a start() whose polls are set up, without calling onEnd and without SO_LINGER (the
+ * caller keeps the session in JavaScript), and throws `message`.
+ */
+static napi_value start_failed(napi_env env, pump *p, const char *message) {
+  if (p->on_end != NULL) napi_delete_reference(env, p->on_end);
+  p->on_end = NULL;
+  if (p->async != NULL) napi_async_destroy(env, p->async);
+  p->async = NULL;
+  end_session(p, NULL, NULL, 1);
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+/* An optional Uint8Array argument (undefined or null: none). Returns 0 after throwing. */
+static int get_optional_bytes(napi_env env, napi_value v, const unsigned char **data, size_t *len) {
+  napi_valuetype t;
+  *data = NULL;
+  *len = 0;
+  if (napi_typeof(env, v, &t) != napi_ok) return 0;
+  if (t == napi_undefined || t == napi_null) return 1;
+  napi_typedarray_type type;
+  void *raw = NULL;
+  if (napi_get_typedarray_info(env, v, &type, len, &raw, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "session_pump: pending bytes must be a Uint8Array");
+    return 0;
+  }
+  *data = raw;
+  return 1;
+}
+
 static napi_value pump_start(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
+  size_t argc = 12;
+  napi_value argv[12];
+  const unsigned char *app_pending = NULL, *mesh_pending = NULL;
+  size_t app_pending_len = 0, mesh_pending_len = 0;
   uint32_t app_fd, mesh_fd, cipher, shi, slo, rhi, rlo;
   unsigned char *skey, *rkey;
   napi_valuetype fn_type;
@@ -557,6 +676,10 @@ static napi_value pump_start(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "session_pump: bad cipher or callback");
     return NULL;
   }
+  /* argv beyond what was passed is undefined. */
+  if (!get_optional_bytes(env, argv[10], &app_pending, &app_pending_len) ||
+      !get_optional_bytes(env, argv[11], &mesh_pending, &mesh_pending_len))
+    return NULL;
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
   if (read_buf == NULL) read_buf = malloc(READ_SIZE);
@@ -608,23 +731,31 @@ static napi_value pump_start(napi_env env, napi_callback_info info) {
   }
   p->app_poll.data = p;
   p->mesh_poll.data = p;
-  p->refs = 2;
+  p->refs = 1; /* the polls' (released when both are closed); the JS handle's is added below */
   napi_value name, handle;
-  napi_create_string_utf8(env, "noisemesh:session-pump", NAPI_AUTO_LENGTH, &name);
-  napi_async_init(env, NULL, name, &p->async);
-  napi_create_reference(env, argv[9], 1, &p->on_end);
-  if (napi_create_external(env, p, finalize_handle, NULL, &handle) != napi_ok) {
-    /* Undo without calling onEnd and without SO_LINGER: the caller keeps the session in JS. */
-    p->refs = 1;
-    napi_delete_reference(env, p->on_end);
-    p->on_end = NULL;
-    napi_async_destroy(env, p->async);
+  if (napi_create_string_utf8(env, "noisemesh:session-pump", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &p->async) != napi_ok) {
     p->async = NULL;
-    end_session(p, NULL, NULL, 1);
-    napi_throw_error(env, NULL, "session_pump: could not create the handle");
-    return NULL;
+    return start_failed(env, p, "session_pump: could not create the async context");
   }
+  if (napi_create_reference(env, argv[9], 1, &p->on_end) != napi_ok) {
+    p->on_end = NULL;
+    return start_failed(env, p, "session_pump: could not reference the callback");
+  }
+  if (napi_create_external(env, p, finalize_handle, NULL, &handle) != napi_ok) return start_failed(env, p, "session_pump: could not create the handle");
+  p->refs = 2; /* the handle's finalizer releases one */
+  if (napi_add_async_cleanup_hook(env, on_env_teardown, p, &p->cleanup) != napi_ok) {
+    p->cleanup = NULL;
+    return start_failed(env, p, "session_pump: could not register the teardown hook");
+  }
+  /* From here on the session is the pump's: a fault in the pending bytes ends it (onEnd runs
+   * before start returns) and start still returns its handle. */
+  p->in_start = 1;
+  if (app_pending_len > 0 && take_pending(p, app_pending, app_pending_len, 1) < 0) goto started;
+  if (mesh_pending_len > 0 && take_pending(p, mesh_pending, mesh_pending_len, 0) < 0) goto started;
   update_polls(p);
+started:
+  p->in_start = 0;
   return handle;
 }
 
@@ -666,7 +797,26 @@ static napi_value pump_stats(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/*
+ * The thread's scratch buffers and fetched ciphers, freed with the environment that uses them
+ * (node runs one per thread: the main one, or a Worker's, whose teardown this is).
+ */
+static void free_thread_state(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  (void)hint;
+  free(read_buf);
+  free(out_buf);
+  read_buf = out_buf = NULL;
+  for (int i = 0; i < 2; i++) {
+    EVP_CIPHER_free(ciphers[i]);
+    ciphers[i] = NULL;
+  }
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  static int instance_marker;
+  if (napi_set_instance_data(env, &instance_marker, free_thread_state, NULL) != napi_ok) return NULL;
   const napi_property_descriptor methods[] = {
       {"start", NULL, pump_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"abort", NULL, pump_abort, NULL, NULL, NULL, napi_enumerable, NULL},

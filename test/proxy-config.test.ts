@@ -174,6 +174,19 @@ test('log.level: absent is null (NOISEMESH_LOG_LEVEL or info apply); a bad NOISE
   assert.equal(r.stderr, 'noisemesh proxy: NOISEMESH_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "verbose"\n');
 });
 
+test('NOISEMESH_NATIVE_PUMP takes 0 or 1; anything else is refused at start in one line', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noisemesh-config-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'proxy.yaml'), JSON.stringify({ ...BASE, registry: { file: join(dir, 'registry.yaml') }, admin: false }));
+  const r = spawnSync(process.execPath, [join(repoRoot, 'dist/src/cli/main.js'), 'proxy', '--config', join(dir, 'proxy.yaml')], {
+    encoding: 'utf8',
+    timeout: 20_000,
+    env: { ...process.env, NOISEMESH_NATIVE_PUMP: 'off' },
+  });
+  assert.equal(r.status, 2);
+  assert.equal(r.stderr, 'noisemesh proxy: NOISEMESH_NATIVE_PUMP must be 0 (the JavaScript pump) or 1 (the native pump, the default); got "off"\n');
+});
+
 test('a key written where a path, a name or a level was expected never comes back in a message', () => {
   // As `noisemesh keygen` prints them: base64 of 32 bytes; and the same key in hex.
   const key = 'GCBeLioSOyY7GvkGj8ZEKGDQQhoE952XVNBZFjicvJk=';

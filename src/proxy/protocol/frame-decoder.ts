@@ -85,6 +85,18 @@ export class FrameDecoder {
     this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
   }
 
+  /**
+   * Hands out the queued bytes no frame has been cut from yet, and forgets them (the native
+   * pump takes a session over with them); null while a frame is under assembly, whose start
+   * only this decoder holds.
+   */
+  takeQueued(): Buffer | null {
+    if (this.partial !== null) return null;
+    const bytes = this.pending;
+    this.pending = EMPTY;
+    return bytes;
+  }
+
   /** Delivers frames already queued (after a handler stopped), without new input. */
   resume(onFrame: FrameHandler): void {
     const data = this.pending;

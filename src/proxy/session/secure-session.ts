@@ -128,7 +128,7 @@ export class SecureSession {
    */
   private startNative(): boolean {
     const { app, mesh } = this;
-    const pump = NativePump.tryStart(app, mesh, this.decoder.bufferedBytes, this.sending, this.receiving, (result, reason, fromApp, toApp) => {
+    const pump = NativePump.tryStart(app, mesh, this.decoder, this.sending, this.receiving, (result, reason, fromApp, toApp) => {
       this.bytesFromApp = fromApp;
       this.bytesToApp = toApp;
       app.destroy();

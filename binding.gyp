@@ -2,9 +2,9 @@
   # The native addons (native/*.c). npm runs `node-gyp rebuild` at install when this file
   # exists; the results are build/Release/<target>.node: original_dst (loaded by
   # src/proxy/capture/addon.ts), tcp_liveness (src/proxy/transport/liveness-addon.ts),
-  # aead_context (src/noise/aead-openssl.ts) and nofile_limit
-  # (src/proxy/runtime/descriptor-limit.ts); session_pump (src/proxy/session/native-pump.ts,
-  # opt-in prototype: NOISEMESH_NATIVE_PUMP=1).
+  # aead_context (src/noise/aead-openssl.ts), nofile_limit
+  # (src/proxy/runtime/descriptor-limit.ts) and session_pump (src/proxy/session/native-pump.ts:
+  # established sessions' transport; NOISEMESH_NATIVE_PUMP=0 turns it off).
   "targets": [
     {
       "target_name": "original_dst",

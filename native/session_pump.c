@@ -1,12 +1,12 @@
 /*
  * session_pump: the transport phase of one established NMP/1 session (PROTOCOL.md section 5)
- * in C, on node's own libuv loop. PROTOTYPE (branch native-pump, see NOTES.md): opt-in
- * through NOISEMESH_NATIVE_PUMP=1, not reviewed for merge.
+ * in C, on node's own libuv loop: the proxy's default data path (NOISEMESH_NATIVE_PUMP=0
+ * turns it off; docs/architecture.md, "Established sessions").
  *
- * JavaScript does the handshake and all control; once a session is established and nothing
- * is buffered in user space, src/proxy/session/native-pump.ts hands the two connected TCP
- * descriptors and both CipherStates (key, nonce) here. The pump dup()s the descriptors,
- * polls them with uv_poll_t, and moves bytes both ways:
+ * JavaScript does the handshake and all control; once a session is established,
+ * src/proxy/session/native-pump.ts hands the two connected TCP descriptors, both
+ * CipherStates (key, nonce) and whatever node had already read from either side here. The
+ * pump dup()s the descriptors, polls them with uv_poll_t, and moves bytes both ways:
  *   app -> mesh: plaintext reads split into messages of at most 65,519 bytes, each sealed
  *                into a frame `u16 BE length || ciphertext || tag`;
  *   mesh -> app: frames reassembled, opened, the plaintext written to the application.
@@ -30,10 +30,15 @@
  * last close (nothing is read or written in between: the callback runs synchronously).
  *
  * Exports:
- *   start(appFd, meshFd, cipher, sendKey, sendHi, sendLo, recvKey, recvHi, recvLo, onEnd)
+ *   start(appFd, meshFd, cipher, sendKey, sendHi, sendLo, recvKey, recvHi, recvLo, onEnd
+ *         [, appPending, meshPending])
  *       -> handle. cipher 0 = ChaChaPoly, 1 = AESGCM. The key bytes are copied into EVP
- *       contexts; the caller wipes its copies. onEnd(result, reason, bytesFromApp,
- *       bytesToApp) is called once: result 'closed' (reason null) or 'aborted'.
+ *       contexts; the caller wipes its copies. appPending/meshPending (Uint8Array, optional):
+ *       bytes node read from each side before the hand-over, processed first, as if read
+ *       from the socket. onEnd(result, reason, bytesFromApp, bytesToApp) is called once:
+ *       result 'closed' (reason null) or 'aborted'; a fault in meshPending ends the session
+ *       (onEnd runs) before start returns, which still returns the handle. Throws, having
+ *       taken nothing (the caller keeps the session), when it cannot set the session up.
  *   abort(handle, reason) -> undefined: aborts now (onEnd runs before abort returns, with
  *       `reason` echoed); a no-op once ended.
  *   stats(handle) -> [bytesFromApp, bytesToApp, bufferedBytes].

@@ -41,7 +41,9 @@
  *       taken nothing (the caller keeps the session), when it cannot set the session up.
  *   abort(handle, reason) -> undefined: aborts now (onEnd runs before abort returns, with
  *       `reason` echoed); a no-op once ended.
- *   stats(handle) -> [bytesFromApp, bytesToApp, bufferedBytes].
+ *   stats(handle) -> [bytesFromApp, bytesToApp, bufferedBytes, queuedToMesh]: queuedToMesh is
+ *       what waits for the mesh socket (its kernel buffer is full), for the zero-window check
+ *       of src/proxy/transport/keepalive.ts.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -792,13 +794,16 @@ static napi_value pump_stats(napi_env env, napi_callback_info info) {
   if (p == NULL) return NULL;
   double buffered = (double)(p->to_app.len - p->to_app.off + p->to_mesh.len - p->to_mesh.off + p->frame_have + p->hdr_have);
   if (p->ended) buffered = 0;
-  napi_create_array_with_length(env, 3, &arr);
+  double to_mesh = p->ended ? 0 : (double)(p->to_mesh.len - p->to_mesh.off);
+  napi_create_array_with_length(env, 4, &arr);
   napi_create_double(env, p->bytes_from_app, &v);
   napi_set_element(env, arr, 0, v);
   napi_create_double(env, p->bytes_to_app, &v);
   napi_set_element(env, arr, 1, v);
   napi_create_double(env, buffered, &v);
   napi_set_element(env, arr, 2, v);
+  napi_create_double(env, to_mesh, &v);
+  napi_set_element(env, arr, 3, v);
   return arr;
 }
 

@@ -45,7 +45,7 @@ interface SessionPumpAddon {
     appPending?: Uint8Array | null, meshPending?: Uint8Array | null,
   ): PumpHandle;
   abort(handle: PumpHandle, reason: string): void;
-  stats(handle: PumpHandle): [number, number, number];
+  stats(handle: PumpHandle): [number, number, number, number];
 }
 
 /** The environment variable that turns the native pump off ('0'); unset or '1' leaves it on. */
@@ -170,8 +170,9 @@ export class NativePump {
     this.addon.abort(this.handle, reason);
   }
 
-  stats(): { bytesFromApp: number; bytesToApp: number; bufferedBytes: number } {
-    const [bytesFromApp, bytesToApp, bufferedBytes] = this.addon.stats(this.handle);
-    return { bytesFromApp, bytesToApp, bufferedBytes };
+  /** Counters now: bytes each way, bytes held in all, and of those the ones waiting for the mesh socket. */
+  stats(): { bytesFromApp: number; bytesToApp: number; bufferedBytes: number; queuedToMesh: number } {
+    const [bytesFromApp, bytesToApp, bufferedBytes, queuedToMesh] = this.addon.stats(this.handle);
+    return { bytesFromApp, bytesToApp, bufferedBytes, queuedToMesh };
   }
 }

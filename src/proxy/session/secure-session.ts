@@ -14,6 +14,7 @@ import { NoiseError, TAG_LEN, type CipherState, type Transport } from '../../noi
 import { FrameBuffers, FrameDecoder, FrameError, PROTOCOL, RECYCLED_FRAME_MIN } from '../protocol/index.js';
 import { NativePump } from './native-pump.js';
 import { resetSocket } from './socket-reset.js';
+import { reportOutsideWriteQueue } from '../transport/index.js';
 
 export type Direction = 'inbound' | 'outbound';
 
@@ -137,9 +138,15 @@ export class SecureSession {
     });
     if (pump === null) return false;
     this.pump = pump;
-    // Nothing reads or writes them now; an error would only be a late report of what the pump saw.
-    app.on('error', () => {});
-    mesh.on('error', () => {});
+    // node's sockets are neither read nor written now, but they may still be destroyed by
+    // their other owners (the liveness check gives up on a peer that stopped answering window
+    // probes; a reset surfacing late): that ends the session, as it would on the JS pump, and
+    // the pump's reset of both connections follows. After the pump's own end these are no-ops.
+    app.on('error', () => this.abort('app-reset'));
+    app.on('close', () => this.abort('app-reset'));
+    mesh.on('error', (err: NodeJS.ErrnoException) => this.abort(err.code === 'ETIMEDOUT' ? 'peer-timeout' : 'peer-reset'));
+    mesh.on('close', () => this.abort('peer-reset'));
+    reportOutsideWriteQueue(mesh, () => (this.ended ? 0 : pump.stats().queuedToMesh));
     this.sending.wipe();
     this.receiving.wipe();
     return true;

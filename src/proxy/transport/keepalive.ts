@@ -41,6 +41,22 @@ import { loadTcpLivenessAddon, type TcpLivenessAddon } from './liveness-addon.js
  */
 const ZERO_WINDOW_CHECK_MS = 1000;
 
+/**
+ * Bytes held for a socket in user space outside node's write queue: the native session pump
+ * (src/proxy/session/native-pump.ts) writes through its own descriptor and keeps its own queue,
+ * so node's `writableLength` of a pumped socket is always 0.
+ */
+const outsideQueues = new WeakMap<Socket, () => number>();
+
+/** Tells the zero-window check how many bytes wait for `socket` outside node's write queue. */
+export function reportOutsideWriteQueue(socket: Socket, queuedBytes: () => number): void {
+  outsideQueues.set(socket, queuedBytes);
+}
+
+function queuedInUserSpace(socket: Socket): number {
+  return socket.writableLength + (outsideQueues.get(socket)?.() ?? 0);
+}
+
 export interface KeepaliveSettings {
   /** Seconds without traffic before the first probe (TCP_KEEPIDLE), 1..32767. */
   readonly idleSeconds: number;
@@ -164,7 +180,7 @@ export class MeshSocketLiveness {
     const addon = this.addon!;
     for (const socket of this.armed) {
       const lifted = this.lifted.has(socket);
-      if (socket.writableLength === 0 && !lifted) continue;
+      if (!lifted && queuedInUserSpace(socket) === 0) continue;
       try {
         const fd = socketDescriptor(socket);
         const info = addon.tcpInfo(fd);

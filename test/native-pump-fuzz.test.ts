@@ -39,6 +39,8 @@ const MAX_PLAINTEXT = 65_519;
 const U64_MAX = 2n ** 64n - 1n;
 const EMPTY = new Uint8Array(0);
 
+const EMPTY_BUFFER = Buffer.alloc(0);
+
 // ---- the addon, and the ONE call of its start() ------------------------------------------
 
 type PumpHandle = object & { readonly __pump: unique symbol };
@@ -69,14 +71,14 @@ function fdOf(socket: Socket): number {
  * The one place that calls start(): adapt here when its arguments change. The key bytes are
  * copies (the addon copies them again; the caller wipes its own in production).
  */
-function startPump(app: Socket, mesh: Socket, cipher: CipherName, send: Direction, recv: Direction, onEnd: PumpEnd): PumpHandle {
+function startPump(app: Socket, mesh: Socket, cipher: CipherName, send: Direction, recv: Direction, onEnd: PumpEnd, appPending: Buffer, meshPending: Buffer): PumpHandle {
   const hi = (n: bigint) => Number(n >> 32n);
   const lo = (n: bigint) => Number(n & 0xffff_ffffn);
   return addon.start(
     fdOf(app), fdOf(mesh), cipher === 'ChaChaPoly' ? 0 : 1,
     Uint8Array.from(send.key), hi(send.nonce), lo(send.nonce),
     Uint8Array.from(recv.key), hi(recv.nonce), lo(recv.nonce),
-    onEnd,
+    onEnd, appPending, meshPending,
   );
 }
 
@@ -137,6 +139,9 @@ interface Plan {
   peerSlow: Reader;
   revokeAfterMs: number | null;
   notes: string[];
+  /** Bytes node "had read" before the hand-over, given to start(): the stream's first ones, and the app's first sends. */
+  meshPending: number;
+  appPending: number;
 }
 
 function makePlan(seed: number): Plan {
@@ -298,7 +303,15 @@ function makePlan(seed: number): Plan {
   const appEnding: AppEnding = r < 0.55 ? 'end-on-eof' : r < 0.72 ? 'end-early' : r < 0.84 ? 'end-late' : r < 0.93 ? 'reset' : 'end-then-reset';
   const revokeAfterMs = rng.chance(0.04) ? rng.int(20) : null;
   notes.push(`app: ${appSteps.filter((s) => s.kind === 'send').length} sends, ${appEnding}, app reader ${appSlow}, peer reader ${peerSlow}${revokeAfterMs !== null ? `, revoke at ${revokeAfterMs} ms` : ''}`);
-  return { seed, cipher, send, recv, stream, pieces, pauses, ending, appSteps, appEnding, appSlow, peerSlow, revokeAfterMs, notes };
+  // The hand-over's pending bytes, from a generator of their own (the plans above stay as
+  // they were): often none; else a prefix of the stream (past READ_SIZE at times, so the
+  // pump cuts it in chunks) and of the app's first sends, as node would have read them.
+  const pending = new Rng((seed * 2654435761 + 12345) >>> 0);
+  const meshPending = pending.chance(0.3) ? Math.min(stream.length, pending.pick([1, 2, 3, 1 + pending.int(4_000), 1 + pending.int(150_000)])) : 0;
+  const firstSend = appSteps.find((st) => st.kind === 'send');
+  const appPending = firstSend !== undefined && pending.chance(0.3) ? 1 + pending.int(firstSend.data.length) : 0;
+  if (meshPending > 0 || appPending > 0) notes.push(`pending: mesh ${meshPending} B, app ${appPending} B`);
+  return { seed, cipher, send, recv, stream, pieces, pauses, ending, appSteps, appEnding, appSlow, peerSlow, revokeAfterMs, notes, meshPending, appPending };
 }
 
 // ---- the oracle: the JS transport over the same bytes ---------------------------------------
@@ -437,6 +450,20 @@ async function execute(plan: Plan, expected: Model): Promise<Observed> {
   let resolveEnded!: () => void;
   const endedPromise = new Promise<void>((r) => (resolveEnded = r));
 
+  // What node had read before the hand-over: the first bytes of the stream, and of the app's
+  // first send (the rest of that send is written to the socket as usual below).
+  const meshPending = plan.stream.subarray(0, plan.meshPending);
+  const firstSend = plan.appSteps.findIndex((st) => st.kind === 'send');
+  const steps = plan.appSteps.slice();
+  let appPending: Buffer = EMPTY_BUFFER;
+  if (plan.appPending > 0 && firstSend >= 0) {
+    const data = (steps[firstSend] as { kind: 'send'; data: Buffer }).data;
+    appPending = data.subarray(0, plan.appPending);
+    steps[firstSend] = { kind: 'send', data: data.subarray(plan.appPending) };
+    obs.appWritten += appPending.length;
+    obs.appSent.push(appPending);
+  }
+  obs.delivered = meshPending.length;
   const handle = startPump(appOurs, meshOurs, plan.cipher, plan.send, plan.recv, (result, reason, fromApp, toApp) => {
     obs.ends.push({ result, reason, fromApp, toApp });
     ended = true;
@@ -444,7 +471,7 @@ async function execute(plan: Plan, expected: Model): Promise<Observed> {
     appOurs.destroy();
     meshOurs.destroy();
     resolveEnded();
-  });
+  }, appPending, meshPending);
 
   let lastFromApp = 0;
   let lastToApp = 0;
@@ -521,8 +548,8 @@ async function execute(plan: Plan, expected: Model): Promise<Observed> {
 
   // The peer delivers the stream.
   tasks.push((async () => {
-    let off = 0;
-    for (let i = 0; i < plan.pieces.length && !ended && Date.now() < deadline; i++) {
+    let off = meshPending.length;
+    for (let i = 0; i < plan.pieces.length && off < plan.stream.length && !ended && Date.now() < deadline; i++) {
       const piece = plan.stream.subarray(off, off + plan.pieces[i]!);
       off += piece.length;
       obs.delivered = off;
@@ -542,9 +569,10 @@ async function execute(plan: Plan, expected: Model): Promise<Observed> {
   const appEof = new Promise<void>((r) => (eofSeen = r));
   app.on('end', () => eofSeen());
   tasks.push((async () => {
-    for (const step of plan.appSteps) {
+    for (const step of steps) {
       if (ended || Date.now() >= deadline) return;
       if (step.kind === 'send') {
+        if (step.data.length === 0) continue;
         obs.appWritten += step.data.length;
         obs.appSent.push(step.data);
         if (!app.write(step.data)) await waitOr(once(app, 'drain'));

@@ -103,6 +103,40 @@ test('native pump: mixed writes both ways arrive intact through an encrypted str
   }
 });
 
+test('native pump: a pumped session holds four descriptors in each proxy, and the descriptor budget counts four', async () => {
+  const { readdirSync } = await import('node:fs');
+  const { descriptorBudget, sessionDescriptors } = await import('../src/proxy/index.js');
+  const app = await tcpServer((s) => s.pipe(s));
+  const mesh = await twoProxies(app.port);
+  const clients: Socket[] = [];
+  try {
+    const open = () => readdirSync('/proc/self/fd').length;
+    const sessions = 5;
+    const before = open();
+    const startsBefore = nativePumpStarts();
+    for (let i = 0; i < sessions; i++) {
+      const c = await dial(mesh.entryPort);
+      clients.push(c);
+      c.write('x');
+      await once(c, 'data');
+    }
+    assert.equal(nativePumpStarts() - startsBefore, 2 * sessions, 'every session pumped on both proxies');
+    // Each session: the client's socket and the echo server's (2), then each proxy's share.
+    const perProxy = ((open() - before) / sessions - 2) / 2;
+    assert.equal(perProxy, 4, "two connections and the pump's duplicate of each");
+    assert.equal(sessionDescriptors(), perProxy);
+    // With what a session really holds, the caps still leave the reserve (accept(2) never meets EMFILE).
+    for (const limit of [512, 1024, 4096, 65_536]) {
+      const b = descriptorBudget(limit, 2, sessionDescriptors());
+      assert.ok(b.reserved + b.pendingHandshakes + perProxy * b.sessions <= limit, `limit ${limit}: ${JSON.stringify(b)}`);
+    }
+  } finally {
+    for (const c of clients) c.destroy();
+    await mesh.close();
+    await app.close();
+  }
+});
+
 test('native pump: each malformed or forged frame resets only its own session', async () => {
   const arrived: Promise<{ data: Buffer; ending: string }>[] = [];
   const app = await tcpServer((s) => arrived.push(readAll(s, 10_000)));

@@ -103,6 +103,40 @@ test('native pump: mixed writes both ways arrive intact through an encrypted str
   }
 });
 
+test('native pump: a pumped session holds four descriptors in each proxy, and the descriptor budget counts four', async () => {
+  const { readdirSync } = await import('node:fs');
+  const { descriptorBudget, sessionDescriptors } = await import('../src/proxy/index.js');
+  const app = await tcpServer((s) => s.pipe(s));
+  const mesh = await twoProxies(app.port);
+  const clients: Socket[] = [];
+  try {
+    const open = () => readdirSync('/proc/self/fd').length;
+    const sessions = 5;
+    const before = open();
+    const startsBefore = nativePumpStarts();
+    for (let i = 0; i < sessions; i++) {
+      const c = await dial(mesh.entryPort);
+      clients.push(c);
+      c.write('x');
+      await once(c, 'data');
+    }
+    assert.equal(nativePumpStarts() - startsBefore, 2 * sessions, 'every session pumped on both proxies');
+    // Each session: the client's socket and the echo server's (2), then each proxy's share.
+    const perProxy = ((open() - before) / sessions - 2) / 2;
+    assert.equal(perProxy, 4, "two connections and the pump's duplicate of each");
+    assert.equal(sessionDescriptors(), perProxy);
+    // With what a session really holds, the caps still leave the reserve (accept(2) never meets EMFILE).
+    for (const limit of [512, 1024, 4096, 65_536]) {
+      const b = descriptorBudget(limit, 2, sessionDescriptors());
+      assert.ok(b.reserved + b.pendingHandshakes + perProxy * b.sessions <= limit, `limit ${limit}: ${JSON.stringify(b)}`);
+    }
+  } finally {
+    for (const c of clients) c.destroy();
+    await mesh.close();
+    await app.close();
+  }
+});
+
 test('native pump: each malformed or forged frame resets only its own session', async () => {
   const arrived: Promise<{ data: Buffer; ending: string }>[] = [];
   const app = await tcpServer((s) => arrived.push(readAll(s, 10_000)));
@@ -155,6 +189,64 @@ test('native pump: each malformed or forged frame resets only its own session', 
     assert.equal((await arrived[cases.length]!).data.toString(), 'after');
   } finally {
     await mesh.close();
+    await app.close();
+  }
+});
+
+test('native pump: frames that come with message 2 are taken over at start; a fault among them ends the session inside start() with a reset, and nothing of it reaches the client', async () => {
+  // A relay that holds the responder's bytes (message 2, then the target's greeting sealed)
+  // and delivers them in one write, with a fault spliced in after message 2 or not: the
+  // initiator's decoder holds them, so its pump gets them as pending bytes.
+  let fault: 'none' | 'zero-length' | 'forged' = 'none';
+  let target = 0;
+  const relay = await tcpServer((a) => {
+    const b = connect({ host: '127.0.0.1', port: target, allowHalfOpen: true });
+    b.on('error', () => a.destroy());
+    a.on('error', () => b.destroy());
+    a.on('data', (c: Buffer) => b.write(c));
+    a.on('end', () => b.end());
+    const held: Buffer[] = [];
+    let holding = true;
+    b.on('data', (c: Buffer) => (holding ? held.push(c) : a.write(c)));
+    b.on('end', () => a.end());
+    setTimeout(() => {
+      holding = false;
+      const all = Buffer.concat(held);
+      const m2 = 2 + all.readUInt16BE(0);
+      const rest = Buffer.from(all.subarray(m2));
+      if (fault === 'forged') rest[Math.min(rest.length - 1, 2000)]! ^= 1;
+      a.write(Buffer.concat([all.subarray(0, m2), fault === 'zero-length' ? Buffer.from([0, 0]) : EMPTY, rest]));
+    }, 300);
+  });
+  let greeting = Buffer.alloc(0);
+  const app = await tcpServer((s) => {
+    s.write(greeting);
+    s.on('data', () => {});
+    s.on('end', () => s.end());
+  });
+  const mesh = await twoProxies(app.port, { via: async (port) => ((target = port), relay.port) });
+  try {
+    for (const [f, size] of [['none', 200_000], ['zero-length', 100], ['zero-length', 200_000], ['forged', 100], ['forged', 200_000]] as const) {
+      fault = f;
+      greeting = randomBytes(size);
+      const before = nativePumpStarts();
+      const c = await dial(mesh.entryPort);
+      const seen = readAll(c, 20_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      c.end();
+      const { data, ending } = await seen;
+      assert.equal(nativePumpStarts() - before, 2, `${f} ${size}: pumped on both sides`);
+      if (f === 'none') {
+        assert.ok(data.equals(greeting), `${size}: the greeting arrives intact`);
+        assert.equal(ending, 'end');
+      } else {
+        assert.equal(ending, 'reset', `${f} ${size}: the client sees a reset`);
+        assert.equal(data.length, 0, `${f} ${size}: nothing of the faulty read reaches the client`);
+      }
+    }
+  } finally {
+    await mesh.close();
+    await relay.close();
     await app.close();
   }
 });
@@ -318,6 +410,56 @@ test('native pump: abort() from inside the end callback, and stats() there, are 
   assert.deepEqual(calls, ['aborted:revoked']);
   await new Promise((r) => peer.once('close', r));
   app.destroy();
+});
+
+test('native pump: a handle collected while its session runs neither stops the session nor frees it early', async () => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  for (let round = 0; round < 5; round++) {
+    // rig() keeps the handle; this session's is dropped at once.
+    const [appOurs, app] = await tcpPair();
+    const [meshOurs, peer] = await tcpPair();
+    const k1 = randomBytes(32);
+    const k2 = randomBytes(32);
+    const cs = (k: Buffer) => new CipherState(nativeBackend.cipher('ChaChaPoly'), Uint8Array.from(k));
+    let resolveEnd!: (v: string) => void;
+    const ended = new Promise<string>((r) => (resolveEnd = r));
+    assert.ok(NativePump.tryStart(appOurs, meshOurs, null, cs(k1), cs(k2), (result) => {
+      appOurs.destroy();
+      meshOurs.destroy();
+      resolveEnd(result);
+    }) !== null);
+    gc();
+    await new Promise((r) => setImmediate(r));
+    gc();
+    const peerRecv = cs(k1);
+    const peerSend = cs(k2);
+    const frame = (p: Uint8Array) => {
+      const c = peerSend.encryptWithAd(EMPTY, p);
+      return Buffer.concat([Buffer.from([c.length >> 8, c.length & 0xff]), c]);
+    };
+    const got: Buffer[] = [];
+    app.on('data', (c: Buffer) => got.push(c));
+    const up: string[] = [];
+    const decoder = new FrameDecoder();
+    peer.on('data', (chunk: Buffer) => decoder.push(chunk, (m) => void up.push(Buffer.from(peerRecv.decryptWithAd(EMPTY, m)).toString())));
+    app.write('up');
+    peer.write(frame(Buffer.from('down')));
+    await until('both messages', () => up.length === 1 && Buffer.concat(got).toString() === 'down');
+    gc();
+    const appEnded = once(app, 'end');
+    app.end();
+    peer.end(frame(EMPTY));
+    await appEnded;
+    assert.equal(await ended, 'closed');
+    gc();
+    await until('END-OF-STREAM at the peer', () => up.length === 2);
+    assert.deepEqual(up, ['up', '']);
+    app.destroy();
+    peer.destroy();
+  }
 });
 
 test('native pump: pumps alive when a Worker is terminated are closed at its teardown (no open handle, no abort), and their connections close', async () => {

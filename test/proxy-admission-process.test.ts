@@ -148,7 +148,9 @@ async function descriptorLines(pod: Pod, soft: number, hard: number, cli = CLI):
     inbound: { bind: '127.0.0.1', meshPort: pod.meshPort },
     admin: { bind: '127.0.0.1', port: pod.adminPort },
   }));
-  const child = spawn('prlimit', [`--nofile=${soft}:${hard}`, process.execPath, cli, 'proxy', '--config', join(dir, `${pod.name}-limit.yaml`)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The native pump explicitly (the default), whatever this run's environment says: its sessions hold four descriptors.
+  const env = { ...process.env, NOISEMESH_NATIVE_PUMP: '1' };
+  const child = spawn('prlimit', [`--nofile=${soft}:${hard}`, process.execPath, cli, 'proxy', '--config', join(dir, `${pod.name}-limit.yaml`)], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let log = '';
   child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
@@ -166,8 +168,9 @@ test('the proxy runs with its hard descriptor limit, and shares it out from the 
   // node raises its soft limit to the hard one as it starts; the proxy reads what it got.
   const [caps] = await descriptorLines(api, 512, 2048);
   assert.deepEqual([caps?.limit, caps?.hard, caps?.msg], [2048, 2048, 'connection caps']);
-  // 2048 - (64 + 2 listeners + 32) = 1950, in thirds.
-  assert.deepEqual([caps?.pendingHandshakes, caps?.pendingHandshakesPerSource, caps?.sessions], [650, 82, 650]);
+  // 2048 - (64 + 2 listeners + 32) = 1950, in thirds: a third for pending handshakes, two for
+  // sessions, which hold four descriptors each on the native pump (its duplicates), so 325.
+  assert.deepEqual([caps?.pendingHandshakes, caps?.pendingHandshakesPerSource, caps?.sessions, caps?.descriptorsPerSession], [650, 82, 325, 4]);
 
   // An installation whose addons were never built reads the limit from /proc/self/limits.
   const install = join(dir, 'no-addon');
@@ -177,6 +180,8 @@ test('the proxy runs with its hard descriptor limit, and shares it out from the 
   symlinkSync(join(repoRoot, 'node_modules'), join(install, 'node_modules'));
   const [fallback] = await descriptorLines(api, 512, 2048, join(install, 'dist/src/cli/main.js'));
   assert.deepEqual([fallback?.limit, fallback?.hard, fallback?.raisedFrom], [2048, 2048, null]);
+  // ... and relays on the JavaScript pump, two descriptors a session.
+  assert.deepEqual([fallback?.sessions, fallback?.descriptorsPerSession], [650, 2]);
 });
 
 test('the addon raises a soft limit below the hard one; without it the proxy says it could not', () => {
@@ -224,7 +229,9 @@ test('1,100 idle strangers under a 1,024-descriptor limit: admin, handshakes and
   assert.equal(caps.limit, 1024);
   assert.equal(caps.pendingHandshakes, 308);
   assert.equal(caps.pendingHandshakesPerSource, 39);
-  assert.equal(caps.sessions, 308);
+  // Four descriptors a session on the native pump (the default), two on the JavaScript one.
+  assert.equal(caps.descriptorsPerSession, process.env.NOISEMESH_NATIVE_PUMP === '0' ? 2 : 4);
+  assert.equal(caps.sessions, caps.descriptorsPerSession === 4 ? 154 : 308);
 
   // A session opened before the attack, to be revoked during it.
   const live = await dial(livePort!);

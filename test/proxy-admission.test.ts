@@ -400,6 +400,11 @@ test('the descriptor budget keeps every cap below the limit, with the reserve he
   assert.equal(b.sessions, 308);
   // Pending handshakes hold one descriptor each, sessions two: all of it fits beside the reserve.
   assert.ok(b.reserved + b.pendingHandshakes + 2 * b.sessions <= 1024);
+  // On the native pump a session holds four (the pump's duplicates): still within the limit.
+  const pumped = descriptorBudget(1024, 2, 4);
+  assert.deepEqual([pumped.pendingHandshakes, pumped.sessions], [308, 154]);
+  assert.ok(pumped.reserved + pumped.pendingHandshakes + 4 * pumped.sessions <= 1024);
+  assert.equal(descriptorBudget(2048, 2, 4).sessions, 325);
   const big = descriptorBudget(1_048_576, 5);
   assert.equal(big.pendingHandshakes, LIMITS.maxPendingHandshakes);
   assert.equal(big.pendingHandshakesPerSource, LIMITS.maxPendingHandshakesPerSource);

@@ -12,6 +12,7 @@ import {
   createLogger,
   descriptorBudget,
   nativePumpSettingError,
+  sessionDescriptors,
   NATIVE_PUMP_VARIABLE,
   raiseDescriptorLimit,
   sessionPump,
@@ -210,7 +211,8 @@ function connectionCaps(config: ProxyConfig, log: Logger): ConnectionCaps {
   const limit = raiseDescriptorLimit();
   if (limit.problem !== undefined) log.warn({ event: 'descriptors', limit: limit.soft }, limit.problem);
   const listeners = 1 + (config.admin ? 1 : 0) + (config.outbound.capture ? 1 : 0) + (config.inbound.capture ? 1 : 0) + config.outbound.explicit.length;
-  const budget = descriptorBudget(limit.soft, listeners);
+  const descriptorsPerSession = sessionDescriptors();
+  const budget = descriptorBudget(limit.soft, listeners, descriptorsPerSession);
   const pick = (key: keyof ProxyConfig['limits'], derived: number, ceiling: number, why: string): number => {
     const wanted = config.limits[key];
     if (wanted === null) return Math.min(derived, ceiling);
@@ -228,7 +230,7 @@ function connectionCaps(config: ProxyConfig, log: Logger): ConnectionCaps {
     sessions: pick('sessions', budget.sessions, budget.sessions, allows),
     adminConnections: budget.adminConnections,
   };
-  log.info({ event: 'descriptors', limit: limit.soft, hard: limit.hard, raisedFrom: limit.raisedFrom, reserved: budget.reserved, ...caps }, 'connection caps');
+  log.info({ event: 'descriptors', limit: limit.soft, hard: limit.hard, raisedFrom: limit.raisedFrom, reserved: budget.reserved, descriptorsPerSession, ...caps }, 'connection caps');
   return caps;
 }
 

@@ -4,7 +4,8 @@
  * registry and key files and logs, and the admin server's connections. The rest is split in
  * thirds: one for mesh-port connections that have not yet sent a message 1 that decrypts
  * (one descriptor each), two for sessions (two each: the application's or target's
- * connection and the mesh connection; a handshake counts as a session from the moment it is
+ * connection and the mesh connection, or four when the native session pump runs them, as it
+ * polls its own duplicate of each; a handshake counts as a session from the moment it is
  * authenticated, or for the initiator from the moment it starts, since it is then opening
  * its second descriptor). The caps are therefore always below the limit, so accept(2) never
  * meets EMFILE and the registry can always be read.
@@ -43,9 +44,10 @@ export interface DescriptorBudget extends ConnectionCaps {
 
 /**
  * The caps for a process allowed `limit` descriptors (Infinity for none) with `listeners`
- * listening sockets. Each cap is at least 1 and at most its LIMITS ceiling.
+ * listening sockets, whose sessions hold `descriptorsPerSession` each (2, or 4 with the
+ * native pump: `sessionDescriptors()`). Each cap is at least 1 and at most its LIMITS ceiling.
  */
-export function descriptorBudget(limit: number, listeners: number): DescriptorBudget {
+export function descriptorBudget(limit: number, listeners: number, descriptorsPerSession = 2): DescriptorBudget {
   const reserved = DESCRIPTOR_RESERVE.process + listeners + DESCRIPTOR_RESERVE.admin;
   const usable = Math.max(0, limit - reserved);
   const pendingHandshakes = clamp(Math.floor(usable / 3), LIMITS.maxPendingHandshakes);
@@ -54,7 +56,7 @@ export function descriptorBudget(limit: number, listeners: number): DescriptorBu
     reserved,
     pendingHandshakes,
     pendingHandshakesPerSource: clamp(Math.ceil(pendingHandshakes / 8), LIMITS.maxPendingHandshakesPerSource),
-    sessions: clamp(Math.floor(usable / 3), LIMITS.maxSessions),
+    sessions: clamp(Math.floor((2 * usable) / (3 * descriptorsPerSession)), LIMITS.maxSessions),
     adminConnections: DESCRIPTOR_RESERVE.admin,
   };
 }

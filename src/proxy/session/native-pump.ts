@@ -74,6 +74,16 @@ export function sessionPump(): { engine: 'native' } | { engine: 'javascript'; re
   if (load === null) return { engine: 'javascript', reason: `${NATIVE_PUMP_VARIABLE}=0` };
   return load.ok ? { engine: 'native' } : { engine: 'javascript', reason: `the session pump addon ${load.reason}` };
 }
+
+/**
+ * Descriptors one established session holds in this process: its two connections, and with
+ * the native pump the duplicate of each that native/session_pump.c polls (the budget of
+ * descriptorBudget() counts these, so that the pump never eats the reserve accept(2) needs).
+ */
+export function sessionDescriptors(): 2 | 4 {
+  return sessionPump().engine === 'native' ? 4 : 2;
+}
+
 let starts = 0;
 
 /** Sessions handed to the native pump in this process so far (tests check it was used). */

@@ -54,6 +54,7 @@
 #include <openssl/evp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,10 @@ static _Thread_local unsigned char *read_buf;
 static _Thread_local unsigned char *out_buf;
 static _Thread_local EVP_CIPHER *ciphers[2];
 static const char *const CIPHER_NAMES[2] = {"ChaCha20-Poly1305", "AES-256-GCM"};
+
+/* Tags our handles, so that no other external (another addon's) is ever taken for a pump. */
+static const napi_type_tag PUMP_TAG = {0x6e6f6973656d6573ULL, 0x685f70756d703031ULL};
+
 
 static void nonce_bytes(int cipher, uint32_t hi, uint32_t lo, unsigned char nonce[NONCE_LEN]) {
   memset(nonce, 0, 4);
@@ -670,7 +675,10 @@ static napi_value pump_start(napi_env env, napi_callback_info info) {
   uint32_t app_fd, mesh_fd, cipher, shi, slo, rhi, rlo;
   unsigned char *skey, *rkey;
   napi_valuetype fn_type;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "session_pump: could not read the arguments");
+    return NULL;
+  }
   if (argc < 10) {
     napi_throw_type_error(env, NULL, "session_pump: start needs 10 arguments");
     return NULL;
@@ -688,7 +696,10 @@ static napi_value pump_start(napi_env env, napi_callback_info info) {
       !get_optional_bytes(env, argv[11], &mesh_pending, &mesh_pending_len))
     return NULL;
   uv_loop_t *loop;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    napi_throw_error(env, NULL, "session_pump: no event loop");
+    return NULL;
+  }
   if (read_buf == NULL) read_buf = malloc(READ_SIZE);
   if (out_buf == NULL) out_buf = malloc(OUT_SCRATCH);
   if (read_buf == NULL || out_buf == NULL) {
@@ -751,6 +762,7 @@ static napi_value pump_start(napi_env env, napi_callback_info info) {
   }
   if (napi_create_external(env, p, finalize_handle, NULL, &handle) != napi_ok) return start_failed(env, p, "session_pump: could not create the handle");
   p->refs = 2; /* the handle's finalizer releases one */
+  if (napi_type_tag_object(env, handle, &PUMP_TAG) != napi_ok) return start_failed(env, p, "session_pump: could not tag the handle");
   if (napi_add_async_cleanup_hook(env, on_env_teardown, p, &p->cleanup) != napi_ok) {
     p->cleanup = NULL;
     return start_failed(env, p, "session_pump: could not register the teardown hook");
@@ -769,7 +781,9 @@ started:
 static pump *get_pump(napi_env env, napi_value v) {
   void *data = NULL;
   napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &data) != napi_ok) {
+  bool ours = false;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, v, &PUMP_TAG, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, v, &data) != napi_ok) {
     napi_throw_type_error(env, NULL, "session_pump: not a pump handle");
     return NULL;
   }

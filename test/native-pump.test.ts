@@ -474,3 +474,13 @@ test('native pump: pumps alive when a Worker is terminated are closed at its tea
   assert.equal(code, 0, `the child failed (exit ${code}): ${stderr.slice(0, 2000)}`);
   assert.equal(stdout.trim(), 'ok');
 });
+
+test('native pump: abort() and stats() refuse anything but a pump handle (handles carry a type tag)', async () => {
+  const { addonPath, loadAddon } = await import('../src/native/index.js');
+  const load = loadAddon<{ start(...a: unknown[]): unknown; abort(h: unknown, r: string): void; stats(h: unknown): unknown }>(addonPath('session_pump'), ['start', 'abort', 'stats']);
+  assert.ok(load.ok);
+  for (const h of [{}, null, undefined, 42, 'pump', Buffer.alloc(8), () => {}]) {
+    assert.throws(() => load.addon.stats(h), /not a pump handle/);
+    assert.throws(() => load.addon.abort(h, 'shutdown'), /not a pump handle/);
+  }
+});

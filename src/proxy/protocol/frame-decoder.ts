@@ -35,14 +35,17 @@ export class FrameDecoder {
     this.recycled = buffers;
   }
 
-  /** Bytes held that the handler has not been given yet. */
+  /** Bytes read that the handler has not been given yet, the header of a frame under assembly included. */
   get bufferedBytes(): number {
-    return this.pending.length + this.partialFilled;
+    return this.pending.length + (this.partial !== null ? PROTOCOL.frameHeaderLength + this.partialFilled : 0);
   }
 
-  /** True while part of a frame is held: an EOF now would cut a frame in two. */
+  /**
+   * True while any byte of a frame is held: an EOF now would cut a frame in two. A frame's
+   * header alone, its body not yet begun, counts (a FIN there is a truncation, PROTOCOL.md 5).
+   */
   hasPartialFrame(): boolean {
-    return this.bufferedBytes > 0;
+    return this.pending.length > 0 || this.partial !== null;
   }
 
   /**

@@ -107,6 +107,14 @@ test('npm start: the demo mesh carries requests, holds a session, then reports w
   assert.match(after!, /the held session was reset \d+ ms after the write/);
 });
 
+test('npm start: a child that refuses to start fails the demo at once with its reason, not after the 60 s readiness wait', () => {
+  const r = spawnSync(process.execPath, [CLI, 'demo', '--requests', '1'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NOISEMESH_NATIVE_PUMP: 'yes' } });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /NOISEMESH_NATIVE_PUMP must be 0 \(the JavaScript pump\) or 1/);
+  assert.match(r.stderr, /noisemesh demo: the demo's demo\/(web|api|gateway) process exited with code 2 before it was ready \(its error is above\)\n$/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
 test('demo --serve prints every admin port and holds a session that /debug/sessions shows', async () => {
   const child = spawn(process.execPath, [CLI, 'demo', '--serve', '--requests', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

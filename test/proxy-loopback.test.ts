@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { Status, TimestampClock, wallClockNs } from '../src/proxy/index.js';
+import { sessionPump, Status, TimestampClock, wallClockNs } from '../src/proxy/index.js';
 import { connectTcp } from '../src/proxy/session/connect.js';
 import { encodeKey, nativeBackend } from '../src/noise/index.js';
 import { dial, makeIdentity, rawHandshake, readAll, tcpServer, twoProxies, peerOf } from './helpers/mesh.js';
@@ -462,6 +462,8 @@ test('/debug/sessions-style summaries name peers and bytes, never keys', async (
     assert.equal(summary!.peer, 'demo/server');
     assert.equal(summary!.direction, 'outbound');
     assert.equal(summary!.targetPort, app.port);
+    // The pump this process runs sessions on (this suite runs on both: proxy-js-pump.test.ts).
+    assert.equal(summary!.pump, sessionPump().engine);
     assert.equal(JSON.stringify(summary).includes(encodeKey(mesh.serverId.keyPair.publicKey)), false);
     client.destroy();
   } finally {

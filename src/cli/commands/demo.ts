@@ -111,7 +111,7 @@ export const demo: Command = {
       say(`  demo/web  proxy: mesh :${web.meshPort}  admin :${web.adminPort}  explicit listener 127.0.0.1:${entry} -> demo/api port ${httpPort}`);
       say(`  demo/api  proxy: mesh :${api.meshPort}  admin :${api.adminPort}  target 127.0.0.1:${httpPort} (an HTTP server)`);
       say(`  demo/gateway  secrets gateway: mesh :${gw.meshPort}  admin :${gw.adminPort}  port ${GATEWAY_PORT} served in-process; demo/web reaches it at 127.0.0.1:${gwEntry}`);
-      await Promise.all([waitReady(web.adminPort), waitReady(api.adminPort), waitReady(gw.adminPort)]);
+      await Promise.all([web, api, gw].map((pod, i) => waitReady(pod, children[i]!)));
       say('  all three ready (registry loaded, listeners bound)\n');
 
       for (let i = 1; i <= requests; i++) {
@@ -265,9 +265,18 @@ async function freePorts(n: number): Promise<number[]> {
  */
 const READY_TIMEOUT_MS = 60_000;
 
-async function waitReady(adminPort: number): Promise<void> {
+/**
+ * Polls the pod's /readyz until it answers 200. A child that exits first (a refused
+ * configuration or environment: its one line is already on stderr) fails the demo at once.
+ */
+async function waitReady(pod: DemoPod, child: ChildProcess): Promise<void> {
+  const { adminPort } = pod;
   const deadline = performance.now() + READY_TIMEOUT_MS;
   while (performance.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const how = child.exitCode !== null ? `with code ${child.exitCode}` : `on ${child.signalCode}`;
+      throw new CommandFailure(`the demo's ${pod.agentId} process exited ${how} before it was ready (its error is above)`);
+    }
     try {
       const res = await request(`http://127.0.0.1:${adminPort}/readyz`);
       await res.body.dump();

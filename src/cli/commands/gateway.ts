@@ -50,6 +50,7 @@ change; one that fails to load keeps the last good one. SIGTERM or SIGINT drains
 
 environment:
   NOISEMESH_LOG_LEVEL   log level when FILE sets no log.level: ${LOG_LEVELS.join(', ')} (default info)
+  NOISEMESH_NATIVE_PUMP 0: sessions relay through node's streams instead of the native pump (default 1)
 `;
 
 export const gateway: Command = {

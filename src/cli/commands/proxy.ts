@@ -82,7 +82,11 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
   tuneHeapForProxy();
   const log = createLogger({ level });
   const pump = sessionPump();
-  if (pump.engine === 'javascript' && !pump.reason.startsWith(NATIVE_PUMP_VARIABLE)) {
+  if (pump.engine === 'native') {
+    log.info({ event: 'session-pump', engine: pump.engine }, 'established sessions relay on the native session pump');
+  } else if (pump.reason.startsWith(NATIVE_PUMP_VARIABLE)) {
+    log.info({ event: 'session-pump', engine: pump.engine }, `established sessions relay through node's streams (${pump.reason})`);
+  } else {
     log.warn(
       { event: 'session-pump', engine: pump.engine },
       `${pump.reason}: established sessions relay through node's streams, which is correct but costs ~40% more CPU a request; ${REBUILD_HINT}`,

@@ -48,6 +48,8 @@ export interface SessionSummary {
   /** Bytes this session holds in user space now: both write queues and the frame decoder. */
   readonly bufferedBytes: number;
   readonly ageSeconds: number;
+  /** Which pump relays it: the native session pump, or node's streams (docs/architecture.md, Established sessions). */
+  readonly pump: 'native' | 'javascript';
 }
 
 export interface SessionEnd {
@@ -165,7 +167,7 @@ export class SecureSession {
       const now = this.pump.stats();
       this.bytesFromApp = now.bytesFromApp;
       this.bytesToApp = now.bytesToApp;
-      return { id: this.id, direction: this.direction, peer: this.peer.agentId, targetPort: this.targetPort, bytesFromApp: now.bytesFromApp, bytesToApp: now.bytesToApp, bufferedBytes: now.bufferedBytes, ageSeconds: (Date.now() - this.startedAt) / 1000 };
+      return { id: this.id, direction: this.direction, peer: this.peer.agentId, targetPort: this.targetPort, bytesFromApp: now.bytesFromApp, bytesToApp: now.bytesToApp, bufferedBytes: now.bufferedBytes, ageSeconds: (Date.now() - this.startedAt) / 1000, pump: 'native' };
     }
     return {
       id: this.id,
@@ -176,6 +178,7 @@ export class SecureSession {
       bytesToApp: this.bytesToApp,
       bufferedBytes: this.app.writableLength + this.mesh.writableLength + this.decoder.bufferedBytes,
       ageSeconds: (Date.now() - this.startedAt) / 1000,
+      pump: this.pump === null ? 'javascript' : 'native',
     };
   }
 

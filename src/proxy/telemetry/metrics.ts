@@ -158,7 +158,7 @@ export class ProxyMetrics {
     });
     this.revocationAbortSeconds = new Histogram({
       name: 'noisemesh_revocation_abort_seconds',
-      help: 'Time from a registry change to the abort of the last session it revoked',
+      help: 'Time from applying a registry change (its new index in force) to the abort of the last session it revoked; the delay before the proxy reads the change is not included',
       buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
       registers,
     });

@@ -38,9 +38,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nonce_layout.h"
+
 #define KEY_LEN 32
 #define TAG_LEN 16
-#define NONCE_LEN 12
+#define NONCE_LEN NOISE_NONCE_LEN
 #define CIPHERS 2
 
 enum direction { SEAL = 0, OPEN = 1 };
@@ -60,16 +62,6 @@ typedef struct {
 
 static const char *const CIPHER_NAMES[CIPHERS] = {"ChaCha20-Poly1305", "AES-256-GCM"};
 
-static void nonce_bytes(int cipher, uint32_t hi, uint32_t lo, unsigned char nonce[NONCE_LEN]) {
-  memset(nonce, 0, 4);
-  if (cipher == 0) {
-    for (int i = 0; i < 4; i++) nonce[4 + i] = (unsigned char)(lo >> (8 * i));
-    for (int i = 0; i < 4; i++) nonce[8 + i] = (unsigned char)(hi >> (8 * i));
-  } else {
-    for (int i = 0; i < 4; i++) nonce[4 + i] = (unsigned char)(hi >> (24 - 8 * i));
-    for (int i = 0; i < 4; i++) nonce[8 + i] = (unsigned char)(lo >> (24 - 8 * i));
-  }
-}
 
 /*
  * Drops the context and our copy of its key. Freeing, not re-keying with zeros: a re-keyed
@@ -210,7 +202,7 @@ static int read_call(napi_env env, napi_callback_info info, size_t want, napi_va
     napi_throw_range_error(env, NULL, "aead_context: input too long");
     return 0;
   }
-  nonce_bytes((int)c->cipher, hi, lo, c->nonce);
+  noise_nonce_bytes((int)c->cipher, hi, lo, c->nonce);
   return 1;
 }
 

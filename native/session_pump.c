@@ -61,9 +61,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "nonce_layout.h"
+
 #define KEY_LEN 32
 #define TAG_LEN 16
-#define NONCE_LEN 12
+#define NONCE_LEN NOISE_NONCE_LEN
 #define HEADER 2
 #define MAX_FRAME 65535
 #define MAX_PLAINTEXT (MAX_FRAME - TAG_LEN)
@@ -124,17 +126,6 @@ static const char *const CIPHER_NAMES[2] = {"ChaCha20-Poly1305", "AES-256-GCM"};
 static const napi_type_tag PUMP_TAG = {0x6e6f6973656d6573ULL, 0x685f70756d703031ULL};
 
 
-static void nonce_bytes(int cipher, uint32_t hi, uint32_t lo, unsigned char nonce[NONCE_LEN]) {
-  memset(nonce, 0, 4);
-  if (cipher == 0) {
-    for (int i = 0; i < 4; i++) nonce[4 + i] = (unsigned char)(lo >> (8 * i));
-    for (int i = 0; i < 4; i++) nonce[8 + i] = (unsigned char)(hi >> (8 * i));
-  } else {
-    for (int i = 0; i < 4; i++) nonce[4 + i] = (unsigned char)(hi >> (24 - 8 * i));
-    for (int i = 0; i < 4; i++) nonce[8 + i] = (unsigned char)(lo >> (24 - 8 * i));
-  }
-}
-
 static int cstate_init(cstate *cs, int cipher, int enc, const unsigned char *key, uint32_t hi, uint32_t lo) {
   if (ciphers[cipher] == NULL) ciphers[cipher] = EVP_CIPHER_fetch(NULL, CIPHER_NAMES[cipher], NULL);
   if (ciphers[cipher] == NULL) return 0;
@@ -163,7 +154,7 @@ static int cstate_after_message(pump *p, cstate *cs) {
   static const unsigned char zeros[32];
   unsigned char block[32], tag[TAG_LEN], nonce[NONCE_LEN];
   int n = 0, ok;
-  nonce_bytes(p->cipher, 0xffffffffu, 0xffffffffu, nonce);
+  noise_nonce_bytes(p->cipher, 0xffffffffu, 0xffffffffu, nonce);
   EVP_CIPHER_CTX *e = EVP_CIPHER_CTX_new();
   ok = e != NULL && EVP_EncryptInit_ex(e, ciphers[p->cipher], NULL, cs->key, nonce) == 1 &&
        EVP_EncryptUpdate(e, block, &n, zeros, 32) == 1 && EVP_EncryptFinal_ex(e, tag, &n) == 1 &&
@@ -183,7 +174,7 @@ static size_t seal_frame(pump *p, const unsigned char *in, size_t len, unsigned 
   unsigned char nonce[NONCE_LEN];
   int n = 0;
   if (exhausted(cs)) return 0;
-  nonce_bytes(p->cipher, cs->hi, cs->lo, nonce);
+  noise_nonce_bytes(p->cipher, cs->hi, cs->lo, nonce);
   unsigned char *body = out + HEADER;
   if (EVP_CipherInit_ex(cs->ctx, NULL, NULL, NULL, nonce, 1) != 1 ||
       (len > 0 && EVP_EncryptUpdate(cs->ctx, body, &n, in, (int)len) != 1) || EVP_EncryptFinal_ex(cs->ctx, body + len, &n) != 1 ||
@@ -205,7 +196,7 @@ static long open_message(pump *p, const unsigned char *in, size_t len, unsigned 
   int n = 0;
   if (len < TAG_LEN) return -1;
   size_t body = len - TAG_LEN;
-  nonce_bytes(p->cipher, cs->hi, cs->lo, nonce);
+  noise_nonce_bytes(p->cipher, cs->hi, cs->lo, nonce);
   if (EVP_CipherInit_ex(cs->ctx, NULL, NULL, NULL, nonce, 0) != 1 ||
       EVP_CIPHER_CTX_ctrl(cs->ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, (void *)(in + body)) != 1 ||
       (body > 0 && EVP_DecryptUpdate(cs->ctx, out, &n, in, (int)body) != 1) || EVP_DecryptFinal_ex(cs->ctx, out + body, &n) != 1) {

@@ -18,11 +18,12 @@ import assert from 'node:assert/strict';
 import { createCipheriv } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { CipherState, loadBackend, nativeBackend, NoiseError, type CipherName, type CryptoBackend } from '../src/noise/index.js';
 import { FrameDecoder, FrameError } from '../src/proxy/protocol/index.js';
 import { addonPath, loadAddon } from '../src/native/index.js';
 import { Rng } from './helpers/random.js';
+import { tcpPair as loopbackPair } from './helpers/tcp-pair.js';
 
 const DEFAULT_CASES = 250;
 /** Seeds that show a known pump bug, kept out of the default run (replay them by seed). */
@@ -38,6 +39,7 @@ const BUFFER_BOUND = 65_519 + 65_536 + 65_572 + 65_534 + 1;
 const MAX_PLAINTEXT = 65_519;
 const U64_MAX = 2n ** 64n - 1n;
 const EMPTY = new Uint8Array(0);
+
 
 const EMPTY_BUFFER = Buffer.alloc(0);
 
@@ -373,17 +375,9 @@ function model(plan: Plan): Model {
 
 // ---- running one case -----------------------------------------------------------------------
 
-/** A connected loopback pair: [ours, theirs]; ours is accepted paused, as the proxy's are. */
+/** A connected pair whose far end's ports are remembered (for /proc/net/tcp after the end). */
 async function tcpPair(): Promise<[Socket, Socket]> {
-  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  const accepted = once(server, 'connection');
-  const theirs = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-  const [[ours]] = (await Promise.all([accepted, once(theirs, 'connect')])) as [[Socket], unknown];
-  server.close();
-  ours.on('error', () => {});
+  const [ours, theirs] = await loopbackPair();
   ports.set(theirs, [theirs.localPort!, theirs.remotePort!]);
   return [ours, theirs];
 }

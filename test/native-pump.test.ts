@@ -256,22 +256,15 @@ test('native pump: frames that come with message 2 are taken over at start; a fa
 const { CipherState, nativeBackend } = await import('../src/noise/index.js');
 const { NativePump } = await import('../src/proxy/session/native-pump.js');
 const { FrameDecoder } = await import('../src/proxy/protocol/index.js');
-const { createServer } = await import('node:net');
+const { tcpPair: loopbackPair } = await import('./helpers/tcp-pair.js');
 
-/** A connected loopback pair: [ours, theirs]; ours is accepted paused, as the proxy's are. */
+/** A pair whose far end also ignores errors (the tests watch its events, not its errors). */
 async function tcpPair(): Promise<[Socket, Socket]> {
-  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  const accepted = once(server, 'connection');
-  const theirs = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-  const [[ours]] = (await Promise.all([accepted, once(theirs, 'connect')])) as [[Socket], unknown];
-  server.close();
-  ours.on('error', () => {}); // a late report of what the pump saw, as in secure-session.ts
+  const [ours, theirs] = await loopbackPair();
   theirs.on('error', () => {});
   return [ours, theirs];
 }
+
 
 interface Rig {
   app: Socket; // the application's end

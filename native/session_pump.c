@@ -444,9 +444,11 @@ static const char *on_message(pump *p, const unsigned char *msg, size_t len, siz
 
 /*
  * Aborts a mesh read at a fault. The plaintext opened before the fault in the same read is
- * dropped, not written: written just before the RST it reached the application on loopback
- * as data and then a FIN (not a reset) in this prototype's tests, and a truncation must never
- * look like a clean end. (The JS pump writes it; the RST usually discards it there too.)
+ * dropped, not written: written just before the RST, it reached a node application on
+ * loopback as data and then an end of stream (libuv reports a hang-up met during a read as
+ * EOF), and a truncation should look like a clean end as rarely as the proxy can make it.
+ * (The JS pump writes it; both reset. docs/architecture.md, Established sessions, says what
+ * an application can and cannot tell.)
  */
 static int abort_after(pump *p, const char *reason, size_t out) {
   OPENSSL_cleanse(out_buf, out);

@@ -1,5 +1,5 @@
-// A differential fuzzer for the native session pump (native/session_pump.c, PROTOTYPE on
-// branch native-pump): its hostile side (mesh -> app) and its state machine, driven directly
+// A differential fuzzer for the native session pump (native/session_pump.c, the proxy's
+// default transport): its hostile side (mesh -> app) and its state machine, driven directly
 // over two loopback TCP pairs. Each case is a random mesh byte stream (valid frames of random
 // sizes under random starting nonces, END-OF-STREAM, and mutations: zero and short lengths,
 // flipped bits, replayed, dropped and swapped frames, garbage, truncation, data after

@@ -1,6 +1,7 @@
-// The opt-in native transport pump (native/session_pump.c, NOISEMESH_NATIVE_PUMP=1): real
-// proxies on loopback with the pump on, an encrypted stream cut into arbitrary pieces, and a
-// hostile initiator's malformed frames, each of which must reset that session only.
+// The native session pump (native/session_pump.c, on unless NOISEMESH_NATIVE_PUMP=0; set to 1
+// here so the suite never runs without it): real proxies on loopback, an encrypted stream cut
+// into arbitrary pieces, and a hostile initiator's malformed frames, each of which must reset
+// that session only; and the addon driven directly, against JS CipherStates.
 process.env.NOISEMESH_NATIVE_PUMP = '1';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -41,9 +41,9 @@
  *       taken nothing (the caller keeps the session), when it cannot set the session up.
  *   abort(handle, reason) -> undefined: aborts now (onEnd runs before abort returns, with
  *       `reason` echoed); a no-op once ended.
- *   stats(handle) -> [bytesFromApp, bytesToApp, bufferedBytes, queuedToMesh]: queuedToMesh is
- *       what waits for the mesh socket (its kernel buffer is full), for the zero-window check
- *       of src/proxy/transport/keepalive.ts.
+ *   stats(handle, out) writes [bytesFromApp, bytesToApp, bufferedBytes, queuedToMesh] into out,
+ *       a Float64Array of 4. queuedToMesh is what waits for the mesh socket (its kernel
+ *       buffer is full), for the zero-window check of src/proxy/transport/keepalive.ts.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -106,7 +106,7 @@ typedef struct pump {
   int in_frame;
   /* Stream state. */
   int app_eof, mesh_eof, sent_eos, received_eos, app_shut, mesh_shut;
-  int ended, started_polls, closing;
+  int ended, closing;
   /* Keeps the env's teardown (and the addon's unloading) waiting until both polls are closed. */
   napi_async_cleanup_hook_handle cleanup;
   int in_start;       /* inside start(): onEnd is called as a plain JS call */
@@ -794,24 +794,27 @@ static napi_value pump_abort(napi_env env, napi_callback_info info) {
 }
 
 static napi_value pump_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], arr, v;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return NULL;
+  size_t argc = 2;
+  napi_value argv[2];
+  /* argv beyond what was passed is undefined: a missing `out` fails its check below. */
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   pump *p = get_pump(env, argv[0]);
   if (p == NULL) return NULL;
-  double buffered = (double)(p->to_app.len - p->to_app.off + p->to_mesh.len - p->to_mesh.off + p->frame_have + p->hdr_have);
-  if (p->ended) buffered = 0;
-  double to_mesh = p->ended ? 0 : (double)(p->to_mesh.len - p->to_mesh.off);
-  napi_create_array_with_length(env, 4, &arr);
-  napi_create_double(env, p->bytes_from_app, &v);
-  napi_set_element(env, arr, 0, v);
-  napi_create_double(env, p->bytes_to_app, &v);
-  napi_set_element(env, arr, 1, v);
-  napi_create_double(env, buffered, &v);
-  napi_set_element(env, arr, 2, v);
-  napi_create_double(env, to_mesh, &v);
-  napi_set_element(env, arr, 3, v);
-  return arr;
+  napi_typedarray_type type;
+  size_t len = 0;
+  void *raw = NULL;
+  if (napi_get_typedarray_info(env, argv[1], &type, &len, &raw, NULL, NULL) != napi_ok || type != napi_float64_array || len < 4) {
+    napi_throw_type_error(env, NULL, "session_pump: stats needs a Float64Array of 4");
+    return NULL;
+  }
+  /* Written into the caller's array: the zero-window check reads every pumped session's queue
+   * once a second, and an array per call would be garbage per session per second. */
+  double *out = raw;
+  out[0] = p->bytes_from_app;
+  out[1] = p->bytes_to_app;
+  out[2] = p->ended ? 0 : (double)(p->to_app.len - p->to_app.off + p->to_mesh.len - p->to_mesh.off + p->frame_have + p->hdr_have);
+  out[3] = p->ended ? 0 : (double)(p->to_mesh.len - p->to_mesh.off);
+  return NULL;
 }
 
 /*

@@ -43,6 +43,13 @@ const EMPTY = new Uint8Array(0);
 
 const EMPTY_BUFFER = Buffer.alloc(0);
 
+/** The pump's counters this test reads: [bytesFromApp, bytesToApp, bufferedBytes]. */
+function statsOf(handle: PumpHandle): [number, number, number] {
+  const out = new Float64Array(4);
+  addon.stats(handle, out);
+  return [out[0]!, out[1]!, out[2]!];
+}
+
 // ---- the addon, and the ONE call of its start() ------------------------------------------
 
 type PumpHandle = object & { readonly __pump: unique symbol };
@@ -50,7 +57,7 @@ type PumpEnd = (result: 'closed' | 'aborted', reason: string | null, bytesFromAp
 interface SessionPumpAddon {
   start(...args: unknown[]): PumpHandle;
   abort(handle: PumpHandle, reason: string): void;
-  stats(handle: PumpHandle): [number, number, number];
+  stats(handle: PumpHandle, out: Float64Array): void;
 }
 
 const ADDON_PATH = process.env.PUMP_FUZZ_ADDON ?? addonPath('session_pump');
@@ -470,7 +477,7 @@ async function execute(plan: Plan, expected: Model): Promise<Observed> {
   let lastFromApp = 0;
   let lastToApp = 0;
   const checkStats = () => {
-    const [fromApp, toApp, buffered] = addon.stats(handle);
+    const [fromApp, toApp, buffered] = statsOf(handle);
     if (ended) {
       if (buffered !== 0) obs.violations.push(`stats after the end: bufferedBytes ${buffered}`);
       return;
@@ -606,11 +613,11 @@ async function execute(plan: Plan, expected: Model): Promise<Observed> {
   clearTimeout(revokeTimer);
   clearInterval(poller);
   if (!ended) {
-    const [fromApp, toApp, buffered] = addon.stats(handle);
+    const [fromApp, toApp, buffered] = statsOf(handle);
     obs.violations.push(`no end within ${CASE_DEADLINE_MS} ms (stats ${fromApp}/${toApp}/${buffered}, delivered ${obs.delivered}/${plan.stream.length})`);
     addon.abort(handle, 'shutdown');
   }
-  obs.statsAfter = addon.stats(handle);
+  obs.statsAfter = statsOf(handle);
   checkStats();
   // Let both far ends see what the pump's close sent them (FIN or RST), bounded.
   app.resume();

@@ -6,7 +6,7 @@ export type { InboundMode } from './inbound/inbound-capture.js';
 export type { BuiltInServices } from './inbound/built-in-services.js';
 export type { OriginalDestination, OriginalDestinationOf, OutboundMode, ExplicitRoute } from './outbound/outbound-listeners.js';
 export type { SessionSummary, SessionEnd, AbortReason, Direction } from './session/secure-session.js';
-export { NATIVE_PUMP_VARIABLE, nativePumpSettingError, sessionDescriptors, sessionPump } from './session/native-pump.js';
+export { nativePumpSettingError, PUMP_TURNED_OFF, sessionDescriptors, sessionPump } from './session/native-pump.js';
 export { ProxyMetrics, type WatchedResource, type WatchedResourceSync } from './telemetry/metrics.js';
 export { createLogger, silentLogger, type Logger } from './telemetry/logger.js';
 export * from './protocol/index.js';

@@ -10,7 +10,7 @@
  */
 import { decodeKey, encodeKey, isLowOrderPublicKey } from '../noise/index.js';
 import { isUnspecifiedAddress, normalizeAddress } from './address.js';
-import { describeYamlObject, isYamlMapping } from './mapping.js';
+import { describeYamlObject, isYamlMapping as isMapping } from './mapping.js';
 import {
   AGENT_TYPES,
   API_VERSION,
@@ -113,9 +113,6 @@ const TOP_LEVEL_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'] as
 
 type Mapping = Readonly<Record<string, unknown>>;
 
-function isMapping(v: unknown): v is Mapping {
-  return isYamlMapping(v);
-}
 
 /** Says what was found by type only: values may be secret. */
 function describe(v: unknown): string {

@@ -34,7 +34,7 @@ import {
   type Clearance,
   closest,
   describeYamlObject,
-  isYamlMapping,
+  isYamlMapping as isMapping,
   yamlSyntaxHint,
 } from '../registry-sync/index.js';
 import { Glob } from './glob.js';
@@ -164,9 +164,6 @@ const RULE_ID = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
 type Segment = string | number;
 type Mapping = Readonly<Record<string, unknown>>;
 
-function isMapping(v: unknown): v is Mapping {
-  return isYamlMapping(v);
-}
 
 function formatPath(path: readonly Segment[]): string {
   let out = '';

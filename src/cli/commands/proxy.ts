@@ -13,7 +13,7 @@ import {
   descriptorBudget,
   nativePumpSettingError,
   sessionDescriptors,
-  NATIVE_PUMP_VARIABLE,
+  PUMP_TURNED_OFF,
   raiseDescriptorLimit,
   sessionPump,
   tuneHeapForProxy,
@@ -84,7 +84,7 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
   const pump = sessionPump();
   if (pump.engine === 'native') {
     log.info({ event: 'session-pump', engine: pump.engine }, 'established sessions relay on the native session pump');
-  } else if (pump.reason.startsWith(NATIVE_PUMP_VARIABLE)) {
+  } else if (pump.reason === PUMP_TURNED_OFF) {
     log.info({ event: 'session-pump', engine: pump.engine }, `established sessions relay through node's streams (${pump.reason})`);
   } else {
     log.warn(

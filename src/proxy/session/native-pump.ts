@@ -45,11 +45,11 @@ interface SessionPumpAddon {
     appPending?: Uint8Array | null, meshPending?: Uint8Array | null,
   ): PumpHandle;
   abort(handle: PumpHandle, reason: string): void;
-  stats(handle: PumpHandle): [number, number, number, number];
+  stats(handle: PumpHandle, out: Float64Array): void;
 }
 
 /** The environment variable that turns the native pump off ('0'); unset or '1' leaves it on. */
-export const NATIVE_PUMP_VARIABLE = 'NOISEMESH_NATIVE_PUMP';
+const NATIVE_PUMP_VARIABLE = 'NOISEMESH_NATIVE_PUMP';
 
 function setting(): string | undefined {
   return process.env.NOISEMESH_NATIVE_PUMP;
@@ -63,6 +63,9 @@ export function nativePumpSettingError(): string | null {
     : `${NATIVE_PUMP_VARIABLE} must be 0 (the JavaScript pump) or 1 (the native pump, the default); got ${JSON.stringify(value)}`;
 }
 
+/** sessionPump()'s reason when the variable turned the native pump off. */
+export const PUMP_TURNED_OFF = `${NATIVE_PUMP_VARIABLE}=0`;
+
 const enabled = setting() !== '0';
 const load = enabled ? loadAddon<SessionPumpAddon>(addonPath('session_pump'), ['start', 'abort', 'stats']) : null;
 
@@ -71,7 +74,7 @@ const load = enabled ? loadAddon<SessionPumpAddon>(addonPath('session_pump'), ['
  * or the addon could not load: `reason` says why, never a key).
  */
 export function sessionPump(): { engine: 'native' } | { engine: 'javascript'; reason: string } {
-  if (load === null) return { engine: 'javascript', reason: `${NATIVE_PUMP_VARIABLE}=0` };
+  if (load === null) return { engine: 'javascript', reason: PUMP_TURNED_OFF };
   return load.ok ? { engine: 'native' } : { engine: 'javascript', reason: `the session pump addon ${load.reason}` };
 }
 
@@ -85,6 +88,8 @@ export function sessionDescriptors(): 2 | 4 {
 }
 
 let starts = 0;
+/** stats() writes here: one array for every pump of the process (calls never overlap). */
+const statsOut = new Float64Array(4);
 
 /** Sessions handed to the native pump in this process so far (tests check it was used). */
 export function nativePumpStarts(): number {
@@ -170,7 +175,9 @@ export class NativePump {
     /** Gives back what was taken: the JS pump reads it as if nothing happened. */
     function restore(): null {
       if (appPending.length > 0) app.unshift(appPending);
-      if (meshPending.length > 0) decoder?.queue(meshPending);
+      if (meshPending.length === 0) return null;
+      if (decoder !== null) decoder.queue(meshPending);
+      else mesh.unshift(meshPending);
       return null;
     }
   }
@@ -182,7 +189,13 @@ export class NativePump {
 
   /** Counters now: bytes each way, bytes held in all, and of those the ones waiting for the mesh socket. */
   stats(): { bytesFromApp: number; bytesToApp: number; bufferedBytes: number; queuedToMesh: number } {
-    const [bytesFromApp, bytesToApp, bufferedBytes, queuedToMesh] = this.addon.stats(this.handle);
-    return { bytesFromApp, bytesToApp, bufferedBytes, queuedToMesh };
+    this.addon.stats(this.handle, statsOut);
+    return { bytesFromApp: statsOut[0]!, bytesToApp: statsOut[1]!, bufferedBytes: statsOut[2]!, queuedToMesh: statsOut[3]! };
+  }
+
+  /** Bytes waiting for the mesh socket (its kernel buffer full); read once a second per session, so it allocates nothing. */
+  queuedToMesh(): number {
+    this.addon.stats(this.handle, statsOut);
+    return statsOut[3]!;
   }
 }

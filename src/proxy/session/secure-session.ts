@@ -84,7 +84,7 @@ export class SecureSession {
   private appClosed = false;
   private meshClosed = false;
   private ended = false;
-  /** Set while native/session_pump.c runs this session (NOISEMESH_NATIVE_PUMP=1). */
+  /** Set when native/session_pump.c runs this session (the default; tryStart says when it cannot). */
   private pump: NativePump | null = null;
   private abortTogether = false;
   private readonly endListeners: ((end: SessionEnd) => void)[] = [];
@@ -125,9 +125,9 @@ export class SecureSession {
   }
 
   /**
-   * Hands the session to the native pump when it is on and nothing is held in user space;
-   * node's sockets then stay paused and open until the pump ends, and are destroyed then
-   * (after an abort the pump has set SO_LINGER 0, so that close is the RST).
+   * Hands the session, with what node has already read of it, to the native pump when it is
+   * on and can take it; node's sockets then stay paused and open until the pump ends, and are
+   * destroyed then (after an abort the pump has set SO_LINGER 0, so that close is the RST).
    */
   private startNative(): boolean {
     const { app, mesh } = this;
@@ -148,7 +148,7 @@ export class SecureSession {
     app.on('close', () => this.abort('app-reset'));
     mesh.on('error', (err: NodeJS.ErrnoException) => this.abort(err.code === 'ETIMEDOUT' ? 'peer-timeout' : 'peer-reset'));
     mesh.on('close', () => this.abort('peer-reset'));
-    reportOutsideWriteQueue(mesh, () => (this.ended ? 0 : pump.stats().queuedToMesh));
+    reportOutsideWriteQueue(mesh, () => (this.ended ? 0 : pump.queuedToMesh()));
     this.sending.wipe();
     this.receiving.wipe();
     return true;
@@ -163,11 +163,12 @@ export class SecureSession {
   }
 
   summary(): SessionSummary {
+    let bufferedBytes = this.app.writableLength + this.mesh.writableLength + this.decoder.bufferedBytes;
     if (this.pump !== null && !this.ended) {
       const now = this.pump.stats();
       this.bytesFromApp = now.bytesFromApp;
       this.bytesToApp = now.bytesToApp;
-      return { id: this.id, direction: this.direction, peer: this.peer.agentId, targetPort: this.targetPort, bytesFromApp: now.bytesFromApp, bytesToApp: now.bytesToApp, bufferedBytes: now.bufferedBytes, ageSeconds: (Date.now() - this.startedAt) / 1000, pump: 'native' };
+      bufferedBytes = now.bufferedBytes;
     }
     return {
       id: this.id,
@@ -176,11 +177,12 @@ export class SecureSession {
       targetPort: this.targetPort,
       bytesFromApp: this.bytesFromApp,
       bytesToApp: this.bytesToApp,
-      bufferedBytes: this.app.writableLength + this.mesh.writableLength + this.decoder.bufferedBytes,
+      bufferedBytes,
       ageSeconds: (Date.now() - this.startedAt) / 1000,
       pump: this.pump === null ? 'javascript' : 'native',
     };
   }
+
 
   /**
    * Resets both connections and wipes the keys. Idempotent. `together`: one of many ended by

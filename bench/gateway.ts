@@ -21,9 +21,13 @@
  * far less than it moves wall-clock figures; 1e6 / (gateway us) is the gateway's ceiling on
  * one core of its own.
  *
- * Same-run baseline: the same gateway process over its plain loopback listener
+ * Same-run baselines: the same gateway process over its plain loopback listener
  * (`gateway.loopback`), without the client proxy and the Noise session; mesh and baseline
- * alternate, each after its own warm-up. Options: `--backends=file,hit,miss`, `--cases=` (a
+ * alternate, each after its own warm-up. For the offered case also the host floor: the same
+ * generator at the same rate against a bare node:http server in a process of its own that
+ * answers the gateway's bytes and does nothing else (bench/gateway/floor-main.ts), and each
+ * open-loop latency twice: from the request's scheduled time (the goal's) and from its write
+ * (k6's http_req_duration), the difference being the generator's own lag. Options: `--backends=file,hit,miss`, `--cases=` (a
  * comma-separated list of parts of case names, e.g. `--cases=offered,pipelined`), `--ms=3000`,
  * `--profile=DIR` (the gateway runs under `node --cpu-prof`, its profile written to DIR).
  */
@@ -32,7 +36,8 @@ import { listOption, optionValue, wholeOption, type BenchModule } from './lib/mo
 import { quantile } from './lib/stats.js';
 import { formatRate, formatTable } from './lib/table.js';
 import { MAX_OUTSTANDING, closedLoop, newConnectionEach, openLoop, type LoadResult, type LoadTarget } from './gateway/client.js';
-import { startGateway, type BackendSetup, type GatewaySetup } from './gateway/processes.js';
+import { startFloor, startGateway, type BackendSetup, type GatewaySetup } from './gateway/processes.js';
+import { get } from '../test/helpers/process.js';
 
 const WARMUP_MS = 1000;
 const GOAL_RATE = 5000;
@@ -121,6 +126,13 @@ export const gatewayBench: BenchModule = {
   async run(options) {
     const { ms, profile, selected } = parseGatewayOptions(options);
     const rows: string[][] = [];
+    // The open loop's latencies both ways, and the body the floor server answers (the gateway's own).
+    const openRows: string[][] = [];
+    let floorBody: string | undefined;
+    const openCells = (r: LoadResult, serverUs: number): string[] =>
+      r.latencies.length === 0
+        ? [formatRate(r.fetches / r.seconds), '-', '-', '-', '-', '-']
+        : [formatRate(r.fetches / r.seconds), quantile(r.latencies, 0.5).toFixed(2), quantile(r.latencies, 0.99).toFixed(2), quantile(r.sentLatencies, 0.99).toFixed(2), r.latencies[r.latencies.length - 1]!.toFixed(2), serverUs.toFixed(0)];
     for (const { name, cases } of selected) {
       const b = BACKENDS[name]!;
       const g = await startWithRetries(b.setup, profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile]);
@@ -146,6 +158,14 @@ export const gatewayBench: BenchModule = {
           const percentile = (r: Measured, q: number): string => (r.latencies.length === 0 ? '-' : quantile(r.latencies, q).toFixed(2));
           const cells = (r: Measured): string[] => [formatRate(rate(r)), String(r.dropped), percentile(r, 0.5), percentile(r, 0.99), r.fetches === 0 ? '-' : r.gatewayUs.toFixed(0)];
           rows.push([b.label, c.name, ...cells(m), m.fetches === 0 ? '-' : m.clientUs.toFixed(0), ...cells(p), (rate(m) / rate(p)).toFixed(2)]);
+          if (c === AT_GOAL) {
+            openRows.push([b.label, 'mesh', ...openCells(m, m.gatewayUs)], [b.label, 'loopback', ...openCells(p, p.gatewayUs)]);
+            if (floorBody === undefined) {
+              const answer = await get(g.loopbackPort, b.paths[0]!);
+              if (answer.status !== 200 || !answer.body.includes(mesh.expect)) throw new Error(`${b.label}: the floor's body: the gateway answered ${answer.status}`);
+              floorBody = answer.body;
+            }
+          }
         }
         // Every answered fetch was audited first: a line each (a check that the bench measured that).
         const lines = readFileSync(g.auditFile, 'latin1').split('\n').length - 1;
@@ -159,6 +179,25 @@ export const gatewayBench: BenchModule = {
     );
     console.log('\ngw us, client us: CPU time (user + system) of the gateway process and of the client proxy process per fetch, microseconds');
     console.log(`dropped: arrivals of the open loop not sent because every session had ${MAX_OUTSTANDING} requests unanswered (the gateway's per-connection limit); p50, p99: k6's p(N), interpolated between the two closest ranks`);
+    if (floorBody !== undefined) {
+      // The same generator at the same rate against a server that does nothing but answer the
+      // same bytes: what this host and generator cost a request, measured in this run.
+      const floor = await startFloor(floorBody);
+      try {
+        const target: LoadTarget = { port: floor.port, paths: selected.flatMap((s) => BACKENDS[s.name]!.paths).slice(0, 1), expect: 'bench-password' };
+        await AT_GOAL.run(target, WARMUP_MS);
+        const before = floor.cpuSeconds();
+        const f = await AT_GOAL.run(target, ms);
+        const us = ((floor.cpuSeconds() - before) * 1e6) / f.fetches;
+        if (f.errors > 0) throw new Error(`the floor server: ${f.errors} of ${f.fetches} requests failed`);
+        openRows.push(['-', 'bare node:http server (floor)', ...openCells(f, us)]);
+      } finally {
+        await floor.close();
+      }
+      console.log(`\n${AT_GOAL.name}: latency from each request's scheduled time (the goal's p99) and from its write (what k6's http_req_duration measures)`);
+      console.log(formatTable(['backend', 'path', 'answered /s', 'p50 ms', 'p99 ms', 'p99 from write ms', 'max ms', 'server us'], openRows));
+      console.log("floor: a bare node:http server in a process of its own answering the gateway's bytes, no decision, read or audit, the same generator in this run: what this host and generator cost any request; server us: CPU of the answering process per request");
+    }
     console.log(`\ngoals (issue 11): >= ${GOAL_RATE.toLocaleString('en-US')} fetches/s warm, p99 <= 5 ms`);
     if (profile !== undefined) console.log(`gateway CPU profiles: ${profile}`);
   },

@@ -3,7 +3,8 @@
 // and the gateway resets the connection), so a gateway that falls behind for a moment costs
 // dropped arrivals, counted, instead of a reset that kills the bench; and its --cases filter
 // refuses a name no case has, in one line, before anything starts. Against a real gateway on
-// loopback (test/helpers/gateway.ts); no timing bound here is about speed.
+// loopback (test/helpers/gateway.ts); no timing bound here is about speed. Its two latencies
+// (from the schedule, from the write) keep their order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -58,6 +59,12 @@ test("the open loop keeps at most the gateway's limit unanswered per connection:
     // At most 4 x 64 of the ~1,200 due at once could be sent.
     assert.ok(r.dropped > 0, 'the arrivals that found every connection full were dropped');
     assert.equal(r.latencies.length, r.fetches);
+    // Each request's latency from its write is at most the one from its scheduled time (it is
+    // written at or after that time), so the sorted lists hold it rank by rank too; the arrivals
+    // due during the stall were written after it, late by up to its 300 ms.
+    assert.equal(r.sentLatencies.length, r.fetches);
+    for (let i = 0; i < r.fetches; i++) assert.ok(r.sentLatencies[i]! <= r.latencies[i]!, `rank ${i}: ${r.sentLatencies[i]} ms from the write, ${r.latencies[i]} from the schedule`);
+    assert.ok(r.latencies[r.fetches - 1]! - r.sentLatencies[r.fetches - 1]! > 0 || r.latencies[Math.floor(r.fetches / 2)]! > r.sentLatencies[Math.floor(r.fetches / 2)]!, 'the generator\'s lag shows between the two');
     assert.equal(await invalidCount(f), invalidBefore, 'the gateway refused nothing (a reset for too many pipelined counts invalid)');
   } finally {
     await f.close();

@@ -34,8 +34,14 @@ export interface LoadResult {
   /** Arrivals not sent because every connection had MAX_OUTSTANDING unanswered (openLoop only). */
   readonly dropped: number;
   readonly seconds: number;
-  /** Per-answer latencies, ms, sorted. */
+  /** Per-answer latencies, ms, sorted: from each request's scheduled time in the open loop, from its write otherwise. */
   readonly latencies: Float64Array;
+  /**
+   * Per-answer latencies from each request's write, ms, sorted: what k6's http_req_duration
+   * measures. The same as `latencies` but in the open loop, where the difference is the
+   * generator's own lag in sending what was due (its 1 ms tick, its event loop).
+   */
+  readonly sentLatencies: Float64Array;
 }
 
 /** `paths` are asked in turn, round robin (one path: every request the same). */
@@ -124,7 +130,8 @@ export function closedLoop(target: LoadTarget, connections: number, depth: numbe
     const sockets: Socket[] = [];
     const done = (): void => {
       if (--open_ > 0) return;
-      resolve({ fetches: latencies.length, errors, dropped: 0, seconds: (performance.now() - started) / 1000, latencies: latencies.sorted() });
+      const sorted = latencies.sorted();
+      resolve({ fetches: latencies.length, errors, dropped: 0, seconds: (performance.now() - started) / 1000, latencies: sorted, sentLatencies: sorted });
     };
     for (let c = 0; c < connections; c++) {
       const socket = open(target.port);
@@ -173,6 +180,7 @@ export function openLoop(target: LoadTarget, connections: number, rate: number, 
   const requests = requestBytes(target, false);
   const expect = Buffer.from(target.expect);
   const latencies = new Latencies();
+  const sentLatencies = new Latencies();
   let errors = 0;
   let dropped = 0;
   const interval = 1000 / rate;
@@ -181,10 +189,13 @@ export function openLoop(target: LoadTarget, connections: number, rate: number, 
     const conns = Array.from({ length: connections }, () => {
       const socket = open(target.port);
       const scheduled: number[] = [];
+      const writtenAt: number[] = [];
       const parser = new AnswerParser(
         expect,
         (ok) => {
-          latencies.push(performance.now() - scheduled.shift()!);
+          const now = performance.now();
+          latencies.push(now - scheduled.shift()!);
+          sentLatencies.push(now - writtenAt.shift()!);
           if (!ok) errors++;
           if (latencies.length + dropped === total) finish();
         },
@@ -192,7 +203,7 @@ export function openLoop(target: LoadTarget, connections: number, rate: number, 
       );
       socket.on('data', (chunk: Buffer) => parser.push(chunk));
       socket.on('error', (err) => fail(new Error(`gateway bench: connection failed: ${err.message}`)));
-      return { socket, scheduled };
+      return { socket, scheduled, writtenAt };
     });
     let sent = 0;
     let started = 0;
@@ -210,7 +221,7 @@ export function openLoop(target: LoadTarget, connections: number, rate: number, 
       over = true;
       clearInterval(timer);
       for (const c of conns) c.socket.end();
-      resolve({ fetches: latencies.length, errors, dropped, seconds: (performance.now() - started) / 1000, latencies: latencies.sorted() });
+      resolve({ fetches: latencies.length, errors, dropped, seconds: (performance.now() - started) / 1000, latencies: latencies.sorted(), sentLatencies: sentLatencies.sorted() });
     };
     // A 1 ms tick sends every request whose time has come, each stamped with its own time, on
     // its connection in turn or the next one with room; with none, the arrival is dropped.
@@ -225,6 +236,7 @@ export function openLoop(target: LoadTarget, connections: number, rate: number, 
         if (c === undefined) dropped++;
         else {
           c.scheduled.push(started + sent * interval);
+          c.writtenAt.push(now);
           c.socket.write(requests[sent % requests.length]!);
         }
         sent++;
@@ -285,5 +297,6 @@ export async function newConnectionEach(target: LoadTarget, concurrency: number,
       while (performance.now() < until) await one();
     }),
   );
-  return { fetches: latencies.length, errors, dropped: 0, seconds: (performance.now() - started) / 1000, latencies: latencies.sorted() };
+  const sorted = latencies.sorted();
+  return { fetches: latencies.length, errors, dropped: 0, seconds: (performance.now() - started) / 1000, latencies: sorted, sentLatencies: sorted };
 }

@@ -199,3 +199,39 @@ export async function startGateway(backend: BackendSetup, nodeFlags: readonly st
     throw err;
   }
 }
+
+const FLOOR_MAIN = fileURLToPath(new URL('./floor-main.js', import.meta.url));
+
+/** The host floor's process (floor-main.ts): a bare node:http server answering `body` to every request. */
+export interface FloorSetup {
+  readonly port: number;
+  /** CPU seconds (user + system) the floor process has used so far. */
+  cpuSeconds(): number;
+  close(): Promise<void>;
+}
+
+/** Starts floor-main.ts answering `body` (the bytes the gateway answered for the same fetch); resolves once it listens. */
+export async function startFloor(body: string): Promise<FloorSetup> {
+  const dir = mkdtempSync(join(tmpdir(), 'noisemesh-gwfloor-'));
+  const bodyFile = join(dir, 'body.json');
+  writeFileSync(bodyFile, body);
+  const child = spawn(process.execPath, [FLOOR_MAIN, bodyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const close = async (): Promise<void> => {
+    await stop(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let text = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        text += d.toString();
+        if (text.includes('\n')) resolve(Number(text.split('\n')[0]));
+      });
+      child.once('exit', (code) => reject(new Error(`the floor server exited with ${code} before it listened`)));
+    });
+    return { port, cpuSeconds: () => processCpuSeconds(child.pid), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

@@ -31,7 +31,8 @@
  * comma-separated list of parts of case names, e.g. `--cases=offered,pipelined`), `--ms=3000`,
  * `--profile=DIR` (the gateway runs under `node --cpu-prof`, its profile written to DIR).
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { listOption, optionValue, wholeOption, type BenchModule } from './lib/module.js';
 import { quantile } from './lib/stats.js';
 import { formatRate, formatTable } from './lib/table.js';
@@ -108,11 +109,27 @@ export interface GatewayOptions {
   readonly selected: { name: string; cases: Case[] }[];
 }
 
+/**
+ * The directory node will write the gateway's CPU profile into, made if missing and tried with
+ * a file of our own: node only warns, in the gateway's stderr, when it cannot write a profile.
+ */
+function checkProfileDirectory(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    const probe = join(dir, `.noisemesh-probe-${process.pid}`);
+    writeFileSync(probe, '', { flag: 'wx' });
+    unlinkSync(probe);
+  } catch (err) {
+    throw new Error(`--profile=${dir}: not a directory the gateway can write its profiles into (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
 /** The gateway module's options, each checked (one line naming it) before anything starts. */
 export function parseGatewayOptions(args: readonly string[]): GatewayOptions {
   const ms = wholeOption(args, 'ms', 'milliseconds', 100, 3_600_000) ?? 3000;
   const profile = optionValue(args, 'profile');
   if (profile === '') throw new Error('--profile=: give the directory for the gateway\'s CPU profiles');
+  if (profile !== undefined) checkProfileDirectory(profile);
   const names = listOption(args, 'backends', `backends (${Object.keys(BACKENDS).join(', ')})`) ?? ['file', 'hit', 'miss'];
   const cases = listOption(args, 'cases', 'parts of case names') ?? null;
   return { ms, profile, selected: selectCases(names, cases) };

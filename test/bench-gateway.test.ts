@@ -93,6 +93,9 @@ test('--cases picks cases by part of their name; an unknown one is one line, exi
     [['--backends='], /^--backends=: a comma-separated list of backends \(file, hit, miss\), with no empty item$/],
     [['--backends=file,file'], /^--backends: file is named twice$/],
     [['--profile='], /^--profile=: give the directory/],
+    // A profile directory node could not write into: node only warns in the gateway's stderr.
+    [['--profile=/etc/hostname'], /^--profile=\/etc\/hostname: not a directory the gateway can write its profiles into \((EEXIST|ENOTDIR)\)$/],
+    [['--profile=/etc/hostname/x'], /^--profile=\/etc\/hostname\/x: not a directory the gateway can write its profiles into \(ENOTDIR\)$/],
     [['--ms=500', '--ms=600'], /^--ms is given more than once$/],
   ] as const) {
     // Bounded: an option that slipped through would start the bench; the timeout ends it.

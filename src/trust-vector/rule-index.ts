@@ -76,6 +76,26 @@ function group(map: Map<string, PatternEdge[]>, lengths: number[], key: string, 
   }
 }
 
+/**
+ * A list kept from one request to the next: `clear()` keeps its backing store, and entries
+ * past `length` are stale (they hold only nodes and lists of the index itself). An array
+ * emptied with `length = 0` would not do: V8 drops the elements of an array whose length is
+ * set to 0, so every push after it allocates a new backing store, garbage a gateway made on
+ * every request.
+ */
+export class ScratchList<T> {
+  readonly items: T[] = [];
+  length = 0;
+
+  clear(): void {
+    this.length = 0;
+  }
+
+  push(item: T): void {
+    this.items[this.length++] = item;
+  }
+}
+
 /** A node of a SegmentTrie, for the index that owns it. */
 export class TrieNode {
   literal: Map<string, TrieNode> | null = null;
@@ -102,16 +122,17 @@ export class TrieNode {
 /**
  * The globs of one selector as a trie over their tokens, and the walk that finds every glob
  * matching a text (a valid secret path, or a valid agentId). Nodes are stamped with the
- * current step's epoch instead of being collected in a Set, so that a walk allocates
- * nothing but the segments' strings, and `holds` answers in O(1) per node after it.
+ * current step's epoch instead of being collected in a Set, and the steps' node lists are
+ * ScratchLists, so that a walk allocates nothing but the segments' strings, and `holds`
+ * answers in O(1) per node after it.
  */
 export class SegmentTrie {
   readonly #nodes: TrieNode[] = [];
   readonly #root: TrieNode;
   #stamp = new Uint32Array(0);
   #epoch = 0;
-  #current: TrieNode[] = [];
-  #next: TrieNode[] = [];
+  #current = new ScratchList<TrieNode>();
+  #next = new ScratchList<TrieNode>();
 
   constructor() {
     this.#root = this.#node(false);
@@ -175,7 +196,7 @@ export class SegmentTrie {
   }
 
   /** Adds `node` to this step's set, with the nodes its `**` edges reach without a segment. */
-  #enter(into: TrieNode[], node: TrieNode | null, epoch: number): void {
+  #enter(into: ScratchList<TrieNode>, node: TrieNode | null, epoch: number): void {
     const stamp = this.#stamp;
     while (node !== null && stamp[node.id] !== epoch) {
       stamp[node.id] = epoch;
@@ -185,15 +206,15 @@ export class SegmentTrie {
   }
 
   /**
-   * Runs `text` through the trie and returns the nodes it ends on: their `rules` (and
-   * `open`) are the rules with a glob that matches it. The array is the trie's own, valid
-   * until the next walk; until then too, `holds` says whether a node is one of them.
-   * O(segments x active nodes x edges).
+   * Runs `text` through the trie and returns the nodes it ends on (the first `length` of
+   * `items`): their `rules` (and `open`) are the rules with a glob that matches it. The list
+   * is the trie's own, valid until the next walk; until then too, `holds` says whether a node
+   * is one of them. O(segments x active nodes x edges).
    */
-  walk(text: string): readonly TrieNode[] {
+  walk(text: string): { readonly items: readonly TrieNode[]; readonly length: number } {
     let current = this.#current;
     let next = this.#next;
-    current.length = 0;
+    current.clear();
     let epoch = this.#bump();
     this.#enter(current, this.#root, epoch);
     const n = text.length;
@@ -203,9 +224,9 @@ export class SegmentTrie {
       const segment = text.slice(at, end);
       at = end + 1;
       epoch = this.#bump();
-      next.length = 0;
+      next.clear();
       for (let k = 0; k < current.length; k++) {
-        const node = current[k]!;
+        const node = current.items[k]!;
         if (node.loops) this.#enter(next, node, epoch);
         if (node.literal !== null) {
           const child = node.literal.get(segment);
@@ -223,7 +244,7 @@ export class SegmentTrie {
     return current;
   }
 
-  #patterns(patterns: Patterns, segment: string, into: TrieNode[], epoch: number): void {
+  #patterns(patterns: Patterns, segment: string, into: ScratchList<TrieNode>, epoch: number): void {
     const n = segment.length;
     for (const length of patterns.prefixLengths) {
       if (length > n) break;
@@ -238,7 +259,7 @@ export class SegmentTrie {
     if (patterns.rest.length > 0) this.#tryEdges(patterns.rest, segment, into, epoch);
   }
 
-  #tryEdges(edges: readonly PatternEdge[], segment: string, into: TrieNode[], epoch: number): void {
+  #tryEdges(edges: readonly PatternEdge[], segment: string, into: ScratchList<TrieNode>, epoch: number): void {
     for (let k = 0; k < edges.length; k++) if (matchSegment(edges[k]!.pieces, segment)) this.#enter(into, edges[k]!.node, epoch);
   }
 
@@ -289,13 +310,13 @@ export class RuleIndex {
 
   // Per request (see the class comment).
   /** The path end nodes' lists of rules with `agents` (for rejectedByAgents). */
-  readonly #pathLists: (readonly number[])[] = [];
+  readonly #pathLists = new ScratchList<readonly number[]>();
   /** The path end nodes that hold paired rules. */
-  readonly #pairedPathNodes: number[] = [];
-  readonly #widePath: (readonly number[])[] = [];
-  readonly #wideAgent: (readonly number[])[] = [];
+  readonly #pairedPathNodes = new ScratchList<number>();
+  readonly #widePath = new ScratchList<readonly number[]>();
+  readonly #wideAgent = new ScratchList<readonly number[]>();
   /** The lists merged: open rules on the path, the pairs' rules, the smaller wide side. */
-  readonly #scan: (readonly number[])[] = [];
+  readonly #scan = new ScratchList<readonly number[]>();
   #scanningPaths = false;
   #agentWalked = false;
   #last = -1;
@@ -352,16 +373,18 @@ export class RuleIndex {
     const widePath = this.#widePath;
     const wideAgent = this.#wideAgent;
     const scan = this.#scan;
-    pathLists.length = 0;
-    pairedPathNodes.length = 0;
-    widePath.length = 0;
-    wideAgent.length = 0;
-    scan.length = 0;
+    pathLists.clear();
+    pairedPathNodes.clear();
+    widePath.clear();
+    wideAgent.clear();
+    scan.clear();
     this.#last = -1;
     this.#selectedWithAgents = 0;
     this.#agentWalked = false;
     let onWidePath = 0;
-    for (const node of this.#paths.walk(path)) {
+    const onPath = this.#paths.walk(path);
+    for (let n = 0; n < onPath.length; n++) {
+      const node = onPath.items[n]!;
       if (node.open.length > 0) scan.push(node.open);
       if (node.rules.length > 0) pathLists.push(node.rules);
       if (node.paired) pairedPathNodes.push(node.id);
@@ -374,10 +397,12 @@ export class RuleIndex {
       this.#agentWalked = true;
       const width = this.#agents.size;
       let onWideAgent = 0;
-      for (const node of this.#agents.walk(agentId)) {
+      const onAgent = this.#agents.walk(agentId);
+      for (let n = 0; n < onAgent.length; n++) {
+        const node = onAgent.items[n]!;
         if (node.paired) {
           for (let k = 0; k < pairedPathNodes.length; k++) {
-            const list = this.#pairs.get(pairedPathNodes[k]! * width + node.id);
+            const list = this.#pairs.get(pairedPathNodes.items[k]! * width + node.id);
             if (list !== undefined) scan.push(list);
           }
         }
@@ -388,7 +413,8 @@ export class RuleIndex {
       }
       if (onWidePath > 0 && onWideAgent > 0) {
         this.#scanningPaths = onWidePath <= onWideAgent;
-        for (const list of this.#scanningPaths ? widePath : wideAgent) scan.push(list);
+        const side = this.#scanningPaths ? widePath : wideAgent;
+        for (let k = 0; k < side.length; k++) scan.push(side.items[k]!);
       }
     }
     this.#cursor.fill(0, 0, scan.length);
@@ -397,7 +423,7 @@ export class RuleIndex {
   /** The next rule (ordinal) that selects the request, ascending, or -1 when there is none. */
   next(): number {
     for (;;) {
-      const i = nextCandidate(this.#scan, this.#cursor, this.#last);
+      const i = nextCandidate(this.#scan.items, this.#scan.length, this.#cursor, this.#last);
       if (i < 0) return -1;
       this.#last = i;
       // Open and paired rules come from exact lists; a wide one matched the scanned side only.
@@ -421,10 +447,10 @@ export class RuleIndex {
     const lists = this.#pathLists;
     this.#cursor.fill(0, 0, lists.length);
     let count = 0;
-    for (let i = nextCandidate(lists, this.#cursor, -1); i >= 0; i = nextCandidate(lists, this.#cursor, i)) {
+    for (let i = nextCandidate(lists.items, lists.length, this.#cursor, -1); i >= 0; i = nextCandidate(lists.items, lists.length, this.#cursor, i)) {
       if (this.#agentWalked && this.#agents.holds(this.#agentNodes[i]!)) continue;
       if (count++ < max) first.push(i);
-      else if (lists.length === 1) return lists[0]!.length - this.#selectedWithAgents;
+      else if (lists.length === 1) return lists.items[0]!.length - this.#selectedWithAgents;
     }
     return count;
   }
@@ -435,13 +461,13 @@ function unique(ids: number[]): readonly number[] {
 }
 
 /**
- * The smallest rule index above `after` in any of `lists` (positions advanced in `cursor`),
- * or -1 when they are exhausted. A rule listed on several nodes comes out once. O(lists)
- * per call, plus the entries skipped.
+ * The smallest rule index above `after` in any of the first `count` of `lists` (positions
+ * advanced in `cursor`), or -1 when they are exhausted. A rule listed on several nodes comes
+ * out once. O(lists) per call, plus the entries skipped.
  */
-export function nextCandidate(lists: readonly (readonly number[])[], cursor: Int32Array, after: number): number {
+export function nextCandidate(lists: readonly (readonly number[])[], count: number, cursor: Int32Array, after: number): number {
   let best = -1;
-  for (let l = 0; l < lists.length; l++) {
+  for (let l = 0; l < count; l++) {
     const list = lists[l]!;
     let p = cursor[l]!;
     while (p < list.length && list[p]! <= after) p++;

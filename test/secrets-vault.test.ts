@@ -130,6 +130,16 @@ test('token auth: a rotated token file is used at the next read; the old token, 
     // A token whose policy does not cover the path: 403, the file read again, 403: denied.
     await failure(b.read('other/thing'), 'denied', /HTTP 403 \(permission denied\).*policy/);
     assert.equal(v.requestsTo('/v1/secret/data/other/thing').length, 2);
+    // A 403 that echoes the token it refused: the backend forgets that token (it reads the file
+    // again) before it makes the error, and the error must hide it all the same, whole or cut.
+    for (const echo of [second, second.slice(0, 10)]) {
+      // Enough for both tries and the token lookups the re-reads of the file start.
+      v.failNext(403, 6, `permission denied: token=${echo}`);
+      const err = await failure(b.read('payments/db'), 'denied');
+      v.failNext(403, 0);
+      assert.match(err.message, /permission denied: token=\[redacted\]/);
+      assert.ok(!err.message.includes(second.slice(0, 8)), err.message);
+    }
   } finally {
     await b.close();
   }
@@ -300,6 +310,10 @@ test('5xx and network errors are retried with backoff, a bounded number of times
     v.failNext(500, 3, `bad token ${token} from client`);
     const err = await failure(b.read('a'), 'unavailable');
     assert.match(err.message, /bad token \[redacted\] from client/);
+    // Its prefix too: a piece of a token is as good as the token to a guesser.
+    v.failNext(500, 3, `bad token ${token.slice(0, 10)} from client`);
+    const cut = await failure(b.read('a'), 'unavailable');
+    assert.match(cut.message, /bad token \[redacted\] from client/);
   } finally {
     await b.close();
   }

@@ -15,6 +15,7 @@
 import type { request } from 'undici';
 import { loadUndici, type ClusterAccess } from './cluster.js';
 import { parseJson } from './json.js';
+import { safeServerText } from '../redaction/index.js';
 
 /** A resource to list and watch: `{group: '', version: 'v1', resource: 'services'}`. */
 export interface ResourcePath {
@@ -97,16 +98,6 @@ function isMapping(v: unknown): v is Mapping {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/**
- * A server-supplied message, made safe to log: printable, short, and without our credentials
- * (a hostile or broken server could echo the Authorization header back).
- */
-function clean(text: unknown, secrets: readonly string[] = []): string {
-  if (typeof text !== 'string') return '';
-  let printable = text.replace(/[^\x20-\x7e]/g, '?');
-  for (const secret of secrets) if (secret.length >= 4) printable = printable.split(secret).join('[redacted]');
-  return printable.length > 160 ? `${printable.slice(0, 157)}...` : printable;
-}
 
 function reasonForStatus(status: number): ApiFailure {
   if (status === 410) return 'gone';
@@ -122,7 +113,7 @@ function statusError(status: number, body: unknown, what: string, secrets: reado
   const s = isMapping(body) ? body : {};
   const code = typeof s.code === 'number' ? s.code : status;
   const reason = reasonForStatus(code);
-  const detail = clean(s.message, secrets) || clean(s.reason, secrets);
+  const detail = safeServerText(s.message, secrets) || safeServerText(s.reason, secrets);
   return new ApiError(reason, `${what}: HTTP ${code}${detail === '' ? '' : ` (${detail})`}`, code);
 }
 
@@ -145,7 +136,7 @@ function networkError(err: unknown, what: string): ApiError {
   const e = err as { code?: string; name?: string };
   const code = e.code ?? e.name ?? 'error';
   const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT';
-  return new ApiError(timeout ? 'timeout' : 'network', `${what}: ${clean(code)}`);
+  return new ApiError(timeout ? 'timeout' : 'network', `${what}: ${safeServerText(code)}`);
 }
 
 export class ApiClient {
@@ -199,7 +190,7 @@ export class ApiClient {
    * is bounded by `maxBytes` (default: the largest event, as one object is one event).
    */
   async get(resource: ResourcePath, name: string, signal?: AbortSignal, maxBytes = this.#maxEventBytes): Promise<Readonly<Record<string, unknown>>> {
-    const what = `get ${describeResource(resource).replace(/^(\S+)/, `$1/${clean(name)}`)}`;
+    const what = `get ${describeResource(resource).replace(/^(\S+)/, `$1/${safeServerText(name)}`)}`;
     const res = await this.#request(resource, new URLSearchParams(), what, this.#listBodyTimeoutMs, signal, name);
     const text = await this.#readBody(res.body, maxBytes, what);
     if (res.statusCode !== 200) throw statusError(res.statusCode, safeParse(text), what, this.#secrets);
@@ -289,7 +280,7 @@ export class ApiClient {
       headers = await Promise.race([this.#access.headers(), late]);
     } catch (err) {
       if (err instanceof ApiError) throw err;
-      throw new ApiError('unauthorized', `${what}: no credentials: ${clean((err as Error).message)}`);
+      throw new ApiError('unauthorized', `${what}: no credentials: ${safeServerText((err as Error).message)}`);
     } finally {
       clearTimeout(timer);
     }

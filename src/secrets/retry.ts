@@ -39,14 +39,6 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
   });
 }
 
-/** Makes a server-supplied text safe for an error message: printable, short, credentials removed. */
-export function cleanText(text: unknown, secrets: readonly string[] = []): string {
-  if (typeof text !== 'string') return '';
-  let printable = text;
-  for (const secret of secrets) if (secret.length >= 4) printable = printable.split(secret).join('[redacted]');
-  printable = printable.replace(/[^\x20-\x7e]/g, '?');
-  return printable.length > 160 ? `${printable.slice(0, 157)}...` : printable;
-}
 
 /**
  * `promise`, or a rejection with `error()` as soon as `signal` aborts; the work behind

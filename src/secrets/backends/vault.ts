@@ -35,7 +35,8 @@ import { systemClock, TokenFile, TokenFileError, type Clock } from '../../kubern
 import { checkSecretPath } from '../../trust-vector/index.js';
 import { SecretsBackendError, type SecretsBackend, type SecretValue } from '../backend.js';
 import { DEFAULT_VAULT_TIMEOUT_SECONDS, type VaultAuthConfig, type VaultBackendConfig } from '../config.js';
-import { DEFAULT_RETRY, backoffMs, cleanText, raceAbort, sleep, type RetryPolicy } from '../retry.js';
+import { safeServerText } from '../../redaction/index.js';
+import { DEFAULT_RETRY, backoffMs, raceAbort, sleep, type RetryPolicy } from '../retry.js';
 
 const requireHere = createRequire(import.meta.url);
 
@@ -110,6 +111,8 @@ const SEALED = /vault is sealed/i;
 const RENEW_AT = [0.6, 0.7] as const;
 /** A lease this close to its end is treated as over. */
 const EXPIRY_MARGIN_MS = 1_000;
+/** Tokens kept for redaction after they were sent: a rotated file's old and new, a login's before and after. */
+const RECENT_TOKENS = 4;
 
 export class VaultBackend implements SecretsBackend {
   readonly name = 'vault';
@@ -131,6 +134,8 @@ export class VaultBackend implements SecretsBackend {
   #login: Promise<Lease> | undefined;
   /** File token whose lookup-self was started: looked up once per value. */
   #lookedUp: string | undefined;
+  /** The last tokens sent, for redaction (#remember). */
+  readonly #sentTokens: string[] = [];
   #timer: unknown;
   #closed = false;
   readonly #stats = { logins: 0, loginFailures: 0, renewals: 0, renewalFailures: 0, retries: 0 };
@@ -389,6 +394,7 @@ export class VaultBackend implements SecretsBackend {
    * when `signal` aborts.
    */
   async #send(method: 'GET' | 'POST', path: string, token: string | undefined, body: unknown, what: string, signal?: AbortSignal, secrets: readonly string[] = []): Promise<Answer> {
+    if (token !== undefined) this.#remember(token);
     let last = '';
     for (let attempt = 1; attempt <= this.#retry.attempts; attempt++) {
       if (attempt > 1) this.#stats.retries++;
@@ -466,12 +472,23 @@ export class VaultBackend implements SecretsBackend {
     return { status: res.statusCode, body: parsed, headers: res.headers };
   }
 
+  /**
+   * Keeps `token` among the last RECENT_TOKENS this backend sent. A token Vault refused is
+   * dropped from the backend's state (#rejected) before its error is made, and the error may
+   * echo it: the redaction must not depend on what the backend still holds.
+   */
+  #remember(token: string): void {
+    if (this.#sentTokens.includes(token)) return;
+    this.#sentTokens.push(token);
+    if (this.#sentTokens.length > RECENT_TOKENS) this.#sentTokens.shift();
+  }
+
   #error(failure: 'unavailable' | 'denied', what: string, answer: Answer, fix: string, extra: readonly string[] = []): SecretsBackendError {
-    // Every token this backend holds, whichever the request carried: a broken or hostile
-    // server could echo any of them back.
-    const hidden = [...extra, ...(this.#lease ? [this.#lease.token] : []), ...(this.#lookedUp ? [this.#lookedUp] : [])];
-    const detail = vaultErrors(answer.body).map((e) => cleanText(e, hidden)).filter((e) => e !== '').join('; ');
-    return new SecretsBackendError('vault', failure, `vault: ${what}: HTTP ${answer.status}${detail === '' ? '' : ` (${cleanText(detail, hidden)})`}${fix === '' ? '' : `: ${fix}`}`);
+    // Every token this backend sent lately or holds, whichever the request carried: a broken
+    // or hostile server could echo any of them back, whole or in part.
+    const hidden = [...extra, ...this.#sentTokens, ...(this.#lease ? [this.#lease.token] : []), ...(this.#lookedUp ? [this.#lookedUp] : [])];
+    const detail = vaultErrors(answer.body).map((e) => safeServerText(e, hidden)).filter((e) => e !== '').join('; ');
+    return new SecretsBackendError('vault', failure, `vault: ${what}: HTTP ${answer.status}${detail === '' ? '' : ` (${safeServerText(detail, hidden)})`}${fix === '' ? '' : `: ${fix}`}`);
   }
 }
 
@@ -506,7 +523,7 @@ class TimeoutCause extends Error {
 function networkCause(err: unknown): string {
   if (err instanceof TimeoutCause) return 'no answer within the timeout';
   const e = err as { code?: string; name?: string };
-  return cleanText(e.code ?? e.name ?? 'network error');
+  return safeServerText(e.code ?? e.name ?? 'network error');
 }
 
 function aborted(what: string): SecretsBackendError {

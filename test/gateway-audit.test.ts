@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { fillToLastByte, mountSmallTmpfs } from './helpers/full-disk.js';
 import { startGatewayFixture, type GatewayFixture } from './helpers/gateway.js';
+import { descriptorAuditSink } from '../src/secrets/index.js';
 
 const POLICY = `rules:
   - id: payments-db
@@ -79,13 +80,18 @@ test('a full disk under the audit file: 503, nothing released, counted; answers 
 });
 
 test('/dev/full as the audit sink: every fetch and every denial is 503', async (t) => {
+  // The gateway's audit file takes regular files only; a descriptor sink takes /dev/full.
+  const fd = openSync('/dev/full', 'a');
   const f = await startGatewayFixture({
     policy: POLICY,
     secrets: SECRETS,
     callers: [{ agentId: 'payments/api' }, { agentId: 'payments/low', clearance: 'internal' }],
-    auditFile: '/dev/full',
+    auditSink: descriptorAuditSink(fd, '/dev/full'),
   });
-  t.after(() => f.close());
+  t.after(async () => {
+    await f.close();
+    closeSync(fd);
+  });
   const allowed = await fetchDb(f);
   assert.equal(allowed.status, 503);
   assert.ok(!allowed.text.includes('SECRET-VALUE'));

@@ -26,11 +26,11 @@ const CLI = join(repoRoot, 'dist/src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'noisemesh-gateway-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(config: unknown): { status: number | null; stderr: string } {
+function run(config: unknown): { status: number | null; stdout: string; stderr: string } {
   const file = join(dir, `c${Math.random().toString(16).slice(2)}.yaml`);
   writeFileSync(file, typeof config === 'string' ? config : stringify(config));
   const r = spawnSync(process.execPath, [CLI, 'gateway', '--config', file], { encoding: 'utf8', timeout: 20_000 });
-  return { status: r.status, stderr: r.stderr };
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 const BASE = { identity: { agentId: 'noisemesh-system/gateway' }, registry: { file: join(dir, 'registry.yaml') }, admin: false };
@@ -131,6 +131,27 @@ test('a policy or a secrets file that does not load stops the gateway at start, 
   assert.equal(secrets.status, 2);
   assert.match(secrets.stderr, /gateway\.backend\.file: .*line 1: payments\/db\.password: must be a string: quote it/);
   assert.ok(!secrets.stderr.includes('123456789'));
+});
+
+test('an audit path or a secrets file the gateway cannot use is its only output: one line naming the key, no log line before it, exit 2', () => {
+  writeFileSync(join(dir, 'registry.yaml'), '');
+  writeFileSync(join(dir, 'open-policy.yaml'), 'rules: []\n');
+  writeFileSync(join(dir, 'ok-secrets.yaml'), 'payments/db: {password: "x"}\n');
+  const policy = join(dir, 'open-policy.yaml');
+  const cases: [object, RegExp][] = [
+    // A device takes every line and keeps none: refused at start as it is when it replaces the file later.
+    [{ audit: { file: '/dev/null' }, backend: { file: join(dir, 'ok-secrets.yaml') } }, /^noisemesh gateway: gateway\.audit\.file: \/dev\/null is not a regular file \(a device, FIFO, socket or directory\): point it at a regular file, or use gateway\.audit\.stdout: true$/],
+    [{ audit: { file: dir }, backend: { file: join(dir, 'ok-secrets.yaml') } }, /^noisemesh gateway: gateway\.audit\.file: .* cannot be opened for appending \(EISDIR\): it is a directory: name a file in it$/],
+    [{ audit: { stdout: true }, backend: { file: '/dev/zero' } }, /^noisemesh gateway: .*\/dev\/zero is a character device, not a regular file/],
+  ];
+  for (const [gateway, line] of cases) {
+    const r = run({ ...BASE, gateway: { policy, ...gateway } });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stdout, '', `no log line before the refusal: ${r.stdout}`);
+    const lines = r.stderr.split('\n').filter((l) => l !== '');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, line);
+  }
 });
 
 interface GatewayProcess {

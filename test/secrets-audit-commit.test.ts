@@ -6,12 +6,12 @@
 // util-linux.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
-import { AuditGroupCommit, AuditWriteError, openAuditFile, type AuditSink } from '../src/secrets/index.js';
+import { AuditGroupCommit, AuditOpenError, AuditWriteError, descriptorAuditSink, openAuditFile, type AuditSink } from '../src/secrets/index.js';
 import { fillToLastByte, mountSmallTmpfs } from './helpers/full-disk.js';
 import { startGatewayFixture } from './helpers/gateway.js';
 
@@ -113,7 +113,9 @@ test('a sink that throws (against its contract) fails its batch: every request i
 });
 
 test('/dev/full: every request of the batch is told the write failed', async () => {
-  const sink = openAuditFile('/dev/full');
+  // openAuditFile takes regular files only; the descriptor sink takes what it is given.
+  const fd = openSync('/dev/full', 'a');
+  const sink = descriptorAuditSink(fd, '/dev/full');
   const commit = new AuditGroupCommit(sink);
   const told: (AuditWriteError | null)[] = [];
   for (let i = 0; i < 5; i++) commit.append(line(i), (err) => told.push(err));
@@ -124,6 +126,16 @@ test('/dev/full: every request of the batch is told the write failed', async () 
     assert.equal(err.errno, 'ENOSPC');
   }
   sink.close();
+  closeSync(fd);
+});
+
+test('the audit file is a regular file from the first open: a device (/dev/null takes every line and keeps none), a directory or a FIFO is refused in one line naming the setting', () => {
+  for (const path of ['/dev/null', '/dev/full', dir]) {
+    assert.throws(() => openAuditFile(path), (err: Error) => err instanceof AuditOpenError && /^gateway\.audit\.file: .* (is not a regular file \(a device, FIFO, socket or directory\)|cannot be opened for appending \(EISDIR\))/.test(err.message));
+  }
+  const link = join(dir, 'to-null.log');
+  symlinkSync('/dev/null', link);
+  assert.throws(() => openAuditFile(link), /to-null\.log is not a regular file/);
 });
 
 test('a closed sink fails the batch with EBADF, not an exception', async () => {

@@ -443,9 +443,9 @@ function fetchConfig(name: string, items: unknown[], meshPort = f.gatewayProxy.p
   return { config: join(base, 'proxy.yaml'), dir };
 }
 
-function fetchOnce(config: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function fetchOnce(config: string, args: readonly string[] = []): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'secrets', 'fetch', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'secrets', 'fetch', '--config', config, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -488,6 +488,15 @@ test('noisemesh secrets fetch: exits 1 with one line when denied, absent or unre
   assert.equal(unreachable.status, 1);
   assert.match(unreachable.stderr, /^noisemesh secrets fetch: payments\/db: no session to the gateway noisemesh-system\/gateway: connect-failed \(its mesh port did not accept a connection\)\n$/);
   assert.ok(!existsSync(join(down.dir, 't')));
+
+  // No registry file: the one line says why the registry did not load, and no log line
+  // comes before it.
+  const noRegistry = fetchConfig('fetch-no-registry', [{ path: 'payments/db', file: 't' }]);
+  rmSync(join(work, 'fetch-no-registry', 'registry.yaml'));
+  const unloaded = await fetchOnce(noRegistry.config, ['--registry-wait', '1']);
+  assert.equal(unloaded.status, 1);
+  assert.equal(unloaded.stdout, '', 'no JSON log line before the outcome');
+  assert.match(unloaded.stderr, /^noisemesh secrets fetch: the registry did not load within 1 s \(.*registry\.yaml.*\): nothing fetched\n$/);
 
   const plain = join(work, 'plain.yaml');
   writeFileSync(plain, stringify({ identity: { agentId: 'payments/x' }, registry: { file: join(work, 'none.yaml') } }));

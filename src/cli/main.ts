@@ -3,8 +3,10 @@
  * The `noisemesh` command: one binary, several commands (docs/architecture.md, Processes).
  *
  * Every mistake a user can make on the command line ends here as one line that names it, and
- * an exit code: 2 for a command line that is wrong (then the usage), 1 for a file or port the
- * environment refuses. Only a bug in the program shows a stack.
+ * an exit code: 2 for a command line (then the usage) or a configuration the command refuses
+ * to start with (a UsageError: files it names included), 1 for a command that started and
+ * failed at its work, or a system error no check foresaw. Only a bug in the program shows a
+ * stack.
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from './command.js';

@@ -16,6 +16,8 @@ export interface OpenRegistry {
   readonly registry: Registry;
   /** Services and EndpointSlices, with the Kubernetes source only. */
   readonly services: ServiceCatalog | undefined;
+  /** While no snapshot has loaded: why (the last read's error, or that none ended yet); then undefined. */
+  notReadyReason(): string | undefined;
   attach(proxy: Proxy): void;
   stop(): Promise<void>;
 }
@@ -168,6 +170,7 @@ export async function openRegistry(config: RegistryConfig, log: Logger, options:
     directory,
     registry,
     services,
+    notReadyReason: () => (registry.isReady ? undefined : notReadyReason),
     attach(proxy) {
       const livePeers = (): number => index.liveSize;
       proxy.setRegistryReady(registry.isReady, notReadyReason);

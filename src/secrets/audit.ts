@@ -17,8 +17,9 @@
  * opens the path afresh (created 0600) with the checks of the first open. A line written to
  * an unlinked or renamed file is a line no operator reads; a path that now names something
  * that cannot be appended to (a FIFO, a directory, a missing directory) fails the write, so
- * the request is answered 503; so does anything but a regular file in place of the regular
- * file it was (a symlink to /dev/null or a terminal).
+ * the request is answered 503; so does anything but a regular file (a symlink to /dev/null
+ * or a terminal). The path must name a regular file when it is first opened too, by the same
+ * rule: a device such as /dev/null would take every line and keep none.
  */
 import { closeSync, constants, fstatSync, openSync, statSync, writeSync } from 'node:fs';
 
@@ -60,8 +61,6 @@ interface FileIdentity {
   readonly path: string;
   dev: number;
   ino: number;
-  /** It was a regular file when first opened: what replaces it must be one too. */
-  readonly regular: boolean;
 }
 
 class FdSink implements AuditSink {
@@ -137,7 +136,7 @@ class FdSink implements AuditSink {
     if (now !== undefined && now.dev === file.dev && now.ino === file.ino) return;
     let opened: { fd: number; dev: number; ino: number };
     try {
-      opened = openAppend(file.path, file.regular);
+      opened = openAppend(file.path);
     } catch (err) {
       throw new AuditWriteError(err instanceof OpenFailure ? err.errno : (err as NodeJS.ErrnoException).code);
     }
@@ -150,7 +149,7 @@ class FdSink implements AuditSink {
   }
 }
 
-/** Why openAppend refused a path: an errno, or NOT_APPENDABLE for a FIFO, socket or directory. */
+/** Why openAppend refused a path: an errno, or NOT_APPENDABLE for anything but a regular file. */
 class OpenFailure extends Error {
   constructor(readonly errno: string) {
     super(errno);
@@ -160,11 +159,11 @@ const NOT_APPENDABLE = 'not a regular file';
 
 /**
  * Opens `file` for appending, created 0600, never blocking (O_NONBLOCK: a FIFO with no
- * reader is ENXIO, not a hang); a regular file or a character device only, a regular file
- * only when `regularOnly` (a reopen of a path that named one: a symlink to /dev/null put in
- * its place would swallow every line while secrets are released).
+ * reader is ENXIO, not a hang); a regular file only, at the first open and at every reopen
+ * alike (a device such as /dev/null, named at start or put in the file's place later, would
+ * swallow every line while secrets are released).
  */
-function openAppend(file: string, regularOnly = false): { fd: number; dev: number; ino: number; regular: boolean } {
+function openAppend(file: string): { fd: number; dev: number; ino: number } {
   let fd: number;
   try {
     fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | constants.O_NOCTTY, 0o600);
@@ -172,11 +171,11 @@ function openAppend(file: string, regularOnly = false): { fd: number; dev: numbe
     throw new OpenFailure((err as NodeJS.ErrnoException).code ?? 'error');
   }
   const stats = fstatSync(fd);
-  if (!stats.isFile() && (regularOnly || !stats.isCharacterDevice())) {
+  if (!stats.isFile()) {
     closeSync(fd);
     throw new OpenFailure(NOT_APPENDABLE);
   }
-  return { fd, dev: stats.dev, ino: stats.ino, regular: stats.isFile() };
+  return { fd, dev: stats.dev, ino: stats.ino };
 }
 
 const SLEEP = new Int32Array(new SharedArrayBuffer(4));
@@ -184,18 +183,18 @@ const NEWLINE = 0x0a;
 
 /**
  * Opens `file` for appending (created 0600 if absent). Never blocks: opened O_NONBLOCK, and
- * anything but a regular file or a character device (a FIFO, a socket, a directory) is
- * refused; for a stream, use `{stdout: true}`. Throws AuditOpenError naming `setting`.
+ * anything but a regular file (a device, a FIFO, a socket, a directory) is refused; for a
+ * stream, use `{stdout: true}`. Throws AuditOpenError naming `setting`.
  */
 export function openAuditFile(file: string, setting = 'gateway.audit.file'): AuditSink {
-  let opened: { fd: number; dev: number; ino: number; regular: boolean };
+  let opened: { fd: number; dev: number; ino: number };
   try {
     opened = openAppend(file);
   } catch (err) {
     if (!(err instanceof OpenFailure)) throw err;
     const code = err.errno;
     if (code === NOT_APPENDABLE) {
-      throw new AuditOpenError(`${setting}: ${file} is not a regular file: point it at a regular file, or use gateway.audit.stdout: true`);
+      throw new AuditOpenError(`${setting}: ${file} is not a regular file (a device, FIFO, socket or directory): point it at a regular file, or use gateway.audit.stdout: true`);
     }
     const fix =
       code === 'ENOENT' ? 'create its directory, or fix the path'
@@ -205,10 +204,18 @@ export function openAuditFile(file: string, setting = 'gateway.audit.file'): Aud
       : 'check the path';
     throw new AuditOpenError(`${setting}: ${file} cannot be opened for appending (${code}): ${fix}`);
   }
-  return new FdSink(opened.fd, file, true, { path: file, dev: opened.dev, ino: opened.ino, regular: opened.regular });
+  return new FdSink(opened.fd, file, true, { path: file, dev: opened.dev, ino: opened.ino });
 }
 
 /** Audit lines to the process's standard output (a container's log). */
 export function stdoutAuditSink(): AuditSink {
-  return new FdSink(1, 'stdout', false);
+  return descriptorAuditSink(1, 'stdout');
+}
+
+/**
+ * Audit lines to `fd`, a descriptor the caller opened and keeps (standard output; a test's
+ * /dev/full). Nothing is checked of it, and close() leaves it open.
+ */
+export function descriptorAuditSink(fd: number, description: string): AuditSink {
+  return new FdSink(fd, description, false);
 }

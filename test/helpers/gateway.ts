@@ -102,6 +102,8 @@ export interface GatewayFixtureOptions {
   readonly http?: Partial<HttpLimits>;
   /** Default: a file in the fixture's directory. */
   readonly auditFile?: string;
+  /** An audit sink to use instead of opening `auditFile` (a descriptor on /dev/full, say). */
+  readonly auditSink?: AuditSink;
   /** Log level of the captured logs; default `info`. */
   readonly logLevel?: string;
 }
@@ -127,6 +129,8 @@ export async function startGatewayFixture(o: GatewayFixtureOptions): Promise<Gat
   const registryFile = join(dir, 'registry.yaml');
   const secretsFile = join(dir, 'secrets.yaml');
   const auditFile = o.auditFile ?? join(dir, 'audit.log');
+  // Opened first: a path it refuses throws before anything runs that would keep the test alive.
+  const audit = o.auditSink ?? openAuditFile(auditFile);
   writeFileSync(secretsFile, o.secrets ?? '');
   const gatewayId = makeIdentity(GATEWAY_AGENT);
   const ids = new Map(o.callers.map((c) => [c.agentId, makeIdentity(c.agentId)]));
@@ -177,7 +181,6 @@ export async function startGatewayFixture(o: GatewayFixtureOptions): Promise<Gat
   });
   registry.attach(gatewayProxy);
   const backend = await createBackend(o.backend ?? { kind: 'file', file: secretsFile }, { filePollMs: 100, ...o.backendDeps, log });
-  const audit = openAuditFile(auditFile);
   gateway = new SecretsGateway({
     port: GATEWAY_PORT,
     policy: parsePolicy(o.policy, 'policy.yaml'),

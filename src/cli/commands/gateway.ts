@@ -77,7 +77,9 @@ function gatewayExtension(config: GatewayConfig, initialPolicy: Policy): Sidecar
   };
   return {
     services,
-    async start({ proxy, registry, identity, log }) {
+    // The audit sink and the backend are opened before the sidecar logs anything: a path or a
+    // file they refuse is the command's one line.
+    async prepare(log) {
       try {
         audit = 'file' in settings.audit ? openAuditFile(settings.audit.file) : stdoutAuditSink();
       } catch (err) {
@@ -87,13 +89,15 @@ function gatewayExtension(config: GatewayConfig, initialPolicy: Policy): Sidecar
       try {
         backend = await createBackend(settings.backend, { log });
       } catch (err) {
-        audit.close();
         if (err instanceof SecretsFileError) throw new UsageError(err.readError ? err.message : `gateway.backend.file: ${err.message}`);
         // The vault backend's only start-time failure: its CA bundle (the message names the key).
         if (err instanceof SecretsBackendError) throw new UsageError(err.message);
         if (err instanceof ClusterConfigError) throw new UsageError(`gateway.backend.kubernetes: ${err.message}`);
         throw err;
       }
+    },
+    async start({ proxy, registry, identity, log }) {
+      if (audit === undefined || backend === undefined) throw new Error('the gateway extension was started before it was prepared');
       const gw = new SecretsGateway({
         port: settings.port,
         policy: initialPolicy,
@@ -128,11 +132,17 @@ function gatewayExtension(config: GatewayConfig, initialPolicy: Policy): Sidecar
         'secrets gateway ready to serve',
       );
     },
+    // Idempotent: a refused start stops what prepare opened, a drained one everything.
     async stop() {
       if (policyWatch !== undefined) clearInterval(policyWatch);
-      await api?.close();
-      await backend?.close();
-      audit?.close();
+      policyWatch = undefined;
+      const [closingApi, closingBackend, closingAudit] = [api, backend, audit];
+      api = undefined;
+      backend = undefined;
+      audit = undefined;
+      await closingApi?.close();
+      await closingBackend?.close();
+      closingAudit?.close();
     },
   };
 }

@@ -66,6 +66,12 @@ export const proxy: Command = {
  */
 export interface SidecarExtension {
   readonly services: BuiltInServices;
+  /**
+   * Opens what the extension's configuration names (files, backends) before the sidecar logs
+   * or starts anything, so that a refusal is the command's one line. Throws UsageError to
+   * refuse to start.
+   */
+  prepare?(log: Logger): Promise<void>;
   /** Throws UsageError to refuse to start (the registry is then stopped). */
   start(context: { readonly proxy: Proxy; readonly registry: OpenRegistry; readonly identity: Identity; readonly log: Logger }): Promise<void>;
   stop(): Promise<void>;
@@ -81,6 +87,17 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
   if (pumpSettingError !== null) throw new UsageError(pumpSettingError);
   tuneHeapForProxy();
   const log = createLogger({ level });
+  await extension?.prepare?.(log);
+  try {
+    return await runPrepared(config, log, extension);
+  } catch (err) {
+    // What prepare opened (a backend's timers, say) must not keep a refused process alive.
+    await extension?.stop();
+    throw err;
+  }
+}
+
+async function runPrepared(config: ProxyConfig, log: Logger, extension: SidecarExtension | undefined): Promise<number> {
   const pump = sessionPump();
   if (pump.engine === 'native') {
     log.info({ event: 'session-pump', engine: pump.engine }, 'established sessions relay on the native session pump');
@@ -158,7 +175,6 @@ export async function runSidecar(config: ProxyConfig, extension?: SidecarExtensi
     await sidecar.start();
   } catch (err) {
     registry.stop();
-    await extension?.stop();
     throw new UsageError(`cannot listen: ${(err as Error).message}`);
   }
   projection?.start();

@@ -25,8 +25,9 @@ Fetches every item of secrets.project in FILE (the proxy's configuration) from t
 gateway through the mesh, as the sidecar does, writes them into secrets.project.dir
 (atomically, with secrets.env), and exits: 0 when the files are written (or already
 current), 1 with one line naming the item and the reason (denied, with the gateway's rule
-and reasons; unreachable; no such secret; a file that cannot be written). For an init
-container, so that the application starts with its secrets (docs/gateway.md, Projection).
+and reasons; unreachable; no such secret; a file that cannot be written), 2 with one line
+when the command line or FILE is wrong (nothing is fetched). For an init container, so that
+the application starts with its secrets (docs/gateway.md, Projection).
 
   --config FILE             the proxy's YAML configuration, with a secrets section (required)
   --registry-wait SECONDS   how long to wait for the registry to load (default ${REGISTRY_WAIT_MS / 1000})
@@ -44,8 +45,9 @@ export const secrets: Command = {
     if (!Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > 3600) throw new UsageError(`--registry-wait must be a number of seconds from 0 to 3600; got ${JSON.stringify(values['registry-wait'])}`);
     const config: ProxyConfig = await loadCommandConfig(loadProxyConfig, values.config);
     if (config.secrets === null) throw new UsageError(`${values.config} has no secrets section: nothing to fetch (docs/configuration.md, Secrets projection)`);
-    // Errors only: the one line below is the outcome; the proxy's JSON lines would bury it.
-    const log = createLogger({ level: config.logLevel ?? 'error' });
+    // Silent unless the configuration asks for a level: the one line below is the outcome, and
+    // carries the reason (the registry's, the gateway's); the proxy's JSON lines would bury it.
+    const log = createLogger({ level: config.logLevel ?? 'silent' });
     const backend = await loadBackend(config.crypto);
     const dh = backend.dh('25519');
     const identity = loadIdentity(config, dh.keyPairFromPrivate.bind(dh), () => dh.generateKeyPair());
@@ -66,7 +68,8 @@ export const secrets: Command = {
         keepalive: config.keepalive,
       });
       if (!(await readyWithin(registry.registry.ready(), waitSeconds * 1000))) {
-        process.stderr.write(`noisemesh secrets fetch: the registry did not load within ${waitSeconds} s: nothing fetched\n`);
+        const why = registry.notReadyReason();
+        process.stderr.write(`noisemesh secrets fetch: the registry did not load within ${waitSeconds} s${why === undefined ? '' : ` (${why})`}: nothing fetched\n`);
         return 1;
       }
       const outcome = await projectorFor(config.secrets, client, log, false).refreshOnce();

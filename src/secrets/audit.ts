@@ -92,13 +92,20 @@ class FdSink implements AuditSink {
       }
     }
     const lead = this.torn ? 1 : 0;
-    const bytes = Buffer.from(`${this.torn ? '\n' : ''}${lines.join('\n')}\n`, 'utf8');
+    const text = `${this.torn ? '\n' : ''}${lines.join('\n')}\n`;
+    const total = Buffer.byteLength(text, 'utf8');
+    // The text is written as it is (node encodes it outside the JavaScript heap); a Buffer of
+    // it is made only when a write falls short and the rest must go from a byte offset, or
+    // when a failure needs the bytes to count the whole lines.
+    let bytes: Buffer | undefined;
     let offset = 0;
     let waitedSince = 0;
-    while (offset < bytes.length) {
+    while (offset < total) {
       try {
-        offset += writeSync(this.fd, bytes, offset);
+        offset += bytes === undefined ? writeSync(this.fd, text, null, 'utf8') : writeSync(this.fd, bytes, offset);
+        if (offset > 0 && offset < total) bytes ??= Buffer.from(text, 'utf8');
       } catch (err) {
+        bytes ??= Buffer.from(text, 'utf8');
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'EAGAIN') {
           const now = performance.now();

@@ -184,3 +184,69 @@ test('usage and file errors: exit 2, one clear line on stderr, no stack trace', 
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Exit status: 0 allowed \(every entry\), 1 denied \(any entry, or no valid entry\),\n2 usage error/);
 });
+
+test("the reviewer's policy with empty keys (agents: ~, authnStrength:, clearance: null, agentTypes: null, require: null) is refused, never ALLOW", (t) => {
+  const { dir, registry } = setup(t);
+  const cases: [string, string][] = [
+    ['rules: [{id: a, paths: ["payments/**"], agents: ~, require: {authnStrength: }}]\n', 'rules[0].agents'],
+    ['rules: [{id: a, paths: ["payments/**"], agents: ["payments/*"], require: {authnStrength: }}]\n', 'rules[0].require.authnStrength'],
+    ['rules: [{id: a, paths: ["payments/**"], require: {clearance: null}}]\n', 'rules[0].require.clearance'],
+    ['rules: [{id: a, paths: ["payments/**"], require: {agentTypes: null}}]\n', 'rules[0].require.agentTypes'],
+    ['rules: [{id: a, paths: ["payments/**"], require: null}]\n', 'rules[0].require'],
+  ];
+  for (const [text, field] of cases) {
+    const policy = join(dir, 'empty.yaml');
+    writeFileSync(policy, text);
+    const r = run('--policy', policy, '--registry', registry, '--now', NOW, 'payments/api', 'payments/db');
+    assert.equal(r.code, 2, `${text}: refused, not decided: ${r.stdout}`);
+    assert.equal(r.stdout, '');
+    assert.ok(r.stderr.includes(`${field}: is empty (null): remove the key to use its default, or give it a value`), r.stderr);
+  }
+});
+
+test('loopback: only the gateway itself arrives over it (--gateway required, AGENT must be it); plaintext takes PATH alone or any AGENT', (t) => {
+  const { policy, registry } = setup(t);
+  const open = ['--policy', policy, '--registry', registry, '--now', NOW];
+  const noGateway = run(...open, '--network-exposure', 'loopback', 'payments/api', 'public/ca');
+  assert.equal(noGateway.code, 2);
+  assert.match(noGateway.stderr, /^noisemesh explain: --network-exposure loopback: only the gateway's own pod reaches its loopback listener .*--gateway AGENT\n$/);
+  // The reviewer's case: another agent "over loopback" was ALLOWed; the gateway never sees such a request.
+  const other = run(...open, '--network-exposure', 'loopback', '--gateway', 'payments/batch', 'payments/api', 'public/ca');
+  assert.equal(other.code, 2, other.stdout);
+  assert.equal(other.stdout, '');
+  assert.match(other.stderr, /a loopback request comes only from the gateway's own pod \(payments\/batch\), never from payments\/api/);
+  const own = run(...open, '--network-exposure', 'loopback', '--gateway', 'payments/api', 'public/ca');
+  assert.equal(own.code, 0, own.stderr);
+  assert.match(own.stdout, /^payments\/api \(the gateway's own pod, over loopback\) -> public\/ca: ALLOW by rule public/);
+  assert.match(own.stdout, /networkExposure {2}loopback/);
+  const same = run(...open, '--network-exposure', 'loopback', '--gateway', 'payments/api', 'payments/api', 'public/ca');
+  assert.equal(same.code, 0, same.stderr);
+  assert.equal(run(...open, '--gateway', 'payments/api', 'payments/api', 'public/ca').code, 2, '--gateway without loopback is a usage error');
+
+  // The help says AGENT is not used with plaintext: left out, or anything at all.
+  for (const args of [['public/ca'], ['none', 'public/ca'], ['Not An Agent', 'public/ca']]) {
+    const r = run(...open, '--network-exposure', 'plaintext', ...args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stdout, /^anonymous plaintext caller -> public\/ca: ALLOW by rule public/);
+  }
+  assert.match(run(...open, 'public/ca').stderr, /name an AGENT and a PATH \(PATH alone with --network-exposure plaintext\)/);
+});
+
+test('an entry refused by the registry (a key conflict, an empty field) is named with why, not "has no entry"', (t) => {
+  const { dir, policy } = setup(t);
+  const registry = join(dir, 'conflict.yaml');
+  const shared = peer('payments', 'api', { clearance: 'internal', attestation: attestation('high', 0.8) });
+  writeFileSync(
+    registry,
+    registryFile(registryDoc('payments', [shared, peer('payments', 'batch', { publicKey: shared.publicKey, installationId: '22222222-2222-4222-8222-222222222222' }), peer('payments', 'web', { revoked: null })])),
+  );
+  const r = run('--policy', policy, '--registry', registry, '--now', NOW, 'payments/api', 'payments/db');
+  assert.equal(r.code, 1);
+  assert.doesNotMatch(r.stdout, /has no entry/);
+  assert.match(r.stdout, /note: the registry's entry for payments\/api was refused, so a mesh request from it would come from an unknown key:\n {2}\S+conflict\.yaml:\d+: payments\/payments: spec\.peers\[0\]\.publicKey: is also claimed by .*payments\/batch/);
+  const web = run('--policy', policy, '--registry', registry, '--now', NOW, 'payments/web', 'payments/db');
+  assert.equal(web.code, 1);
+  assert.match(web.stdout, /was refused.*\n {2}\S+: payments\/payments: spec\.peers\[2\]\.revoked: is empty \(null\)/);
+  const nobody = run('--policy', policy, '--registry', registry, '--now', NOW, 'payments/nobody', 'payments/db');
+  assert.match(nobody.stdout, /note: the registry has no entry for payments\/nobody/);
+});

@@ -112,7 +112,7 @@ test('an unreadable Vault CA bundle or an unusable kubeconfig stops the gateway 
     gateway: { policy, backend: { vault: { address: 'https://127.0.0.1:1', mount: 'secret', auth: { token: { file: join(dir, 'no-token') } }, caFile: join(dir, 'no-ca.pem') } }, audit: { stdout: true } },
   });
   assert.equal(vault.status, 2, vault.stderr);
-  assert.match(vault.stderr, /the CA bundle .*no-ca\.pem cannot be read \(ENOENT\): fix gateway\.backend\.vault\.caFile/);
+  assert.match(vault.stderr, /gateway\.backend\.vault\.caFile: \S+no-ca\.pem does not exist: create it, or fix gateway\.backend\.vault\.caFile/);
   const kube = run({ ...BASE, gateway: { policy, backend: { kubernetes: { namespace: 'payments', kubeconfig: join(dir, 'no-kubeconfig') } }, audit: { stdout: true } } });
   assert.equal(kube.status, 2, kube.stderr);
   assert.match(kube.stderr, /gateway\.backend\.kubernetes: the kubeconfig .*no-kubeconfig does not exist: check the path/);

@@ -98,9 +98,9 @@ log: {level: 3}
     [
       'inbound.meshPort: must be a TCP port, an integer 1..65535; got .nan (not a number)',
       'inbound.capture.port: must be a TCP port, an integer 1..65535; got the string "15006" (write numbers without quotes)',
-      'inbound.capture.excludePorts[0]: must be a TCP port, an integer 1..65535; got -.inf (minus infinity)',
+      'inbound.capture.excludePorts[0]: must be a TCP port, an integer 1..65535; got -.inf (minus infinity, or a number too large to hold)',
       'admin.port: must be a TCP port, an integer 1..65535; got true (a boolean)',
-      'shutdown.drainSeconds: must be a number from 0 to 3600; got .inf (infinity)',
+      'shutdown.drainSeconds: must be a number from 0 to 3600; got .inf (infinity, or a number too large to hold)',
       'log.level: must be one of fatal, error, warn, info, debug, trace, silent; got 3',
     ],
   );

@@ -764,13 +764,35 @@ test('fields and enums: schema and index agree', () => {
   assert.deepEqual([...peerSchema.required!].sort(), ['agentId', 'generation', 'installationId', 'publicKey']);
 });
 
-test('defaults: the API server stores what the index reads, for absent and null fields alike', () => {
+test('nulls: an optional field written empty is stored as null (nullable), and the index refuses the peer, as in a file; never defaulted to a live peer', () => {
   const minimal = { agentId: 'payments/api', installationId: '0f8e2c1a-93bb-4b54-94fb-bfa65662dce3', publicKey: newKey(), generation: 1 };
-  for (const peer of [minimal, { ...minimal, clearance: null, agentType: null, delegationDepth: null, revoked: null }]) {
+  const optional = { addresses: null, meshPort: null, serviceAccount: null, delegationDepth: null, revoked: null, attestation: null };
+  for (const [key, value] of Object.entries(optional)) {
+    const verdict = api.admit(registry([{ ...minimal, [key]: value }]));
+    assert.deepEqual(verdict.errors, [], key);
+    const stored = ((verdict.object as { spec: { peers: Obj[] } }).spec.peers[0])!;
+    assert.equal(stored[key], null, `${key}: kept as null, not pruned to its default`);
+    const read = validateClearanceRegistry(verdict.object, { document: 't' });
+    assert.equal(read.object!.entries.length, 0, key);
+    assert.deepEqual(read.problems.map((p) => p.path), [`spec.peers[0].${key}`], key);
+    assert.equal(read.object!.broken[0]!.mayRevoke, key === 'revoked', key);
+  }
+  for (const key of ['imageDigest', 'nodeName', 'bindingHash', 'devicePosture']) {
+    const verdict = api.admit(registry([{ ...minimal, attestation: { authnStrength: 'high', attestedAt: '2026-11-23T09:00:00Z', [key]: null } }]));
+    assert.deepEqual(verdict.errors, [], key);
+    assert.deepEqual(validateClearanceRegistry(verdict.object, { document: 't' }).problems.map((p) => p.path), [`spec.peers[0].attestation.${key}`], key);
+  }
+});
+
+test('defaults: the API server stores what the index reads, for absent fields, and for null in the two enums (dropped, then defaulted)', () => {
+  const minimal = { agentId: 'payments/api', installationId: '0f8e2c1a-93bb-4b54-94fb-bfa65662dce3', publicKey: newKey(), generation: 1 };
+  for (const peer of [minimal, { ...minimal, clearance: null, agentType: null }]) {
+    // The index would refuse the null itself; it reads what the API server stored.
+    const input = peer === minimal ? peer : minimal;
     const verdict = api.admit(registry([peer]));
     assert.deepEqual(verdict.errors, []);
     const stored = ((verdict.object as { spec: { peers: Obj[] } }).spec.peers[0])!;
-    const entry = validateClearanceRegistry(registry([peer]), { document: 't' }).object!.entries[0]!;
+    const entry = validateClearanceRegistry(registry([input]), { document: 't' }).object!.entries[0]!;
     assert.deepEqual(
       { clearance: stored.clearance, agentType: stored.agentType, delegationDepth: stored.delegationDepth, revoked: stored.revoked },
       { clearance: entry.clearance, agentType: entry.agentType, delegationDepth: entry.delegationDepth, revoked: entry.revoked },

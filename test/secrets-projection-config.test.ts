@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { loadProxyConfig, parseProxyConfig, type ProxyConfig } from '../src/cli/config/proxy-config.js';
 import { parseSecretsSection } from '../src/cli/config/secrets-config.js';
 import { ConfigError, ConfigReader } from '../src/cli/config/config-reader.js';
-import { renderEnvFile, shellQuote, unwritableValue } from '../src/secrets/index.js';
+import { RESERVED_ENV_NAMES, renderEnvFile, shellQuote, unwritableValue } from '../src/secrets/index.js';
 
 const BASE = { identity: { agentId: 'payments/api' }, registry: { file: '/etc/noisemesh/registry.yaml' } };
 
@@ -68,15 +68,16 @@ test('a file with a secrets section is read with its reader, imported for it; a 
     assert.deepEqual(read, parse({ ...BASE, secrets: section }).secrets);
     writeFileSync(join(dir, 'wrong.yaml'), stringify({ ...BASE, secrets: { gateway: { peer: 'Gateway' } } }));
     await assert.rejects(loadProxyConfig(join(dir, 'wrong.yaml')), (err: Error) => err instanceof ConfigError && /secrets\.gateway\.peer: must be an agentId/.test(err.message) && /secrets\.project: required/.test(err.message));
+    // `secrets:` with no value is refused like any key written empty, not read as no section.
     writeFileSync(join(dir, 'empty.yaml'), `${stringify(BASE)}secrets:\n`);
-    assert.equal((await loadProxyConfig(join(dir, 'empty.yaml'))).secrets, null);
+    await assert.rejects(loadProxyConfig(join(dir, 'empty.yaml')), (err: Error) => err instanceof ConfigError && /: secrets: is empty \(null\): remove the key/.test(err.message));
     writeFileSync(join(dir, 'without.yaml'), stringify(BASE));
     assert.equal((await loadProxyConfig(join(dir, 'without.yaml'))).secrets, null);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   assert.throws(() => parseProxyConfig({ ...BASE, secrets: { gateway: {} } }), (err: Error) => !(err instanceof ConfigError) && /no reader for it was passed/.test(err.message));
-  assert.equal(parseProxyConfig({ ...BASE, secrets: null }).secrets, null);
+  assert.throws(() => parseProxyConfig({ ...BASE, secrets: null }), (err: Error) => err instanceof ConfigError && /secrets: is empty \(null\)/.test(err.message));
 });
 
 test('every mistake is named with its path and fix, all at once', () => {
@@ -136,12 +137,26 @@ test('shellQuote: single quotes, embedded quotes closed and escaped; NUL and lon
   assert.equal(shellQuote(''), "''");
   assert.equal(shellQuote("it's"), `'it'\\''s'`);
   assert.equal(renderEnvFile([['A', 'x y'], ['B', "'"]]), `# written by noisemesh (secrets.project); sh: . ./secrets.env\nA='x y'\nB=''\\'''\n`);
-  assert.match(unwritableValue('a\0b')!, /NUL/);
-  assert.match(unwritableValue('a\ud800b')!, /lone surrogate/);
-  assert.equal(unwritableValue('𝄞 ok\n'), undefined);
+  assert.match(unwritableValue('a\0b', 'env')!, /NUL byte, which no environment variable can hold/);
+  // A file holds any bytes: a NUL is refused for env only, and the reason never speaks of a variable for a file.
+  assert.equal(unwritableValue('a\0b', 'file'), undefined);
+  assert.match(unwritableValue('a\ud800b', 'env')!, /lone surrogate/);
+  assert.match(unwritableValue('a\ud800b', 'file')!, /^is not well-formed Unicode \(a lone surrogate\), which UTF-8 cannot encode$/);
+  assert.equal(unwritableValue('𝄞 ok\n', 'env'), undefined);
   // Every byte value but NUL, through sh, comes back exactly.
   const all = Array.from({ length: 255 }, (_, i) => String.fromCharCode(i + 1)).join('') + '日本 𝄞';
   const r = spawnSync('sh', ['-c', `${renderEnvFile([['V', all]])}\nprintf %s "$V"`], { encoding: 'utf8' });
   assert.equal(r.error, undefined, 'sh is required (Debian package dash)');
   assert.equal(r.stdout, all);
+});
+
+test('env may not name a variable that changes how the shell or the dynamic loader behaves (PATH, IFS, LD_*, ...)', () => {
+  const item = (env: string) => ({ gateway: { peer: 'noisemesh-system/gateway' }, project: { dir: '/s', items: [{ path: 'a/b', env, key: 'k' }] } });
+  for (const env of ['PATH', 'IFS', 'ENV', 'BASH_ENV', 'CDPATH', 'PS4', 'PROMPT_COMMAND', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT', 'GCONV_PATH', 'GLIBC_TUNABLES', 'BASH_XTRACEFD', 'path', ...RESERVED_ENV_NAMES]) {
+    const found = problems(item(env));
+    assert.equal(found.length, 1, `${env}: ${found.join('; ')}`);
+    assert.match(found[0]!, new RegExp(`^secrets\\.project\\.items\\[0\\]\\.env: ${env} .*: choose a name of the application's own, e.g\\. DB_PASSWORD \\(docs/configuration\\.md lists the refused names\\)$`));
+  }
+  // Names that merely resemble them are the application's own.
+  for (const env of ['DB_PASSWORD', 'PATH_PREFIX', 'MY_LD_PRELOAD', 'Path', 'HOSTNAME_SUFFIX']) assert.deepEqual(problems(item(env)), [], env);
 });

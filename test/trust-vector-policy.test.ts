@@ -137,7 +137,9 @@ test('every problem at once, with line, path, the accepted values and a did-you-
 test('documents that are not a policy are refused as a whole, without quoting the YAML', () => {
   assert.deepEqual(problems(''), ['policy.yaml: holds no policy: write `rules:` with a list of rules (`rules: []` denies every request)']);
   assert.deepEqual(problems('- id: x\n'), ['policy.yaml:1: must be a mapping with `rules:`; got a list']);
-  assert.deepEqual(problems('rules:\n'), ['policy.yaml:1: rules: is required: a list of rules (`rules: []` denies every request)']);
+  // `rules:` with no value is a key written empty (refused as such), not a missing key.
+  assert.deepEqual(problems('rules:\n'), ['policy.yaml:1: rules: is empty (null): remove the key to use its default, or give it a value']);
+  assert.deepEqual(problems('{}\n'), ['policy.yaml:1: rules: is required: a list of rules (`rules: []` denies every request)']);
   assert.deepEqual(problems('rules: {id: x}\n'), ['policy.yaml:1: rules: must be a list of rules; got a mapping']);
   assert.deepEqual(problems('rules: []\nrules: []\n'), ['policy.yaml:2: a key appears twice in one mapping: keep one']);
   assert.deepEqual(problems('rules: []\n---\nrules: []\n'), ['policy.yaml:2: holds more than one YAML document: a policy is one document with `rules:`']);

@@ -39,9 +39,9 @@ export {
   type ValidationContext,
   type ValidationResult,
 } from './validate.js';
-export { parseRegistryBytes, parseRegistryYaml, yamlSyntaxHint, type ParsedRegistryFile } from './yaml.js';
+export { parseRegistryBytes, parseRegistryYaml, yamlFaults, yamlFaultHint, yamlFaultMessage, yamlSyntaxHint, type ParsedRegistryFile } from './yaml.js';
 export { closest } from './suggest.js';
-export { isYamlMapping, describeYamlObject } from './mapping.js';
+export { isYamlMapping, describeYamlObject, describeYamlValue, NULL_VALUE_MESSAGE } from './mapping.js';
 export { compareEntries, type RegistrySnapshot, type AddressResolution } from './snapshot.js';
 export { RegistryState, buildSnapshot, type BuildOptions, type RegistryDocument, type SnapshotDelta, type EntryChange } from './registry-state.js';
 export {

@@ -29,3 +29,38 @@ export function describeYamlObject(v: unknown): string | undefined {
   if (ArrayBuffer.isView(v)) return '!!binary data (write the value without the tag)';
   return isYamlMapping(v) ? 'a mapping' : 'a tagged value (write it without its !! tag)';
 }
+
+/**
+ * The one answer to a key written with no value (`key:`, `key: ~`, `key: null`), for every
+ * reader of these files. It is refused, never read as "absent": a template that renders an
+ * empty value (`agents: {{ .Values.agents }}`) would otherwise drop a check or widen access
+ * without a word (`agents: ~` selecting every caller, `revoked:` keeping a peer live).
+ */
+export const NULL_VALUE_MESSAGE = 'is empty (null): remove the key to use its default, or give it a value';
+
+/**
+ * What a scalar YAML value is, faithfully and safe to print: `.inf`, `.nan` and `-0` as
+ * such (JSON would print the first two as `null`), a string quoted and cut at 60 characters,
+ * a string that looks like a key not shown. Objects are described by type
+ * (describeYamlObject). Only for values that are not secret: a secrets file's values are
+ * never passed here.
+ */
+export function describeYamlValue(value: unknown, looksLikeKey: (text: string) => boolean): string {
+  if (typeof value === 'number') {
+    if (Number.isNaN(value)) return '.nan (not a number)';
+    if (value === Infinity) return '.inf (infinity, or a number too large to hold)';
+    if (value === -Infinity) return '-.inf (minus infinity, or a number too large to hold)';
+    if (Object.is(value, -0)) return '-0';
+    return String(value);
+  }
+  if (typeof value === 'string') {
+    if (value === '') return 'an empty string';
+    if (looksLikeKey(value)) return 'a string that looks like a key (not shown)';
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  }
+  if (typeof value === 'boolean') return `${value} (a boolean)`;
+  if (typeof value === 'bigint') return value.toString();
+  if (value === null || value === undefined) return 'nothing (null)';
+  if (typeof value === 'object') return describeYamlObject(value)!;
+  return `a ${typeof value}`;
+}

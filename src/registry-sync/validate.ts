@@ -10,7 +10,7 @@
  */
 import { decodeKey, encodeKey, isLowOrderPublicKey } from '../noise/index.js';
 import { isUnspecifiedAddress, normalizeAddress } from './address.js';
-import { describeYamlObject, isYamlMapping as isMapping } from './mapping.js';
+import { NULL_VALUE_MESSAGE, describeYamlObject, isYamlMapping as isMapping } from './mapping.js';
 import {
   AGENT_TYPES,
   API_VERSION,
@@ -176,10 +176,12 @@ export function validateClearanceRegistry(value: unknown, ctx: ValidationContext
   } else {
     const ns = metadata.namespace;
     if (typeof ns === 'string' && ns.length <= 63 && DNS_LABEL.test(ns)) namespace = ns;
+    else if (ns === null) r.report('REGISTRY_DOCUMENT', ['metadata', 'namespace'], `${NULL_VALUE_MESSAGE} (the namespace whose agents this object may name)`);
     else if (ns === undefined) r.report('REGISTRY_DOCUMENT', ['metadata', 'namespace'], 'is required: the namespace whose agents this object may name (a file has no default namespace)');
     else r.report('REGISTRY_DOCUMENT', ['metadata', 'namespace'], 'must be a Kubernetes namespace name (lowercase DNS-1123 label, at most 63 characters)');
     const nm = metadata.name;
     if (typeof nm === 'string' && nm.length <= 253 && DNS_SUBDOMAIN.test(nm)) name = nm;
+    else if (nm === null) r.report('REGISTRY_DOCUMENT', ['metadata', 'name'], `${NULL_VALUE_MESSAGE} (the object name)`);
     else if (nm === undefined) r.report('REGISTRY_DOCUMENT', ['metadata', 'name'], 'is required: the object name, e.g. the namespace name');
     else r.report('REGISTRY_DOCUMENT', ['metadata', 'name'], 'must be a Kubernetes object name (lowercase DNS-1123 subdomain, at most 253 characters)');
   }
@@ -210,7 +212,11 @@ export function validateClearanceRegistry(value: unknown, ctx: ValidationContext
       if (key !== 'peers') r.report('REGISTRY_DOCUMENT', ['spec', key], 'is not a field of spec (known: peers); remove it');
     }
     if (Array.isArray(spec.peers)) peers = spec.peers;
-    else if (spec.peers === undefined || spec.peers === null) {
+    else if (spec.peers === null) {
+      // Not read as "no peers": a template that rendered nothing would revoke every one.
+      r.report('REGISTRY_DOCUMENT', ['spec', 'peers'], `${NULL_VALUE_MESSAGE}: a list of peers; write \`peers: []\` for a namespace without peers`);
+      usable = false;
+    } else if (spec.peers === undefined) {
       r.report('REGISTRY_DOCUMENT', ['spec', 'peers'], 'is required: a list of peers; write `peers: []` for a namespace without peers');
       usable = false;
     } else {
@@ -264,7 +270,8 @@ function brokenPeer(peer: unknown, source: RegistryEntry['source']): BrokenPeer 
   }
   const gen = toBigInt(peer.generation);
   const generation = gen !== undefined && gen >= 1n && gen <= MAX_GENERATION ? gen : undefined;
-  const statesRevoked = peer.revoked !== undefined && peer.revoked !== null && peer.revoked !== false;
+  // `revoked:` with no value may be a template that meant true: never kept at a last good version.
+  const statesRevoked = peer.revoked !== undefined && peer.revoked !== false;
   const unknownField = Object.keys(peer).some((key) => !(PEER_FIELDS as readonly string[]).includes(key));
   return { ...base, agentId, installationId, publicKeyB64, generation, mayRevoke: statesRevoked || unknownField };
 }
@@ -288,9 +295,13 @@ function validatePeer(
   };
 
   // An unknown field is refused rather than ignored: `revokd: true` must not leave a key valid.
+  // A field with no value is refused rather than read as absent: `revoked:` must not leave a
+  // key valid either. The readers below skip a null, reported here once.
   for (const key of Object.keys(peer)) {
     if (!(PEER_FIELDS as readonly string[]).includes(key)) {
       bad(key, `is not a field of a peer (known: ${PEER_FIELDS.join(', ')}); fix the spelling or remove it`);
+    } else if (peer[key] === null) {
+      bad(key, key === 'revoked' ? `${NULL_VALUE_MESSAGE} (true or false); the peer is refused, and not kept at a last good version` : NULL_VALUE_MESSAGE);
     }
   }
 
@@ -298,7 +309,9 @@ function validatePeer(
   let agentId: string | undefined;
   let workload: string | undefined;
   const id = peer.agentId;
-  if (id === undefined) bad('agentId', 'is required: `<namespace>/<workload>`, e.g. payments/api');
+  if (id === null) {
+    // reported above
+  } else if (id === undefined) bad('agentId', 'is required: `<namespace>/<workload>`, e.g. payments/api');
   else if (typeof id !== 'string') bad('agentId', `must be a string \`<namespace>/<workload>\` (got ${describe(id)})`);
   else {
     const slash = id.indexOf('/');
@@ -320,7 +333,9 @@ function validatePeer(
 
   let installationId: string | undefined;
   const inst = peer.installationId;
-  if (inst === undefined) bad('installationId', 'is required: a UUID, one per pod (e.g. the pod UID)');
+  if (inst === null) {
+    // reported above
+  } else if (inst === undefined) bad('installationId', 'is required: a UUID, one per pod (e.g. the pod UID)');
   else if (typeof inst !== 'string' || !UUID.test(inst)) bad('installationId', 'must be a UUID: 8-4-4-4-12 hexadecimal digits, one per pod');
   else if (inst === NIL_UUID) bad('installationId', 'must not be the nil UUID: use the pod\'s own UUID');
   else installationId = inst.toLowerCase();
@@ -330,7 +345,9 @@ function validatePeer(
   const pk = peer.publicKey;
   const keyText = `standard base64 of ${PUBLIC_KEY_LEN} bytes (44 characters ending in '='), the X25519 public key as \`noisemesh keygen\` prints it`;
   const keyFix = `must be ${keyText}`;
-  if (pk === undefined) bad('publicKey', `is required: ${keyText}`);
+  if (pk === null) {
+    // reported above
+  } else if (pk === undefined) bad('publicKey', `is required: ${keyText}`);
   else if (typeof pk !== 'string') bad('publicKey', `${keyFix} (got ${describe(pk)})`);
   else {
     let bytes: Uint8Array | undefined;
@@ -356,7 +373,9 @@ function validatePeer(
   const gen = toBigInt(peer.generation);
   const genText = 'a positive integer, 1 to 2^64-1; raise it to revoke every earlier key of this peer';
   const genFix = `must be ${genText}`;
-  if (peer.generation === undefined) bad('generation', `is required: ${genText}`);
+  if (peer.generation === null) {
+    // reported above
+  } else if (peer.generation === undefined) bad('generation', `is required: ${genText}`);
   else if (gen === undefined || gen < 1n || gen > MAX_GENERATION) bad('generation', `${genFix} (got ${gen === undefined ? describe(peer.generation) : gen < 1n ? 'an integer below 1' : 'an integer above 2^64-1'})`);
   else generation = gen;
 
@@ -453,11 +472,15 @@ function validateAttestation(v: unknown, outer: Bad): Attestation | undefined {
   for (const key of Object.keys(v)) {
     if (!(ATTESTATION_FIELDS as readonly string[]).includes(key)) {
       fail(key, `is not a field of an attestation (known: ${ATTESTATION_FIELDS.join(', ')}); fix the spelling or remove it`);
+    } else if (v[key] === null) {
+      fail(key, NULL_VALUE_MESSAGE);
     }
   }
 
   let authnStrength: AuthnStrength | undefined;
-  if (v.authnStrength === undefined || v.authnStrength === null) {
+  if (v.authnStrength === null) {
+    // reported above
+  } else if (v.authnStrength === undefined) {
     fail('authnStrength', `is required in an attestation: one of ${AUTHN_STRENGTHS.join(', ')}`);
   } else {
     authnStrength = readEnum<AuthnStrength>(v.authnStrength, AUTHN_STRENGTHS, 'none', 'authnStrength', fail);
@@ -467,7 +490,9 @@ function validateAttestation(v: unknown, outer: Bad): Attestation | undefined {
   let attestedAtMs = Number.NaN;
   const at = v.attestedAt;
   const timeFix = 'must be an RFC 3339 time with a zone, e.g. 2026-11-23T09:00:00Z';
-  if (at === undefined || at === null) fail('attestedAt', 'is required in an attestation: when it was made, an RFC 3339 time with a zone, e.g. 2026-11-23T09:00:00Z');
+  if (at === null) {
+    // reported above
+  } else if (at === undefined) fail('attestedAt', 'is required in an attestation: when it was made, an RFC 3339 time with a zone, e.g. 2026-11-23T09:00:00Z');
   else if (at instanceof Date) attestedAtMs = at.getTime(); // a YAML 1.1 !!timestamp
   else if (typeof at === 'string' && RFC3339.test(at)) attestedAtMs = Date.parse(at);
   if (at !== undefined && at !== null) {

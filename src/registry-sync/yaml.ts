@@ -4,7 +4,7 @@
  * refuses the whole file, because which peers a broken document meant to publish is unknown
  * and dropping them would revoke them.
  */
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { LineCounter, parseAllDocuments, type Document, type YAMLError } from 'yaml';
 import { KIND, LIST_KIND } from './model.js';
 import { isYamlMapping } from './mapping.js';
 import type { PathSegment, RegistryProblem } from './problems.js';
@@ -59,6 +59,49 @@ export function yamlSyntaxHint(code: string, message: string): string {
 }
 
 /**
+ * Warnings that refuse a document like errors: a tag the library cannot apply. It then keeps
+ * the value as if untagged (`!!int x` is the string 'x', `!custom payments/api` a plain
+ * agentId, `!!omap {a: 1}` a plain mapping), so what the author meant is unknown.
+ */
+const REFUSED_WARNINGS: ReadonlySet<string> = new Set(['TAG_RESOLVE_FAILED', 'BAD_COLLECTION_TYPE']);
+
+/** A document's faults: its errors, then the warnings that refuse it (REFUSED_WARNINGS). */
+export function yamlFaults(doc: Pick<Document.Parsed, 'errors' | 'warnings'>): YAMLError[] {
+  return [...doc.errors, ...doc.warnings.filter((w) => REFUSED_WARNINGS.has(w.code))];
+}
+
+/** A tag as written (`!!set`, `!custom`, `!<tag:x,2000:y>`): printed only when it is one. */
+const TAG_TEXT = /^!(?:<[^<>\s]{1,62}>|[!A-Za-z0-9_.:/%#;,@&=+$~?-]{0,62})$/;
+
+/**
+ * What to fix for one fault of yamlFaults, safe to print. A tag fault names the tag, cut
+ * from the source at the library's position (only when it is tag syntax, so nothing else of
+ * the line is printed): `unsupported YAML tag !!set (...): <fix>`; others get yamlSyntaxHint.
+ */
+export function yamlFaultHint(err: YAMLError, text: string): string {
+  if (err.code === 'TAG_RESOLVE_FAILED' || err.code === 'BAD_COLLECTION_TYPE') {
+    const written = text.slice(err.pos[0], err.pos[1]);
+    const tag = TAG_TEXT.test(written) ? written : 'a tag';
+    const why =
+      err.code === 'BAD_COLLECTION_TYPE'
+        ? `${tag} does not fit this kind of value`
+        : tag === '!!set'
+          ? '!!set takes keys without values'
+          : tag === '!!timestamp'
+            ? '!!timestamp takes a date, yyyy-mm-dd'
+            : `${tag} is not a tag this file may use`;
+    return `unsupported YAML tag ${tag} (${why}): remove the tag and write a plain mapping, list or value`;
+  }
+  return yamlSyntaxHint(err.code, err.message);
+}
+
+/** A fault as one message: the tag message of yamlFaultHint, or `YAML syntax error (CODE): <hint>`. */
+export function yamlFaultMessage(err: YAMLError, text: string): string {
+  const hint = yamlFaultHint(err, text);
+  return err.code === 'TAG_RESOLVE_FAILED' || err.code === 'BAD_COLLECTION_TYPE' ? hint : `YAML syntax error (${err.code}): ${hint}`;
+}
+
+/**
  * Decodes, parses and validates a registry file's bytes: what a proxy loads and what
  * `registry validate` checks go through this one function, so the two cannot disagree. Bytes
  * that are not UTF-8 refuse the whole file (a replacement character in a key or an agentId
@@ -96,12 +139,13 @@ export function parseRegistryYaml(text: string, file?: string): ParsedRegistryFi
     n++;
     // One fault often yields several errors at one place (a badly indented line is also "a
     // nested mapping" and "a multi-line key"): the first is the fault, the rest its echoes.
-    const byLine = new Map<number | undefined, { code: string; hint: string }>();
-    for (const err of doc.errors) {
+    const faults = yamlFaults(doc);
+    const byLine = new Map<number | undefined, string>();
+    for (const err of faults) {
       const line = err.linePos?.[0].line ?? lineOf(err.pos[0]);
-      if (!byLine.has(line)) byLine.set(line, { code: err.code, hint: yamlSyntaxHint(err.code, err.message) });
+      if (!byLine.has(line)) byLine.set(line, yamlFaultMessage(err, text));
     }
-    for (const [line, { code, hint }] of byLine) {
+    for (const [line, message] of byLine) {
       syntax.push({
         code: 'REGISTRY_SYNTAX',
         severity: 'error',
@@ -109,10 +153,10 @@ export function parseRegistryYaml(text: string, file?: string): ParsedRegistryFi
         line,
         document: `document ${n}`,
         path: '',
-        message: `YAML syntax error (${code}): ${hint}; the whole file is refused`,
+        message: `${message}; the whole file is refused`,
       });
     }
-    if (doc.errors.length > 0) continue;
+    if (faults.length > 0) continue;
     try {
       values.push({ value: doc.toJS({ maxAliasCount: 100 }), doc, n });
     } catch {

@@ -30,8 +30,10 @@ export {
   CACHED_BY_DEFAULT,
   FileSecretsBackend,
   SecretsFileError,
+  checkVaultCaFile,
   createBackend,
   formatSecretsFileProblem,
+  isLoopbackUrl,
   parseSecretsFile,
   type BackendConfig,
   type BackendDependencies,
@@ -57,6 +59,6 @@ export {
   type RefreshResult,
 } from './projection/projector.js';
 export { AtomicWriter, DATA_LINK, ProjectionWriteError } from './projection/atomic-writer.js';
-export { ENV_NAME, renderEnvFile, shellQuote, unwritableValue } from './projection/env-file.js';
+export { ENV_NAME, RESERVED_ENV_NAMES, renderEnvFile, reservedEnvName, shellQuote, unwritableValue } from './projection/env-file.js';
 export { FETCH_TIMEOUT_MS, fetchSecret, type FetchOutcome, type MeshDialer } from './projection/gateway-client.js';
 export { NOTIFY_SIGNALS, notifyApplication, type NotifyConfig, type NotifySignal } from './projection/notify.js';

@@ -32,10 +32,12 @@ import {
   type AgentType,
   type AuthnStrength,
   type Clearance,
+  NULL_VALUE_MESSAGE,
   closest,
-  describeYamlObject,
+  describeYamlValue,
   isYamlMapping as isMapping,
-  yamlSyntaxHint,
+  yamlFaultMessage,
+  yamlFaults,
 } from '../registry-sync/index.js';
 import { Glob } from './glob.js';
 import { RuleIndex } from './rule-index.js';
@@ -171,14 +173,12 @@ function formatPath(path: readonly Segment[]): string {
   return out;
 }
 
-/** What was found, quoted when it is a short scalar that cannot be a key. */
+/**
+ * What was found, faithfully (`.inf`, `.nan`, `-0`), a string quoted and cut. A policy holds
+ * no secret, but a key file named as the policy by mistake does: key-like text is not shown.
+ */
 function got(v: unknown): string {
-  if (v === null || v === undefined) return 'nothing';
-  if (typeof v === 'object') return describeYamlObject(v)!;
-  // A policy holds no secret, but a key file named as the policy by mistake does.
-  if (typeof v === 'string' && looksLikeKeyText(v)) return 'a string that looks like a key (not shown)';
-  const text = JSON.stringify(typeof v === 'bigint' ? v.toString() : v) ?? String(v);
-  return text.length <= 48 ? text : `${text.slice(0, 45)}..."`;
+  return describeYamlValue(v, looksLikeKeyText);
 }
 
 class Reporter {
@@ -189,10 +189,16 @@ class Reporter {
     this.problems.push({ path: formatPath(path), line: this.locate(path), message });
   }
 
-  /** Refuses keys outside `known`, naming the nearest known key. */
+  /**
+   * Refuses keys outside `known`, naming the nearest known key, and known keys written with
+   * no value (NULL_VALUE_MESSAGE): the readers then take such a key as already reported.
+   */
   keys(value: Mapping, path: readonly Segment[], known: readonly string[]): void {
     for (const key of Object.keys(value)) {
-      if (known.includes(key)) continue;
+      if (known.includes(key)) {
+        if (value[key] === null) this.report([...path, key], NULL_VALUE_MESSAGE);
+        continue;
+      }
       const guess = closest(key, known);
       this.report([...path, key], `unknown key${guess === undefined ? '' : `: did you mean '${guess}'?`} (known: ${known.join(', ')})`);
     }
@@ -223,10 +229,11 @@ export function parsePolicy(text: string, file?: string): Policy {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const lineOf = (offset: number | undefined): number | undefined => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
-  if (doc.errors.length > 0) {
+  const faults = yamlFaults(doc);
+  if (faults.length > 0) {
     // The library's messages quote source lines; its code and position are enough.
     throw new PolicyError(
-      doc.errors.map((e) => ({
+      faults.map((e) => ({
         path: '',
         line: e.linePos?.[0].line ?? lineOf(e.pos[0]),
         message:
@@ -234,7 +241,7 @@ export function parsePolicy(text: string, file?: string): Policy {
             ? 'a key appears twice in one mapping: keep one'
             : e.code === 'MULTIPLE_DOCS'
               ? 'holds more than one YAML document: a policy is one document with `rules:`'
-              : `YAML syntax error (${e.code}): ${yamlSyntaxHint(e.code, e.message)}`,
+              : yamlFaultMessage(e, text),
       })),
       file,
     );
@@ -276,7 +283,9 @@ function compile(value: unknown, source: string | undefined, locate: (path: read
   } else {
     r.keys(value, [], ROOT_KEYS);
     const list = value.rules;
-    if (list === undefined || list === null) r.report(['rules'], 'is required: a list of rules (`rules: []` denies every request)');
+    if (list === null) {
+      // Reported by keys().
+    } else if (list === undefined) r.report(['rules'], 'is required: a list of rules (`rules: []` denies every request)');
     else if (!Array.isArray(list)) r.report(['rules'], `must be a list of rules; got ${got(list)}`);
     else if (list.length > POLICY_LIMITS.maxRules) r.report(['rules'], `holds ${list.length} rules, more than ${POLICY_LIMITS.maxRules}: use broader globs`);
     else {
@@ -348,8 +357,11 @@ function compileRule(item: unknown, i: number, r: Reporter, locate: (path: reado
   const before = r.problems.length;
   r.keys(item, at, RULE_KEYS);
 
+  // A key with no value was reported by keys(); each reader below skips it.
   let id: string | undefined;
-  if (item.id === undefined || item.id === null) r.report([...at, 'id'], 'is required: a name for the rule, e.g. payments-db (decisions, audit lines and metrics name the rule by it)');
+  if (item.id === null) {
+    // reported
+  } else if (item.id === undefined) r.report([...at, 'id'], 'is required: a name for the rule, e.g. payments-db (decisions, audit lines and metrics name the rule by it)');
   else if (typeof item.id !== 'string' || item.id.length > POLICY_LIMITS.maxIdLength || !RULE_ID.test(item.id)) {
     r.report([...at, 'id'], `must be 1 to ${POLICY_LIMITS.maxIdLength} letters, digits, '.', '_' or '-', starting and ending with a letter or digit; got ${got(item.id)}`);
   } else id = item.id;
@@ -362,9 +374,12 @@ function compileRule(item: unknown, i: number, r: Reporter, locate: (path: reado
   }
 
   let paths: Glob[] | undefined;
-  if (item.paths === undefined || item.paths === null) r.report([...at, 'paths'], 'is required: a list of secret-path globs, e.g. ["payments/*"]');
+  if (item.paths === null) {
+    // reported
+  } else if (item.paths === undefined) r.report([...at, 'paths'], 'is required: a list of secret-path globs, e.g. ["payments/*"]');
   else paths = compileGlobs(item.paths, [...at, 'paths'], r, false, cache);
 
+  // `agents: ~` is refused (by keys()), never read as absent: that would select every caller.
   let agents: Glob[] | null = null;
   if (item.agents !== undefined && item.agents !== null) agents = compileGlobs(item.agents, [...at, 'agents'], r, true, cache) ?? null;
 
@@ -409,7 +424,9 @@ function compileRequirements(value: unknown, at: readonly Segment[], r: Reporter
     networkExposure: DEFAULT_NETWORK_EXPOSURE,
     agentTypes: undefined,
   });
-  if (value === undefined || value === null) return none;
+  if (value === undefined) return none;
+  // `require: ~` was reported by the rule's keys(): it requires nothing only when absent.
+  if (value === null) return undefined;
   if (!isMapping(value)) {
     r.report(at, `must be a mapping of requirements (${REQUIREMENTS.join(', ')}); got ${got(value)}`);
     return undefined;

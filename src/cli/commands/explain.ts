@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { FileReadError, readRegularFileSync } from '../../files/index.js';
-import { buildSnapshot, formatProblem, parseRegistryYaml, type RegistryEntry } from '../../registry-sync/index.js';
+import { buildSnapshot, formatProblem, parseRegistryYaml, type ParsedRegistryFile, type RegistryEntry, type RegistryProblem } from '../../registry-sync/index.js';
 import {
   NETWORK_EXPOSURES,
   POLICY_LIMITS,
@@ -19,7 +19,7 @@ import {
 import type { Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
-const USAGE = `explain --policy FILE --registry FILE [--network-exposure ${NETWORK_EXPOSURES.join('|')}] [--now TIME] [--json] AGENT PATH`;
+const USAGE = `explain --policy FILE --registry FILE [--network-exposure ${NETWORK_EXPOSURES.join('|')}] [--gateway AGENT] [--now TIME] [--json] AGENT PATH`;
 const HELP = `usage: noisemesh ${USAGE}
 
 The decision the secrets gateway would make for AGENT (<namespace>/<workload>) asking for
@@ -27,15 +27,24 @@ PATH, with every requirement of the deciding rule and the caller's value for it.
 
   --policy FILE              the gateway's policy (YAML)
   --registry FILE            ClearanceRegistry documents, read as the proxy reads them
-  --network-exposure E       how the request reaches the gateway: loopback, encrypted
-                             (default: through the mesh) or plaintext (unmeshed: the
-                             caller is anonymous and AGENT is not used)
+  --network-exposure E       how the request reaches the gateway:
+                               encrypted (default): through the mesh, as AGENT
+                               loopback: on gateway.loopback.port, which only the gateway's
+                                 own pod reaches: needs --gateway, and AGENT, if given, must
+                                 be that same agentId
+                               plaintext: unmeshed, the caller is anonymous; AGENT is not
+                                 used and may be left out (PATH alone)
+  --gateway AGENT            the gateway's own agentId (its identity.agentId): the caller
+                             of a loopback request
   --now TIME                 evaluate at this RFC 3339 time instead of now (freshness)
   --json                     one JSON document on stdout
 
-When the registry holds several valid entries for AGENT (one per pod), each is evaluated.
+When the registry holds several valid entries for AGENT (one per pod), each is evaluated;
+an entry the registry refuses (a conflict, a bad field) is named with why, as the gateway
+would not know the caller.
 Exit status: 0 allowed (every entry), 1 denied (any entry, or no valid entry),
-2 usage error or a file that cannot be read or is invalid.
+2 usage error, a file that cannot be read or is invalid, or a request that cannot happen
+(a loopback request from an agent other than the gateway).
 `;
 
 /** The registry file source's bound; a policy has its own (POLICY_LIMITS). */
@@ -73,6 +82,8 @@ function loadPolicy(file: string): Policy {
 interface LoadedRegistry {
   readonly entries: readonly RegistryEntry[];
   readonly problems: number;
+  /** The errors that refused the peers claiming `agentId`, formatted: why it has no entry. */
+  refusedClaims(agentId: string): string[];
 }
 
 function loadRegistry(file: string): LoadedRegistry {
@@ -82,7 +93,26 @@ function loadRegistry(file: string): LoadedRegistry {
     throw new UsageError(`invalid registry: ${first === undefined ? file : formatProblem(first)}`);
   }
   const snapshot = buildSnapshot(parsed.objects, { origin: `file ${file}` }, parsed.problems);
-  return { entries: snapshot.entries, problems: snapshot.problems.filter((p) => p.severity === 'error').length };
+  const errors = snapshot.problems.filter((p) => p.severity === 'error');
+  return { entries: snapshot.entries, problems: errors.length, refusedClaims: (agentId) => refusedClaims(parsed, snapshot.entries, errors, agentId) };
+}
+
+/**
+ * The errors reported at the peers that claim `agentId`, whether refused by a check of their
+ * own (a field) or across entries (a key, installation or address conflict): a peer that is
+ * written in the file but refused is not "no entry", and the user needs to know why.
+ */
+function refusedClaims(parsed: ParsedRegistryFile, entries: readonly RegistryEntry[], errors: readonly RegistryProblem[], agentId: string): string[] {
+  const places: { document: string; path: string }[] = [];
+  // Entries in force are no refused claim, whatever problem is reported at them.
+  const inForce = new Set(entries.filter((e) => e.agentId === agentId).map((e) => `${e.source.namespace}/${e.source.name} ${e.source.path}`));
+  for (const o of parsed.objects) {
+    for (const e of o.entries) if (e.agentId === agentId && !inForce.has(`${o.label} ${e.source.path}`)) places.push({ document: o.label, path: e.source.path });
+    for (const b of o.broken) if (b.agentId === agentId) places.push({ document: o.label, path: b.path });
+  }
+  return errors
+    .filter((p) => places.some((at) => at.document === p.document && (p.path === at.path || p.path.startsWith(`${at.path}.`) || p.path.startsWith(`${at.path}[`))))
+    .map(formatProblem);
 }
 
 /** One evaluated caller: which registry entry (if any) and what the gateway decided. */
@@ -145,7 +175,8 @@ function renderText(policy: Policy, agent: string, path: string, exposure: Netwo
     const rule = decision.ruleId === null ? undefined : policy.rules.find((r) => r.id === decision.ruleId);
     const verdict = decision.allow ? 'ALLOW' : 'DENY';
     const by = rule === undefined ? ' (no rule decided)' : ` by rule ${rule.id}${rule.line === undefined ? '' : ` (${policy.source ?? 'policy'}:${rule.line})`}`;
-    out.push(`${exposure === 'plaintext' ? 'anonymous plaintext caller' : agent} -> ${path}: ${verdict}${by}`);
+    const caller = exposure === 'plaintext' ? 'anonymous plaintext caller' : exposure === 'loopback' ? `${agent} (the gateway's own pod, over loopback)` : agent;
+    out.push(`${caller} -> ${path}: ${verdict}${by}`);
     if (entry !== undefined) out.push(`  registry entry: ${entryLabel(entry)}`);
     if (decision.trustVector !== null) {
       out.push(`  trust vector (${new Date(now).toISOString()}):`);
@@ -179,6 +210,7 @@ export const explain: Command = {
         policy: { type: 'string' },
         registry: { type: 'string' },
         'network-exposure': { type: 'string', default: 'encrypted' },
+        gateway: { type: 'string' },
         now: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
@@ -186,12 +218,41 @@ export const explain: Command = {
     const { values, positionals } = parsed;
     if (values.policy === undefined) throw new UsageError(`--policy FILE is required; usage: noisemesh ${USAGE}`);
     if (values.registry === undefined) throw new UsageError(`--registry FILE is required; usage: noisemesh ${USAGE}`);
-    if (positionals.length !== 2) throw new UsageError(`name an AGENT and a PATH; usage: noisemesh ${USAGE}`);
-    const [agent, path] = positionals as [string, string];
-    if (!isAgentId(agent)) throw new UsageError(`AGENT must be <namespace>/<workload> in lower case, e.g. payments/api; got ${JSON.stringify(agent.slice(0, 80))}`);
     const exposure = values['network-exposure'] as string;
     if (!(NETWORK_EXPOSURES as readonly string[]).includes(exposure)) {
       throw new UsageError(`--network-exposure must be one of ${NETWORK_EXPOSURES.join(', ')}; got ${JSON.stringify(exposure.slice(0, 40))}`);
+    }
+    const gateway = values.gateway;
+    if (gateway !== undefined && !isAgentId(gateway)) throw new UsageError(`--gateway must be the gateway's agentId, <namespace>/<workload> in lower case; got ${JSON.stringify(gateway.slice(0, 80))}`);
+    if (gateway !== undefined && exposure !== 'loopback') throw new UsageError('--gateway names the caller of a loopback request: use it with --network-exposure loopback, or leave it out');
+    // The caller as the gateway would see it. Plaintext: anonymous, whatever AGENT says (it
+    // may be left out). Loopback: only the gateway's own pod reaches that listener, so the
+    // caller is the gateway's own entry (its key), never another agent.
+    let agent: string;
+    let path: string;
+    if (exposure === 'plaintext' && positionals.length === 1) {
+      agent = 'anonymous';
+      path = positionals[0]!;
+    } else if (positionals.length === 1 && exposure === 'loopback' && gateway !== undefined) {
+      agent = gateway;
+      path = positionals[0]!;
+    } else if (positionals.length === 2) {
+      [agent, path] = positionals as [string, string];
+      if (exposure !== 'plaintext' && !isAgentId(agent)) throw new UsageError(`AGENT must be <namespace>/<workload> in lower case, e.g. payments/api; got ${JSON.stringify(agent.slice(0, 80))}`);
+    } else {
+      throw new UsageError(`name an AGENT and a PATH (PATH alone with --network-exposure plaintext); usage: noisemesh ${USAGE}`);
+    }
+    if (exposure === 'loopback') {
+      if (gateway === undefined) {
+        throw new UsageError(
+          "--network-exposure loopback: only the gateway's own pod reaches its loopback listener (gateway.loopback.port, 127.0.0.1), so the caller is always the gateway: name its agentId with --gateway AGENT",
+        );
+      }
+      if (agent !== gateway) {
+        throw new UsageError(
+          `--network-exposure loopback: a loopback request comes only from the gateway's own pod (${gateway}), never from ${agent}: the gateway would never see this request; ask for ${agent} with --network-exposure encrypted (through the mesh)`,
+        );
+      }
     }
     let now = Date.now();
     if (values.now !== undefined) {
@@ -210,7 +271,11 @@ export const explain: Command = {
     if (exposure === 'plaintext') {
       // An unmeshed request carries no identity: the gateway sees an anonymous caller.
       callers = [undefined];
-      notes.push(`note: a plaintext request proves no identity, so ${agent} was evaluated as an anonymous caller; its registry entries do not count`);
+      notes.push(
+        positionals.length === 1
+          ? 'note: a plaintext request proves no identity: the caller was evaluated as anonymous'
+          : `note: a plaintext request proves no identity, so ${agent} was evaluated as an anonymous caller; its registry entries do not count`,
+      );
     } else if (valid.length > 0) {
       callers = valid;
       if (valid.length > 1) notes.push(`note: ${agent} has ${valid.length} valid registry entries (one per pod); each was evaluated`);
@@ -219,8 +284,19 @@ export const explain: Command = {
       callers = all;
     } else {
       callers = [undefined];
-      notes.push(`note: the registry has no entry for ${agent}: a mesh request from it would come from an unknown key`);
+      const refused = registry.refusedClaims(agent);
+      if (refused.length > 0) {
+        notes.push(`note: the registry's entr${refused.length === 1 ? 'y' : 'ies'} for ${agent} ${refused.length === 1 ? 'was' : 'were'} refused, so a mesh request from it would come from an unknown key:`);
+        notes.push(...refused.map((line) => `  ${line}`));
+      } else {
+        notes.push(`note: the registry has no entry for ${agent}: a mesh request from it would come from an unknown key`);
+      }
     }
+    if (exposure !== 'plaintext' && valid.length > 0) {
+      const refused = registry.refusedClaims(agent);
+      if (refused.length > 0) notes.push(`note: other entries for ${agent} were refused:`, ...refused.map((line) => `  ${line}`));
+    }
+    if (exposure === 'loopback') notes.push(`note: a loopback request comes only from the gateway's own pod; ${agent} was evaluated as the gateway`);
     if (registry.problems > 0) notes.push(`warning: the registry has ${registry.problems} problem(s); \`noisemesh registry validate ${values.registry}\` lists them`);
 
     const results: Explained[] = callers.map((entry) => {

@@ -2,10 +2,15 @@
  * A small reader for YAML configuration that collects every problem with its path and its
  * fix, instead of stopping at the first. Tools outside the project write these files, so
  * each message must say exactly what to change.
+ *
+ * A key written with no value (`key:`, `key: ~`) is refused (NULL_VALUE_MESSAGE) by object()
+ * and a list item with none by list(), before any reader sees it: no key's null has a
+ * meaning, and read as "absent" it would put a default (or nothing) where a template meant a
+ * value. The per-key readers below still take null as absent, since it was reported already.
  */
 import { looksLikeKeyText } from '../../noise/index.js';
 // One typo suggester for every reader of hand-written YAML, the policy's among them.
-import { closest, describeYamlObject, isYamlMapping } from '../../registry-sync/index.js';
+import { NULL_VALUE_MESSAGE, closest, describeYamlValue, isYamlMapping } from '../../registry-sync/index.js';
 export interface ConfigProblem {
   /** `inbound.meshPort`, `outbound.explicit[0].peer`; `(top level)` for the document itself, `(file)` for the file. */
   readonly path: string;
@@ -71,6 +76,8 @@ export class ConfigReader {
       if (!known.includes(key)) {
         const guess = closest(key, known);
         this.problem(`${path === '' ? '' : `${path}.`}${key}`, `unknown key${guess ? `: did you mean '${guess}'?` : `; known keys: ${known.join(', ')}`}`);
+      } else if ((value as Plain)[key] === null) {
+        this.problem(`${path === '' ? '' : `${path}.`}${key}`, NULL_VALUE_MESSAGE);
       }
     }
     return value as Plain;
@@ -97,7 +104,7 @@ export class ConfigReader {
   port(value: unknown, path: string): number | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
-      this.problem(path, `must be a TCP port, an integer 1..65535; got ${describeValue(value)}`);
+      this.problem(path, `must be a TCP port, an integer 1..65535; got ${describeValue(value, 'number')}`);
       return undefined;
     }
     return value;
@@ -106,7 +113,7 @@ export class ConfigReader {
   number(value: unknown, path: string, min: number, max: number): number | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-      this.problem(path, `must be a number from ${min} to ${max}; got ${describeValue(value)}`);
+      this.problem(path, `must be a number from ${min} to ${max}; got ${describeValue(value, 'number')}`);
       return undefined;
     }
     return value;
@@ -115,7 +122,7 @@ export class ConfigReader {
   integer(value: unknown, path: string, min: number, max: number): number | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      this.problem(path, `must be an integer from ${min} to ${max}; got ${describeValue(value)}`);
+      this.problem(path, `must be an integer from ${min} to ${max}; got ${describeValue(value, 'number')}`);
       return undefined;
     }
     return value;
@@ -127,31 +134,24 @@ export class ConfigReader {
       this.problem(path, `must be a list of ${what}; got ${describeValue(value)}`);
       return [];
     }
+    value.forEach((item, i) => {
+      if (item === null) this.problem(`${path}[${i}]`, `is empty (null): remove the item, or give it a value (${what})`);
+    });
     return value;
   }
 }
 
 /**
- * What a wrong value is, in words a user can act on: YAML's `.nan` and `.inf` are numbers to
- * JavaScript and would print as `null` through JSON; a quoted number is a string.
+ * What a wrong value is, in words a user can act on, faithfully: YAML's `.nan` and `.inf`
+ * (and a number too large, `1e400`) are numbers to JavaScript and would print as `null`
+ * through JSON; a long string is cut; key-like text is not shown. `expected: 'number'` for a
+ * field that takes a number: only there is a quoted number told to lose its quotes (a
+ * field that must be quoted, such as fileMode, says so itself).
  */
-export function describeValue(value: unknown): string {
-  if (typeof value === 'number') {
-    if (Number.isNaN(value)) return '.nan (not a number)';
-    if (value === Infinity) return '.inf (infinity)';
-    if (value === -Infinity) return '-.inf (minus infinity)';
-    return String(value);
+export function describeValue(value: unknown, expected?: 'number'): string {
+  const text = describeYamlValue(value, looksLikeKeyText);
+  if (expected === 'number' && typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) {
+    return `the string ${text} (write numbers without quotes)`;
   }
-  if (typeof value === 'string') {
-    if (value === '') return 'an empty string';
-    if (looksLikeKeyText(value)) return 'a string that looks like a key (not shown)';
-    const quoted = JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-    return value.trim() !== '' && Number.isFinite(Number(value)) ? `the string ${quoted} (write numbers without quotes)` : quoted;
-  }
-  if (typeof value === 'boolean') return `${value} (a boolean)`;
-  if (typeof value === 'bigint') return String(value);
-  if (value === null || value === undefined) return 'nothing';
-  if (typeof value === 'object') return describeYamlObject(value)!;
-  return `a ${typeof value}`;
+  return text;
 }
-

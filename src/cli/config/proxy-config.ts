@@ -8,7 +8,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { readRegularFileSync } from '../../files/index.js';
 import { looksLikeKeyText, parseProtocolName, NoiseError } from '../../noise/index.js';
 import { DEFAULT_KEEPALIVE, KEEPALIVE_LIMITS, PROTOCOL, deadPeerBoundSeconds, type KeepaliveSettings } from '../../proxy/index.js';
-import { isYamlMapping, yamlSyntaxHint } from '../../registry-sync/index.js';
+import { isYamlMapping, yamlFaultHint, yamlFaults } from '../../registry-sync/index.js';
 import { ConfigError, ConfigReader, FILE, describeValue } from './config-reader.js';
 import type { ProjectionConfig } from '../../secrets/index.js';
 
@@ -108,12 +108,13 @@ export function readConfigDocument(file: string): unknown {
   }
   const lineCounter = new LineCounter();
   const parsed = parseDocument(text, { lineCounter, prettyErrors: false });
-  if (parsed.errors.length > 0) {
+  const faults = yamlFaults(parsed);
+  if (faults.length > 0) {
     // One problem per line: the first error there is the fault, the others its echoes.
     const byLine = new Map<number, string>();
-    for (const err of parsed.errors) {
+    for (const err of faults) {
       const line = lineCounter.linePos(err.pos[0]).line;
-      if (!byLine.has(line)) byLine.set(line, yamlSyntaxHint(err.code, err.message));
+      if (!byLine.has(line)) byLine.set(line, yamlFaultHint(err, text));
     }
     throw new ConfigError(file, [...byLine].map(([line, hint]) => ({ path: FILE, message: `line ${line}: not valid YAML: ${hint}` })));
   }

@@ -18,7 +18,7 @@
  * the gateway's) list them all for the documentation check.
  */
 import { isAbsolute } from 'node:path';
-import { DEFAULT_GATEWAY_PORT, ENV_FILE, ENV_NAME, NOTIFY_SIGNALS, type ProjectionConfig, type ProjectionItem } from '../../secrets/index.js';
+import { DEFAULT_GATEWAY_PORT, ENV_FILE, ENV_NAME, NOTIFY_SIGNALS, reservedEnvName, type ProjectionConfig, type ProjectionItem } from '../../secrets/index.js';
 import { checkSecretPath, isAgentId } from '../../trust-vector/index.js';
 import { describeValue, type ConfigReader } from './config-reader.js';
 
@@ -73,7 +73,9 @@ export function parseSecretsSection(r: ConfigReader, value: unknown): Projection
     }
     const env = r.string(item.env, `${at}.env`, 'a shell variable name, e.g. DB_PASSWORD');
     if (env !== undefined) {
+      const reserved = ENV_NAME.test(env) ? reservedEnvName(env) : undefined;
       if (!ENV_NAME.test(env)) r.problem(`${at}.env`, `must be a shell variable name (a letter or _, then letters, digits, _); got ${describeValue(env)}`);
+      else if (reserved !== undefined) r.problem(`${at}.env`, `${env} ${reserved}: choose a name of the application's own, e.g. DB_PASSWORD (docs/configuration.md lists the refused names)`);
       else if (envs.has(env)) r.problem(`${at}.env`, `${env} is also ${envs.get(env)}.env: each variable once`);
       else envs.set(env, at);
     }

@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { parseDocument, LineCounter, isMap, isScalar, type Node } from 'yaml';
 import { FileReadError, readRegularFile } from '../../files/index.js';
-import { yamlSyntaxHint } from '../../registry-sync/index.js';
+import { yamlFaultHint, yamlFaults } from '../../registry-sync/index.js';
 import { checkSecretPath } from '../../trust-vector/index.js';
 import type { SecretValue, SecretsBackend } from '../backend.js';
 import type { SecretsLog } from '../log.js';
@@ -69,14 +69,16 @@ export function parseSecretsFile(text: string, file: string): Map<string, Secret
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const lineOf = (node: Node | null | undefined): number | undefined => (node?.range ? lineCounter.linePos(node.range[0]).line : undefined);
   const problems: SecretsFileProblem[] = [];
-  if (doc.errors.length > 0) {
-    // yaml's own messages may quote the source; only its code and position are kept.
+  const faults = yamlFaults(doc);
+  if (faults.length > 0) {
+    // yaml's own messages may quote the source (a secret value): only its code, its
+    // position and a tag as written are kept, through yamlFaultHint.
     const seen = new Set<number>();
-    for (const err of doc.errors) {
+    for (const err of faults) {
       const line = lineCounter.linePos(err.pos[0]).line;
       if (seen.has(line)) continue;
       seen.add(line);
-      problems.push({ line, path: '', message: `not valid YAML: ${yamlSyntaxHint(err.code, err.code === 'DUPLICATE_KEY' ? 'Map keys must be unique' : '')}` });
+      problems.push({ line, path: '', message: `not valid YAML: ${yamlFaultHint(err, text)}` });
     }
     throw new SecretsFileError(file, problems);
   }
@@ -98,7 +100,12 @@ export function parseSecretsFile(text: string, file: string): Map<string, Secret
     }
     const value = pair.value as Node | null;
     if (!isMap(value)) {
-      problems.push({ line: lineOf(value) ?? lineOf(keyNode), path, message: 'must be a mapping of keys to string values, e.g. {password: "..."}' });
+      const empty = value === null || (isScalar(value) && value.value === null);
+      problems.push({
+        line: lineOf(value) ?? lineOf(keyNode),
+        path,
+        message: empty ? 'is empty (null): give it a mapping of keys to string values, e.g. {password: "..."}, or remove the secret' : 'must be a mapping of keys to string values, e.g. {password: "..."}',
+      });
       continue;
     }
     const data: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -111,9 +118,15 @@ export function parseSecretsFile(text: string, file: string): Map<string, Secret
         continue;
       }
       const v = isScalar(item.value) ? (item.value as { value: unknown }).value : undefined;
+      if (item.value === null || (isScalar(item.value) && v === null)) {
+        // `password:` with nothing after it: not an empty secret, which would be `password: ""`.
+        problems.push({ line: lineOf(item.value as Node) ?? lineOf(item.key as Node), path: `${path}.${k}`, message: 'is empty (null): give it a value in quotes ("" for an empty one), or remove the key' });
+        ok = false;
+        continue;
+      }
       if (typeof v !== 'string') {
         // Never the value itself: it is a secret, even when it is mistyped.
-        problems.push({ line: lineOf(item.value as Node) ?? lineOf(item.key as Node), path: `${path}.${k}`, message: 'must be a string: quote it (a number, boolean, null, list or mapping is refused)' });
+        problems.push({ line: lineOf(item.value as Node) ?? lineOf(item.key as Node), path: `${path}.${k}`, message: 'must be a string: quote it (a number, boolean, list or mapping is refused)' });
         ok = false;
         continue;
       }

@@ -16,6 +16,7 @@ import type { KubernetesBackendConfig, VaultBackendConfig } from '../config.js';
 import type { SecretsLog } from '../log.js';
 import { FileSecretsBackend } from './file.js';
 import { KubernetesBackend, type KubernetesBackendOptions } from './kubernetes.js';
+import { checkVaultAtStart } from './vault-start.js';
 import { VaultBackend, type VaultBackendOptions, type VaultEvent } from './vault.js';
 
 /** The backends this build has. */
@@ -53,13 +54,16 @@ const KUBECONFIG_SETTING = 'gateway.backend.kubernetes.kubeconfig';
  * API server that is down at start makes reads fail (`unavailable`, 503) until it is back,
  * it does not stop the gateway. Throws, with the setting named, what cannot be right later
  * either: SecretsFileError (the file backend's file), SecretsBackendError (vault's caFile
- * unreadable), ClusterConfigError (no usable kubeconfig or service account).
+ * unreadable or no PEM certificates: vault-start.ts), ClusterConfigError (no usable
+ * kubeconfig or service account). Logs one warning for a plain http Vault address that is
+ * not loopback.
  */
 export async function createBackend(config: BackendConfig, deps: BackendDependencies): Promise<SecretsBackend> {
   switch (config.kind) {
     case 'file':
       return FileSecretsBackend.open(config.file, { log: deps.log, ...(deps.filePollMs !== undefined && { pollMs: deps.filePollMs }) });
     case 'vault':
+      await checkVaultAtStart(config.vault, deps.log);
       return new VaultBackend({ ...deps.vault, ...config.vault, onEvent: (event) => logVaultEvent(deps.log, event) });
     case 'kubernetes': {
       const { inClusterRoot, env, ...options } = deps.kubernetes ?? {};
@@ -100,4 +104,5 @@ function logVaultEvent(log: SecretsLog, event: VaultEvent): void {
   }
 }
 
+export { checkVaultCaFile, isLoopbackUrl, MAX_CA_FILE_BYTES } from './vault-start.js';
 export { FileSecretsBackend, SecretsFileError, parseSecretsFile, formatSecretsFileProblem, MAX_SECRETS_FILE_BYTES, type SecretsFileProblem } from './file.js';

@@ -11,20 +11,51 @@
  *
  * Two strings no shell variable can hold are refused, never altered: a NUL (C strings end
  * there) and a string that is not well-formed Unicode (a lone surrogate, which UTF-8 cannot
- * encode).
+ * encode). A file item takes a NUL (a file holds any bytes), not a lone surrogate.
  */
 
 /** A POSIX shell variable name; also what `env` must match in the configuration. */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Why `value` cannot be written as text, or undefined when it can. Never echoes the value. */
-export function unwritableValue(value: string): string | undefined {
-  if (value.includes('\0')) return 'contains a NUL byte, which no environment variable or C string can hold';
+/**
+ * Variables that change how the shell sourcing secrets.env, or any program it starts, behaves:
+ * a secret's value there would choose the programs run (PATH), the code loaded into them
+ * (LD_PRELOAD), or how the shell splits and expands words (IFS). `env` may name none of them
+ * (docs/configuration.md lists them). Shell: POSIX sh's and bash's special variables, and
+ * zsh's lower-case arrays tied to PATH and its kin. Loader: glibc's list of variables it
+ * ignores in set-uid programs for this reason (its "unsecure" environment), every `LD_` name
+ * included.
+ */
+export const RESERVED_ENV_NAMES: ReadonlySet<string> = new Set([
+  // shell
+  'PATH', 'IFS', 'ENV', 'BASH_ENV', 'CDPATH', 'HOME', 'SHELL', 'SHELLOPTS', 'BASHOPTS', 'GLOBIGNORE',
+  'PS1', 'PS2', 'PS3', 'PS4', 'PROMPT_COMMAND', 'PWD', 'OLDPWD', 'OPTIND', 'OPTARG', 'MAIL', 'MAILPATH',
+  'HISTFILE', 'FPATH', 'ZDOTDIR', 'TMOUT', 'POSIXLY_CORRECT', 'EXECIGNORE', 'INPUTRC',
+  'path', 'cdpath', 'fpath', 'mailpath', 'module_path', 'manpath',
+  // dynamic loader and C library (besides LD_*)
+  'GCONV_PATH', 'GETCONF_DIR', 'GLIBC_TUNABLES', 'HOSTALIASES', 'LOCALDOMAIN', 'LOCPATH', 'MALLOC_TRACE',
+  'NIS_PATH', 'NLSPATH', 'RESOLV_HOST_CONF', 'RES_OPTIONS', 'TMPDIR', 'TZDIR',
+]);
+
+/** Why `name` may not be a projected variable (RESERVED_ENV_NAMES, or an `LD_` or `BASH_` name), or undefined. */
+export function reservedEnvName(name: string): string | undefined {
+  if (name.startsWith('LD_')) return 'is read by the dynamic loader (every LD_ variable is), so a secret there would choose code loaded into every program the app starts';
+  if (name.startsWith('BASH_')) return "is one of bash's own variables, which change how the shell behaves";
+  if (RESERVED_ENV_NAMES.has(name)) return 'changes how the shell sourcing secrets.env, or a program it starts, behaves (where it finds programs, how it splits words, what the loader reads)';
+  return undefined;
+}
+
+/**
+ * Why `value` cannot be written as text, or undefined when it can. Never echoes the value.
+ * `env`: for a line of secrets.env, which cannot hold a NUL; a file can.
+ */
+export function unwritableValue(value: string, target: 'env' | 'file'): string | undefined {
+  if (target === 'env' && value.includes('\0')) return 'contains a NUL byte, which no environment variable can hold (a C string ends there)';
   if (/\p{Surrogate}/u.test(value)) return 'is not well-formed Unicode (a lone surrogate), which UTF-8 cannot encode';
   return undefined;
 }
 
-/** `value` as one sh word that expands to exactly `value`. The caller has checked unwritableValue. */
+/** `value` as one sh word that expands to exactly `value`. The caller has checked unwritableValue(value, 'env'). */
 export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }

@@ -223,8 +223,13 @@ export class SecretsProjector {
         }
         value = secret.data[item.key]!;
       }
-      const unwritable = unwritableValue(value);
-      if (unwritable !== undefined) return { ok: false, result: 'invalid', message: `${where}: the value of ${item.key === null ? 'the secret' : JSON.stringify(item.key)} ${unwritable}` };
+      // Each target's own limit, named: a NUL fits a file but no environment variable.
+      const what = `the value of ${item.key === null ? 'the secret' : JSON.stringify(item.key)}`;
+      const unwritable = (item.env !== null ? unwritableValue(value, 'env') : undefined) ?? (item.file !== null ? unwritableValue(value, 'file') : undefined);
+      if (unwritable !== undefined) {
+        const target = item.env !== null && unwritableValue(value, 'file') === undefined ? ` (for env ${item.env})` : '';
+        return { ok: false, result: 'invalid', message: `${where}: ${what} ${unwritable}${target}` };
+      }
       if (item.file !== null) files.set(item.file, Buffer.from(value, 'utf8'));
       if (item.env !== null) env.push([item.env, value]);
     }

@@ -784,24 +784,25 @@ test('nulls: an optional field written empty is stored as null (nullable), and t
   }
 });
 
-test('defaults: the API server stores what the index reads, for absent fields, and for null in the two enums (dropped, then defaulted)', () => {
+test('defaults: the API server stores what the index reads for absent fields; a null in the two enums is refused, never defaulted', () => {
   const minimal = { agentId: 'payments/api', installationId: '0f8e2c1a-93bb-4b54-94fb-bfa65662dce3', publicKey: newKey(), generation: 1 };
-  for (const peer of [minimal, { ...minimal, clearance: null, agentType: null }]) {
-    // The index would refuse the null itself; it reads what the API server stored.
-    const input = peer === minimal ? peer : minimal;
-    const verdict = api.admit(registry([peer]));
-    assert.deepEqual(verdict.errors, []);
-    const stored = ((verdict.object as { spec: { peers: Obj[] } }).spec.peers[0])!;
-    const entry = validateClearanceRegistry(registry([input]), { document: 't' }).object!.entries[0]!;
-    assert.deepEqual(
-      { clearance: stored.clearance, agentType: stored.agentType, delegationDepth: stored.delegationDepth, revoked: stored.revoked },
-      { clearance: entry.clearance, agentType: entry.agentType, delegationDepth: entry.delegationDepth, revoked: entry.revoked },
-    );
-    // And the stored object reads the same in the index.
-    const again = validateClearanceRegistry(verdict.object, { document: 't' });
-    assert.deepEqual(again.problems, []);
-  }
+  const verdict = api.admit(registry([minimal]));
+  assert.deepEqual(verdict.errors, []);
+  const stored = ((verdict.object as { spec: { peers: Obj[] } }).spec.peers[0])!;
+  const entry = validateClearanceRegistry(registry([minimal]), { document: 't' }).object!.entries[0]!;
+  assert.deepEqual(
+    { clearance: stored.clearance, agentType: stored.agentType, delegationDepth: stored.delegationDepth, revoked: stored.revoked },
+    { clearance: entry.clearance, agentType: entry.agentType, delegationDepth: entry.delegationDepth, revoked: entry.revoked },
+  );
+  // And the stored object reads the same in the index.
+  assert.deepEqual(validateClearanceRegistry(verdict.object, { document: 't' }).problems, []);
   // The absent fields without a default stay absent: the index's absence (no meshPort: 15443).
-  const stored = (api.admit(registry([minimal])).object as { spec: { peers: Obj[] } }).spec.peers[0]!;
   assert.deepEqual(Object.keys(stored).sort(), ['agentId', 'agentType', 'clearance', 'delegationDepth', 'generation', 'installationId', 'publicKey', 'revoked']);
+  // A null enum (a template that rendered nothing) is kept by `nullable` and fails the enum
+  // check: the object is refused. Dropped and defaulted, a null agentType would have been
+  // `service`, and passed a policy's `agentTypes: [service]`.
+  for (const field of ['clearance', 'agentType']) {
+    const refused = api.admit(registry([{ ...minimal, [field]: null }]));
+    assert.deepEqual(refused.errors, [`spec.peers[0].${field}: enum must be equal to one of the allowed values`]);
+  }
 });

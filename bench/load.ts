@@ -184,24 +184,29 @@ function chooseScenarios(o: Options, args: readonly string[] = []): Scenario[] {
   return chosen;
 }
 
-/** Seconds of set-up, and around each measured run beyond its warm-up and scenario (the client's start, the counters), measured on this host. */
-const SETUP_SECONDS = 30;
-const RUN_OVERHEAD_SECONDS = 4;
-/** A path's warm-up after a (re)start, with its daemons' start. */
-const RESTART_SECONDS = PATH_WARMUP.durationSeconds + WARMUP_SECONDS + RUN_OVERHEAD_SECONDS + 3;
+/**
+ * For the estimate, seconds measured on this host (a run of http-20, 3 s, one round: 71 s):
+ * setting up and tearing down the pods and daemons; around each run beyond its warm-up and
+ * scenario (the client's start, the counters); a noisemesh restart before its warm-up.
+ */
+const SETUP_SECONDS = 12;
+const RUN_OVERHEAD_SECONDS = 1;
+const RESTART_SECONDS = 2;
 
 /** Roughly how long a run with these options takes, seconds: the sum of its scenarios, warm-ups and restarts. */
 export function estimateSeconds(args: readonly string[]): number {
   const o = parseOptions(args);
   const chosen = chooseScenarios(o, args);
-  let total = SETUP_SECONDS + 5 * RESTART_SECONDS;
+  const warmUp = PATH_WARMUP.durationSeconds + WARMUP_SECONDS + RUN_OVERHEAD_SECONDS;
+  // Every path is warmed up once at the start.
+  let total = SETUP_SECONDS + 5 * warmUp;
   for (const s of chosen) {
     if (s.kind === 'gateway' && gatewayLine(s) !== null) continue;
     const rounds = s.kind === 'ramp' ? 1 : o.rounds;
     const paths = s.kind === 'gateway' ? 1 : 5;
     total += rounds * paths * (WARMUP_SECONDS + scenarioSeconds(s) + RUN_OVERHEAD_SECONDS);
     // The suites alternate, so each round restarts the proxies once (the gateway: once per scenario).
-    total += (s.kind === 'gateway' ? 1 : rounds) * RESTART_SECONDS;
+    total += (s.kind === 'gateway' ? 1 : rounds) * (RESTART_SECONDS + warmUp);
   }
   return total;
 }

@@ -207,6 +207,11 @@ test('bench/k6 renders with kubectl kustomize: a k6 Job with every script in its
   const request = bytes(container.resources?.requests?.memory);
   assert.ok(need <= limit, `k6 may need ${need / MIB} MiB (${K6_BASE_MIB} + ${maxVUs()} VUs x ${K6_MIB_PER_VU} MiB) but the Job's memory limit is ${limit / MIB} MiB: raise it in deploy/job.yaml or lower maxInFlight in scenarios.json`);
   assert.ok(need <= request, `the Job requests ${request / MIB} MiB of memory, less than the ${need / MIB} MiB k6 may need: the scheduler would not reserve it`);
+  // The quantity is the arithmetic itself, and job.yaml's comment and bench/README.md give it.
+  assert.equal(limit, need, `the Job's memory is ${limit / MIB} MiB where ${K6_BASE_MIB} + ${maxVUs()} x ${K6_MIB_PER_VU} = ${need / MIB} MiB: make them agree (job.yaml's comment, bench/README.md)`);
+  const shown = (need / MIB).toLocaleString('en-US');
+  assert.match(readFileSync(join(K6_DIR, 'deploy/job.yaml'), 'utf8'), new RegExp(`${K6_BASE_MIB} \\+ ${maxVUs()} x ${K6_MIB_PER_VU} = ${shown} MiB`));
+  assert.match(readFileSync(join(repoRoot, 'bench/README.md'), 'utf8'), new RegExp(`${shown} MiB`));
 });
 
 const MIB = 1024 * 1024;
@@ -220,7 +225,7 @@ function maxVUs(): number {
   return Math.max(...loadScenarios().scenarios.map((s) => s.maxInFlight));
 }
 
-/** A Kubernetes memory quantity (`2304Mi`, `2Gi`, `500M`, `1073741824`) in bytes. */
+/** A Kubernetes memory quantity (`2256Mi`, `2Gi`, `500M`, `1073741824`) in bytes. */
 function bytes(quantity: unknown): number {
   const m = /^(\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(String(quantity));
   assert.ok(m, `memory quantity ${String(quantity)}: expected a whole number with an optional unit`);
@@ -230,7 +235,7 @@ function bytes(quantity: unknown): number {
 
 test('memory quantities read as Kubernetes reads them; every in-flight cap holds what Little\'s law needs at its thresholds', () => {
   assert.equal(bytes('1Gi'), 1024 * MIB);
-  assert.equal(bytes('2304Mi'), 2304 * MIB);
+  assert.equal(bytes('2256Mi'), 2256 * MIB);
   assert.equal(bytes('500M'), 500e6);
   assert.equal(bytes('1073741824'), 1024 * MIB);
   assert.throws(() => bytes('1.5Gi'), /expected a whole number/);

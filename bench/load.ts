@@ -180,7 +180,14 @@ function chooseScenarios(o: Options, args: readonly string[] = []): Scenario[] {
   if (o.only !== null && chosen.length !== o.only.length) throw new Error(`--only: no scenario ${o.only.filter((n) => !all.some((s) => s.name === n)).join(', ')} in scenarios.json (it has ${all.map((s) => s.name).join(', ')})`);
   const given = (name: string): boolean => args.some((a) => a.startsWith(`--${name}=`));
   if (given('step-seconds') && !chosen.some((s) => s.kind === 'ramp')) throw new Error(`--step-seconds: no ramp scenario among ${chosen.map((s) => s.name).join(', ')}: it would change nothing`);
-  if (given('seconds') && chosen.every((s) => s.kind === 'ramp')) throw new Error(`--seconds: ${chosen.map((s) => s.name).join(', ')} is a ramp, timed by --step-seconds: it would change nothing`);
+  const onlyRamps = chosen.every((s) => s.kind === 'ramp');
+  if (given('seconds') && onlyRamps) throw new Error(`--seconds: ${chosen.map((s) => s.name).join(', ')} is a ramp, timed by --step-seconds: it would change nothing`);
+  if (given('rounds') && onlyRamps) throw new Error(`--rounds: ${chosen.map((s) => s.name).join(', ')} is a ramp, run once: it would change nothing`);
+  // --quick only sets defaults: with every one it would set given, it would change nothing.
+  const hasRamp = chosen.some((s) => s.kind === 'ramp');
+  if (o.quick && (onlyRamps || (given('seconds') && given('rounds'))) && (!hasRamp || given('step-seconds'))) {
+    throw new Error('--quick: --seconds, --step-seconds and --rounds already set all it would (for the chosen scenarios): it would change nothing');
+  }
   return chosen;
 }
 

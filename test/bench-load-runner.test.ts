@@ -45,6 +45,8 @@ test('a wrong load option is one line naming it, exit 1, before anything starts'
       // An option that would change nothing among the chosen scenarios.
       [['--only=http-20', '--step-seconds=5'], /^--step-seconds: no ramp scenario among http-20: it would change nothing$/],
       [['--only=knee', '--seconds=5'], /^--seconds: knee is a ramp, timed by --step-seconds: it would change nothing$/],
+      [['--only=knee', '--rounds=2'], /^--rounds: knee is a ramp, run once: it would change nothing$/],
+      [['--only=http-20', '--quick', '--seconds=5', '--rounds=2'], /^--quick: --seconds, --step-seconds and --rounds already set all it would/],
     ];
     for (const [args, message] of cases) {
       // Bounded: a wrong option that slipped through would start a run; the timeout ends it.

@@ -28,7 +28,7 @@ test('a wrong benchmark or option is one line, exit 1, before any benchmark star
     [['noise', 'noise'], /^benchmark noise is named more than once$/],
     // A value after a space is taken for a module's name: the line says how options take values.
     [['load', '--seconds', '5'], /^unknown benchmark '5': choose from .* \(options take their value after '=': --seconds=5\)$/],
-    [['load', '--seconds'], /^--seconds takes a value after '=' \(--seconds=VALUE\), not as the next argument$/],
+    [['load', '--seconds'], /^unknown option --seconds \(load takes .*\): options take their value after '=' \(--seconds=VALUE\)$/],
     // An option that does not apply to what was selected would be ignored: refused instead.
     [['revocation', '--only=index', '--sessions=5'], /^--sessions: the index part has no sessions; it would change nothing/],
     [['load', '--only=http-20,churn', '--step-seconds=5'], /^--step-seconds: no ramp scenario among http-20, churn: it would change nothing$/],

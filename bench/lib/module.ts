@@ -38,9 +38,10 @@ export function isOption(arg: string, declared: string): boolean {
 export function assignOptions(modules: readonly BenchModule[], args: readonly string[]): Map<string, string[]> {
   for (const a of args) {
     if (!modules.some((m) => m.options.some((o) => isOption(a, o)))) {
-      if (!a.includes('=') && modules.some((m) => m.options.includes(`${a}=`))) throw new Error(`${a} takes a value after '=' (${a}=VALUE), not as the next argument`);
       const takes = modules.map((m) => `${m.name} takes ${m.options.length === 0 ? "no option" : m.options.join(" ")}`).join("; ");
-      throw new Error(`unknown option ${a} (${takes})`);
+      // `--seconds 5`: the option is declared with a value, given without one.
+      const valueless = !a.includes('=') && modules.some((m) => m.options.includes(`${a}=`));
+      throw new Error(`unknown option ${a} (${takes})${valueless ? `: options take their value after '=' (${a}=VALUE)` : ''}`);
     }
   }
   const declared = [...new Set(modules.flatMap((m) => m.options))];

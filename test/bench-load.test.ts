@@ -438,8 +438,10 @@ test('a client that cannot keep the offered rate says so: sent/s is what went on
 test('the CPU sampler counts a process\'s CPU to well under a clock tick, and a thread that exited in the watch too', async () => {
   // The child burns CPU in bounded loops and reports its own getrusage (all its threads, µs)
   // around each burn; the watch's figure must agree. Phase 1: the main thread, 300 ms (threads
-  // all alive: the schedstat sum, to the nanosecond). Phase 2: a worker thread burns 200 ms and
-  // exits before the watch stops (its schedstat is gone; /proc/<pid>/stat still has it).
+  // all alive: the schedstat sum, to the nanosecond). Phase 2: a worker thread burns 200 ms,
+  // idles 300 ms and exits before the watch stops (its schedstat is gone, but the watch's
+  // samples kept it: as exact). Phase 3: a worker burns 200 ms and exits at once (what it used
+  // after the last sample only /proc/<pid>/stat has: within a few ticks).
   const script = `
     const { Worker } = await import('node:worker_threads');
     const used = () => { const u = process.cpuUsage(); return u.user + u.system; };
@@ -448,7 +450,9 @@ test('the CPU sampler counts a process\'s CPU to well under a clock tick, and a 
     console.log('at ' + used());
     for await (const line of lines) {
       if (line === 'main') burn(300);
-      if (line === 'worker') await new Promise((resolve) => new Worker(${JSON.stringify('(' + String.raw`() => { const used = () => { const u = process.cpuUsage(); return u.user + u.system; }; const s = used(); const d = Date.now() + 20000; while (used() - s < 200000 && Date.now() < d) {} }` + ')()')}, { eval: true }).once('exit', resolve));
+      const worker = (idleMs) => new Promise((resolve) => new Worker(${JSON.stringify('(' + String.raw`() => { const used = () => { const u = process.cpuUsage(); return u.user + u.system; }; const s = used(); const d = Date.now() + 20000; while (used() - s < 200000 && Date.now() < d) {} Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, IDLE_MS); }` + ')()')}.replace('IDLE_MS', String(idleMs)), { eval: true }).once('exit', resolve));
+      if (line === 'idle-worker') await worker(300);
+      if (line === 'worker') await worker(0);
       if (line === 'end') break;
       console.log('at ' + used());
     }
@@ -475,25 +479,35 @@ test('the CPU sampler counts a process\'s CPU to well under a clock tick, and a 
     if (reports.length <= read) throw new Error('no report from the child within 60 s');
     return reports[read++]!;
   };
+  let watch: ResourceWatch | null = null;
   try {
     let before = await next();
-    for (const [phase, burnt, tolerance] of [['main', 0.3, 0.005], ['worker', 0.2, 0.045]] as const) {
-      const watch = new ResourceWatch([{ label: 'child', pid: child.pid! }]);
+    for (const [phase, burnt, tolerance] of [['main', 0.3, 0.005], ['idle-worker', 0.2, 0.005], ['worker', 0.2, 0.045]] as const) {
+      watch = new ResourceWatch([{ label: 'child', pid: child.pid! }]);
       child.stdin!.write(`${phase}\n`);
       const after = await next();
       const [cost] = watch.stop();
+      watch = null;
       const own = after - before;
       assert.ok(own >= burnt, `${phase}: the child used ${own} s`);
       assert.ok(Math.abs(cost!.cpuSeconds - own) < tolerance, `${phase}: the watch counted ${cost!.cpuSeconds} s, the child's getrusage ${own} s`);
-      if (phase === 'main') {
+      if (phase !== 'worker') {
         // Not whole ticks: the figure has the schedstat sum's resolution (ns), not /proc/<pid>/stat's 10 ms.
         assert.ok(Math.abs(cost!.cpuSeconds * 100 - Math.round(cost!.cpuSeconds * 100)) > 1e-9, `${cost!.cpuSeconds} s is a whole number of ticks`);
       }
       before = after;
     }
   } finally {
+    try {
+      watch?.stop();
+    } catch {
+      // The child is gone: nothing to report.
+    }
     child.stdin!.end('end\n');
+    // Bounded: a child stuck in a phase is killed after 10 s.
+    const stuck = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;
+    clearTimeout(stuck);
   }
 });
 

@@ -8,11 +8,12 @@
  * count whole clock ticks (10 ms at USER_HZ 100), which at 20 requests/s in a 30 s run is
  * 0.017 core per 1,000 requests/s per tick. A thread that exits leaves task/ and its time
  * with it; /proc/<pid>/stat keeps counting it (the kernel adds a dead thread's time to its
- * group's). So a watch takes both at its start and stop: where the ticks grew by more than the
- * live threads' sum beyond their own rounding (two ticks), a thread that ran in the watch
- * exited, and the ticks' figure is used; otherwise the threads' sum, to the nanosecond. Exact
- * while no thread exits (node's and haproxy's threads live as long as the process), within a
- * few ticks when some do (stunnel's thread per connection, under churn).
+ * group's). So a watch reads every thread at each sample and keeps what a thread had used by
+ * its last one (CpuTracker), and where the ticks grew by more than that sum beyond their own
+ * rounding (two ticks), the ticks' figure is used. Exact while threads live or exit idle
+ * (node's and haproxy's live as long as the process; stunnel's connection threads end with
+ * their connections), within a few ticks when threads that worked come and go between samples
+ * (stunnel's thread per connection, under churn).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { rssKiB } from '../proxy/pods.js';
@@ -34,45 +35,62 @@ export function statCpuSeconds(pid: number): number {
   return (utime + stime) / USER_HZ;
 }
 
-/** CPU seconds of the threads alive now, from each one's schedstat (nanoseconds; exited threads missing). */
-export function liveThreadsCpuSeconds(pid: number): number {
-  let ns = 0;
+/** Each live thread's CPU seconds so far, by thread id, from its schedstat (nanoseconds). */
+export function threadCpuSeconds(pid: number): Map<string, number> {
+  const threads = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     let text: string;
     try {
       text = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8');
     } catch {
-      // The thread exited between the listing and the read: /proc/<pid>/stat holds its time.
+      // The thread exited between the listing and the read: its last sample, or the ticks, hold its time.
       continue;
     }
     const onCpu = Number(text.slice(0, text.indexOf(' ')));
     if (!Number.isSafeInteger(onCpu)) throw new Error(`unreadable /proc/${pid}/task/${tid}/schedstat`);
-    ns += onCpu;
+    threads.set(tid, onCpu / 1e9);
   }
-  return ns / 1e9;
-}
-
-/** Both readings of a process's CPU time so far, seconds; throws when the process is gone. */
-export interface CpuReading {
-  /** The live threads' schedstat sum (ns resolution, exited threads missing). */
-  readonly live: number;
-  /** /proc/<pid>/stat's utime + stime (tick resolution, exited threads included). */
-  readonly ticks: number;
-}
-
-export function readCpu(pid: number): CpuReading {
-  return { live: liveThreadsCpuSeconds(pid), ticks: statCpuSeconds(pid) };
+  return threads;
 }
 
 /**
- * CPU seconds used between two readings of one process: the live threads' growth, unless the
- * ticks grew by more than that plus their rounding (2 ticks: utime and stime each truncate),
- * which only a thread that exited in between can cause; then the ticks' growth.
+ * One process's CPU time from now on: every thread's schedstat at the start and at each
+ * sample(), each thread counted from its first reading (0 for one born later) to its last, so a
+ * thread that exits keeps what it had used by the sample before (stunnel's connection threads
+ * exit as the client closes its connections, before the watch stops). What a thread used after
+ * its last sample, or a thread that lived and died between two samples, only the ticks see:
+ * where /proc/<pid>/stat grew by more than the threads' sum plus its own rounding (two ticks:
+ * utime and stime each truncate), the ticks' growth is the figure.
  */
-export function cpuBetween(from: CpuReading, to: CpuReading): number {
-  const live = to.live - from.live;
-  const ticks = to.ticks - from.ticks;
-  return ticks - live > 2 / USER_HZ ? ticks : live;
+export class CpuTracker {
+  readonly #first = new Map<string, number>();
+  readonly #last = new Map<string, number>();
+  readonly #ticks0: number;
+
+  constructor(readonly pid: number) {
+    this.#ticks0 = statCpuSeconds(pid);
+    for (const [tid, v] of threadCpuSeconds(pid)) {
+      this.#first.set(tid, v);
+      this.#last.set(tid, v);
+    }
+  }
+
+  /** Reads every thread again; throws when the process is gone. */
+  sample(): void {
+    for (const [tid, v] of threadCpuSeconds(this.pid)) {
+      if (!this.#first.has(tid)) this.#first.set(tid, 0);
+      this.#last.set(tid, v);
+    }
+  }
+
+  /** CPU seconds since the start, reading once more; throws when the process is gone. */
+  seconds(): number {
+    this.sample();
+    let threads = 0;
+    for (const [tid, last] of this.#last) threads += last - this.#first.get(tid)!;
+    const ticks = statCpuSeconds(this.pid) - this.#ticks0;
+    return ticks - threads > 2 / USER_HZ ? ticks : threads;
+  }
 }
 
 export interface Watched {
@@ -91,21 +109,23 @@ export interface ProcessCost {
 
 /** Watches processes from now until stop(). */
 export class ResourceWatch {
-  readonly #cpu0: CpuReading[];
+  readonly #cpu: CpuTracker[];
   readonly #peak: number[];
   readonly #t0 = performance.now();
   readonly #timer: NodeJS.Timeout;
 
   constructor(private readonly processes: readonly Watched[]) {
-    this.#cpu0 = processes.map((p) => readCpu(p.pid));
+    this.#cpu = processes.map((p) => new CpuTracker(p.pid));
     this.#peak = processes.map((p) => rssKiB(p.pid));
-    this.#timer = setInterval(() => this.#sample(), SAMPLE_MS);
+    // Sampling alone must not keep a process alive: whoever made the watch stops it.
+    this.#timer = setInterval(() => this.#sample(), SAMPLE_MS).unref();
   }
 
   #sample(): void {
     this.processes.forEach((p, i) => {
       try {
         this.#peak[i] = Math.max(this.#peak[i]!, rssKiB(p.pid));
+        this.#cpu[i]!.sample();
       } catch {
         // The process ended; stop() reports it.
       }
@@ -116,6 +136,6 @@ export class ResourceWatch {
     clearInterval(this.#timer);
     this.#sample();
     const seconds = (performance.now() - this.#t0) / 1000;
-    return this.processes.map((p, i) => ({ label: p.label, cpuSeconds: cpuBetween(this.#cpu0[i]!, readCpu(p.pid)), seconds, peakRssKiB: this.#peak[i]! }));
+    return this.processes.map((p, i) => ({ label: p.label, cpuSeconds: this.#cpu[i]!.seconds(), seconds, peakRssKiB: this.#peak[i]! }));
   }
 }

@@ -13,17 +13,18 @@
  *
  * Scenarios run one after another, the ramp last; within a scenario every path in turn, in
  * `--rounds` rounds (default 3; the ramp once), so a burst of load elsewhere on the machine
- * lands on all of them; each path's figures are from its round with the median p99. noisemesh's rules are installed only for
+ * lands on all of them; what a path adds over plain TCP is paired in the same round, and each
+ * path's row is its round with the median added p99 (report.ts, pairedRows). noisemesh's rules are installed only for
  * its turns. The secrets-gateway scenarios have one path: `noisemesh gateway` in B (B's
  * identity, the registry, a policy and file backend from bench/load/gateway.ts, an audit
  * file) reached from A's client through A's proxy over Noise, with ChaChaPoly; they run after
  * the other constant-rate scenarios and before the ramp. A build without the command reports
  * them as not available rather than measured.
  */
-import { accessSync, chmodSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import type { BenchModule } from './lib/module.js';
+import { join } from 'node:path';
+import { outputFileOption, type BenchModule } from './lib/module.js';
 import { exitOnInterrupt } from './lib/interrupt.js';
 import { describeLoad, describeMachine } from './lib/machine.js';
 import type { ConstantScenario, GatewayScenario, LoadSummary, Scenario } from './k6/contract.js';
@@ -36,7 +37,7 @@ import { SUITES } from './proxy/report.js';
 import { startStunnel, type StunnelPath } from './proxy/stunnel.js';
 import { gatewayFiles } from './load/gateway.js';
 import { findK6, runK6, stageScripts } from './load/k6.js';
-import { COST_LEGEND, GOALS, goalsTable, kneeTable, loadGoals, medianRun, scenarioTable, type LoadPathKey, type PathRun } from './load/report.js';
+import { COST_LEGEND, GOALS, goalsTable, kneeTable, loadGoals, pairedRows, ROUNDS_LEGEND, scenarioTable, type LoadPathKey, type PathRun } from './load/report.js';
 import { ResourceWatch, type ProcessCost, type Watched } from './load/resources.js';
 import { loadScenarios } from './load/scenarios.js';
 import { repoRoot } from '../test/helpers/paths.js';
@@ -85,8 +86,9 @@ const LOAD_OPTIONS = ['--quick', '--seconds=', '--step-seconds=', '--only=', '--
 
 /**
  * The load module's options; a wrong one throws one line naming it and what it takes, before
- * anything is started (run.ts prints the message alone). `--out` is checked here too: a path
- * that cannot be written would otherwise fail only after the whole run.
+ * anything is started (run.ts prints the message alone). `--out` is opened here as the run
+ * will open it (outputFileOption): a path that cannot be written would otherwise fail only
+ * after the whole run.
  */
 export function parseOptions(args: readonly string[]): Options {
   const known = LOAD_OPTIONS;
@@ -109,17 +111,7 @@ export function parseOptions(args: readonly string[]): Options {
     const twice = only.find((n, i) => only.indexOf(n) !== i);
     if (twice !== undefined) throw new Error(`--only: ${twice} is named twice`);
   }
-  const out = value('out');
-  if (out !== null) {
-    if (out === '') throw new Error('--out=: give the file to write every summary to');
-    const dir = dirname(resolve(out));
-    try {
-      accessSync(dir, constants.W_OK);
-    } catch {
-      throw new Error(`--out=${out}: cannot write in ${dir} (does it exist?)`);
-    }
-    if (existsSync(out) && statSync(out).isDirectory()) throw new Error(`--out=${out}: is a directory; give a file`);
-  }
+  const out = outputFileOption(args, 'out', 'the file to write every summary to') ?? null;
   const quick = args.includes('--quick');
   return {
     quick,
@@ -177,17 +169,58 @@ async function runClient(net: PodNetwork, a: Pod, dir: string, s: Scenario, to: 
   return { ...result, costs };
 }
 
-/** The scenarios `--only=` names (all when absent), shortened by the options; one line for a name scenarios.json lacks. */
-function chooseScenarios(o: Options): Scenario[] {
+/**
+ * The scenarios `--only=` names (all when absent), shortened by the options; one line for a
+ * name scenarios.json lacks, or for an option that shortens no chosen scenario
+ * (`--step-seconds` without the ramp, `--seconds` with the ramp alone): it would be ignored.
+ */
+function chooseScenarios(o: Options, args: readonly string[] = []): Scenario[] {
   const all = loadScenarios().scenarios.map((s) => shorten(s, o));
   const chosen = o.only === null ? all : all.filter((s) => o.only!.includes(s.name));
   if (o.only !== null && chosen.length !== o.only.length) throw new Error(`--only: no scenario ${o.only.filter((n) => !all.some((s) => s.name === n)).join(', ')} in scenarios.json (it has ${all.map((s) => s.name).join(', ')})`);
+  const given = (name: string): boolean => args.some((a) => a.startsWith(`--${name}=`));
+  if (given('step-seconds') && !chosen.some((s) => s.kind === 'ramp')) throw new Error(`--step-seconds: no ramp scenario among ${chosen.map((s) => s.name).join(', ')}: it would change nothing`);
+  const onlyRamps = chosen.every((s) => s.kind === 'ramp');
+  if (given('seconds') && onlyRamps) throw new Error(`--seconds: ${chosen.map((s) => s.name).join(', ')} is a ramp, timed by --step-seconds: it would change nothing`);
+  if (given('rounds') && onlyRamps) throw new Error(`--rounds: ${chosen.map((s) => s.name).join(', ')} is a ramp, run once: it would change nothing`);
+  // --quick only sets defaults: with every one it would set given, it would change nothing.
+  const hasRamp = chosen.some((s) => s.kind === 'ramp');
+  if (o.quick && (onlyRamps || (given('seconds') && given('rounds'))) && (!hasRamp || given('step-seconds'))) {
+    throw new Error('--quick: --seconds, --step-seconds and --rounds already set all it would (for the chosen scenarios): it would change nothing');
+  }
   return chosen;
+}
+
+/**
+ * For the estimate, seconds measured on this host (a run of http-20, 3 s, one round: 71 s):
+ * setting up and tearing down the pods and daemons; around each run beyond its warm-up and
+ * scenario (the client's start, the counters); a noisemesh restart before its warm-up.
+ */
+const SETUP_SECONDS = 12;
+const RUN_OVERHEAD_SECONDS = 1;
+const RESTART_SECONDS = 2;
+
+/** Roughly how long a run with these options takes, seconds: the sum of its scenarios, warm-ups and restarts. */
+export function estimateSeconds(args: readonly string[]): number {
+  const o = parseOptions(args);
+  const chosen = chooseScenarios(o, args);
+  const warmUp = PATH_WARMUP.durationSeconds + WARMUP_SECONDS + RUN_OVERHEAD_SECONDS;
+  // Every path is warmed up once at the start.
+  let total = SETUP_SECONDS + 5 * warmUp;
+  for (const s of chosen) {
+    if (s.kind === 'gateway' && gatewayLine(s) !== null) continue;
+    const rounds = s.kind === 'ramp' ? 1 : o.rounds;
+    const paths = s.kind === 'gateway' ? 1 : 5;
+    total += rounds * paths * (WARMUP_SECONDS + scenarioSeconds(s) + RUN_OVERHEAD_SECONDS);
+    // The suites alternate, so each round restarts the proxies once (the gateway: once per scenario).
+    total += (s.kind === 'gateway' ? 1 : rounds) * (RESTART_SECONDS + warmUp);
+  }
+  return total;
 }
 
 async function run(args: readonly string[]): Promise<void> {
   const o = parseOptions(args);
-  const chosen = chooseScenarios(o);
+  const chosen = chooseScenarios(o, args);
   requireBenchTools(LOAD_TOOLS);
   const unmeasured = chosen.filter((s) => s.kind === 'gateway' && gatewayLine(s) !== null);
   // The ramp goes last: its top steps overload every path, and what follows would be measured on
@@ -305,6 +338,8 @@ async function run(args: readonly string[]): Promise<void> {
         if (k6 !== null) {
           if (isMesh) handshakesBefore = await mesh.acceptedHandshakes();
           if (path.key === 'gateway') decisionsBefore = await mesh.secretDecisions();
+          // The watch spans k6's start-up and its graceful stop too; coresPer1k divides its CPU
+          // by every request carried in it, not by a rate over the scenario's seconds alone.
           const watch = new ResourceWatch(path.processes());
           summary = await runK6(net, a, k6, join(dir, 'k6'), s, path.endpoint, isMesh && s.kind === 'churn' ? `http://${b.ipv4}:15020/metrics` : null);
           costs = watch.stop();
@@ -336,7 +371,7 @@ async function run(args: readonly string[]): Promise<void> {
             throw new Error(`${path.name}: the gateway decided ${decided} requests for ${summary.requests - summary.errors} answered as planned: answers came from elsewhere`);
           }
         }
-        log(`${path.name}: ${summary.achievedRate.toFixed(0)}/s, generator lag p99 ${lagMs?.p99.toFixed(2) ?? '-'} ms, p99 ${summary.latencyMs?.p99.toFixed(2) ?? '-'} ms, ${summary.errors} errors, ${summary.dropped} dropped (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+        log(`${path.name}: sent ${summary.sentRate.toFixed(0)}/s of ${summary.targetRate}/s offered, generator lag p99 ${lagMs?.p99.toFixed(2) ?? '-'} ms, p99 ${summary.latencyMs?.p99.toFixed(2) ?? '-'} ms, ${summary.errors} errors, ${summary.dropped} dropped (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
         return { path: path.key, name: path.name, summary, lagMs, costs };
       } finally {
         await path.leave();
@@ -346,14 +381,17 @@ async function run(args: readonly string[]): Promise<void> {
     for (const s of measured) {
       const rounds = s.kind === 'ramp' ? 1 : o.rounds;
       const keys = pathsFor(s, 0).map((p) => p.key);
-      const collected = new Map<LoadPathKey, PathRun[]>(keys.map((k) => [k, []]));
+      // One map per round, so that what a path adds is taken against plain TCP of its own round.
+      const collected: Map<LoadPathKey, PathRun>[] = [];
       for (let round = 0; round < rounds; round++) {
+        const thisRound = new Map<LoadPathKey, PathRun>();
         for (const path of pathsFor(s, switches++)) {
           log(`${s.name} (${scenarioSeconds(s)} s), round ${round + 1}/${rounds}: ${path.name}`);
-          collected.get(path.key)!.push(await measureOne(path, s));
+          thisRound.set(path.key, await measureOne(path, s));
         }
+        collected.push(thisRound);
       }
-      byScenario.set(s.name, keys.map((k) => medianRun(collected.get(k)!)));
+      byScenario.set(s.name, pairedRows(keys, collected));
     }
     await mesh.stop();
     await haproxy.stop();
@@ -373,7 +411,7 @@ async function run(args: readonly string[]): Promise<void> {
       ? `Generator: open model on raw-socket HTTP/1.1 (bench/load), latency from each request's scheduled start; ${WARMUP_SECONDS} s warm-up per run at its first rate, not counted.`
       : 'Generator: k6 with the scripts of bench/k6.',
   );
-  console.log(`Rounds: ${o.rounds} per scenario (the ramp: 1), paths interleaved; each row is the path's round with the median p99, beside the range of p99 over its rounds.`);
+  console.log(`Rounds: ${o.rounds} per scenario (the ramp: 1), paths interleaved. ${ROUNDS_LEGEND}`);
   console.log("Latency: p50, p99 and p99.9 as k6's Trend computes p(N) (rank N/100 x (n - 1), interpolated between the two closest ranks), over successful requests.");
   console.log(`${COST_LEGEND}\n`);
   for (const s of measured) {
@@ -398,7 +436,9 @@ async function run(args: readonly string[]): Promise<void> {
 export const loadBench: BenchModule = {
   name: 'load',
   options: LOAD_OPTIONS,
-  check: (args) => void chooseScenarios(parseOptions(args)),
+  check: (args) => void chooseScenarios(parseOptions(args), args),
+  requires: () => requireBenchTools(LOAD_TOOLS),
+  estimateSeconds,
   description: 'HTTP at fixed arrival rates (open model) through plain TCP, haproxy and stunnel TLS 1.3 mTLS pairs, and noisemesh (ChaChaPoly, AESGCM)',
   run,
 };

@@ -306,6 +306,9 @@ async function run(args: readonly string[]): Promise<void> {
 export const proxyBench: BenchModule = {
   name: 'proxy',
   options: ['--quick'],
+  requires: () => requireBenchTools(),
+  // bench/README.md, proxy: "~7 minutes" for the full run; --quick is not timed there.
+  estimateSeconds: (args) => (args.includes('--quick') ? null : 7 * 60),
   description: 'noisemesh data plane in two network namespaces against plain TCP, wireguard-go, a TLS 1.3 mTLS stunnel pair and a Node relay',
   run,
 };

@@ -370,7 +370,17 @@ function revocationOptions(args: readonly string[]): { only: string | undefined;
   const only = optionValue(args, 'only');
   if (only !== undefined && only !== 'sessions' && only !== 'index') throw new Error(`--only=${only}: choose sessions or index`);
   const sessions = wholeOption(args, 'sessions', 'a number of sessions', 1, 100_000);
+  if (sessions !== undefined && only === 'index') throw new Error('--sessions: the index part has no sessions; it would change nothing (drop it, or --only=sessions)');
   return { only, counts: sessions === undefined ? SESSION_COUNTS : [sessions] };
+}
+
+/** The sessions part's descriptors: the client proxy holds two a session. */
+function requireDescriptors(counts: readonly number[]): void {
+  const limit = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim());
+  const largest = Math.max(...counts);
+  if (Number.isFinite(limit) && limit < 2 * largest + 200) {
+    throw new Error(`the client proxy needs two descriptors a session, ${2 * largest + 200} in all; ulimit -n is ${limit}: raise it`);
+  }
 }
 
 async function run(args: readonly string[]): Promise<void> {
@@ -380,11 +390,7 @@ async function run(args: readonly string[]): Promise<void> {
 }
 
 async function sessionsPart(counts: readonly number[]): Promise<void> {
-  const limit = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim());
-  const largest = Math.max(...counts);
-  if (Number.isFinite(limit) && limit < 2 * largest + 200) {
-    throw new Error(`the client proxy needs two descriptors a session, ${2 * largest + 200} in all; ulimit -n is ${limit}: raise it`);
-  }
+  requireDescriptors(counts);
   console.log(`Sessions: ${PEERS} peers, ${REVOCATIONS} revocations per size; event sent -> index updated -> last session aborted (ms).\n`);
   const rows: string[][] = [];
   for (const total of counts) {
@@ -421,6 +427,10 @@ export const revocationBench: BenchModule = {
   name: 'revocation',
   options: ['--only=', '--sessions='],
   check: revocationOptions,
+  requires: (args) => {
+    const { only, counts } = revocationOptions(args);
+    if (only !== 'index') requireDescriptors(counts);
+  },
   description: 'revoking one peer among 1,000 and 10,000 sessions through the Kubernetes source; the index update cost at 1k-50k peers',
   run,
 };

@@ -7,14 +7,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import type { LoadSummary } from '../bench/k6/contract.js';
 import { INTERRUPTS } from '../bench/lib/interrupt.js';
-import { COST_LEGEND, coresPer1k, goalsTable, loadGoals, scenarioTable, type PathRun } from '../bench/load/report.js';
+import { COST_LEGEND, coresPer1k, goalsTable, loadGoals, pairedRows, ROUNDS_LEGEND, RSS_GOAL_TEXT, scenarioTable, type LoadPathKey, type PathRun } from '../bench/load/report.js';
 import { requireTools, sweepStaleNamespaces } from './helpers/netns.js';
 import { repoRoot } from './helpers/paths.js';
 
@@ -22,6 +22,10 @@ const RUN = join(repoRoot, 'dist/bench/run.js');
 
 test('a wrong load option is one line naming it, exit 1, before anything starts', () => {
   const dir = mkdtempSync(join(tmpdir(), 'noisemesh-load-options-'));
+  writeFileSync(join(dir, 'a-file'), 'x');
+  // Root's, mode 0755: another user cannot write in it (the permission case runs as nobody).
+  mkdirSync(join(dir, 'read-only'), { mode: 0o755 });
+  chmodSync(dir, 0o755);
   try {
     const cases: [string[], RegExp][] = [
       [['--bogus'], /^unknown option --bogus \(load takes /],
@@ -33,8 +37,16 @@ test('a wrong load option is one line naming it, exit 1, before anything starts'
       [['--only=http-20,'], /^--only=http-20,: a comma-separated list/],
       [['--only=http-20,http-20'], /^--only: http-20 is named twice$/],
       [['--out='], /^--out=: give the file to write every summary to$/],
-      [[`--out=${join(dir, 'missing', 'x.json')}`], /^--out=.*: cannot write in .*missing \(does it exist\?\)$/],
-      [[`--out=${dir}`], /^--out=.*: is a directory; give a file$/],
+      // The file is opened as the run will open it: every way that fails is found now.
+      [[`--out=${join(dir, 'missing', 'x.json')}`], /^--out=.*missing\/x\.json: cannot write it: a directory on its path does not exist$/],
+      [[`--out=${join(dir, 'newdir')}/`], /^--out=.*newdir\/: names a directory; give a file$/],
+      [[`--out=${join(dir, 'a-file', 'x')}`], /^--out=.*a-file\/x: cannot write it: a part of its path is not a directory$/],
+      [[`--out=${dir}`], /^--out=.*: cannot write it: is a directory; give a file$/],
+      // An option that would change nothing among the chosen scenarios.
+      [['--only=http-20', '--step-seconds=5'], /^--step-seconds: no ramp scenario among http-20: it would change nothing$/],
+      [['--only=knee', '--seconds=5'], /^--seconds: knee is a ramp, timed by --step-seconds: it would change nothing$/],
+      [['--only=knee', '--rounds=2'], /^--rounds: knee is a ramp, run once: it would change nothing$/],
+      [['--only=http-20', '--quick', '--seconds=5', '--rounds=2'], /^--quick: --seconds, --step-seconds and --rounds already set all it would/],
     ];
     for (const [args, message] of cases) {
       // Bounded: a wrong option that slipped through would start a run; the timeout ends it.
@@ -45,10 +57,27 @@ test('a wrong load option is one line naming it, exit 1, before anything starts'
       assert.match(lines[0]!, message);
       assert.doesNotMatch(r.stdout, /load bench|starting/, `${args.join(' ')}: nothing started`);
     }
+    // No permission: checked before root is (the options first), so as nobody it is this line.
+    const denied = spawnSync(process.execPath, [RUN, 'load', `--out=${join(dir, 'read-only', 'x.json')}`], { encoding: 'utf8', timeout: 60_000, uid: 65534, gid: 65534 });
+    assert.equal(denied.status, 1, denied.stderr);
+    assert.deepEqual(denied.stderr.split('\n').filter((l) => l !== ''), [`--out=${join(dir, 'read-only', 'x.json')}: cannot write it: permission denied`]);
+    // A file that exists is opened and left as it was; one the check made is removed again.
+    const kept = join(dir, 'kept.json');
+    writeFileSync(kept, 'earlier');
+    const fresh = join(dir, 'fresh.json');
+    for (const file of [kept, fresh]) {
+      // --rounds=0 fails after --out is checked: nothing starts, and the file is as it was.
+      const r = spawnSync(process.execPath, [RUN, 'load', `--out=${file}`, '--rounds=0'], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /^--rounds=0:/);
+    }
+    assert.equal(readFileSync(kept, 'utf8'), 'earlier');
+    assert.equal(existsSync(fresh), false, 'the probe leaves no file behind');
     // Not root: one line that says so, and names no other benchmark's needs.
     const user = spawnSync(process.execPath, [RUN, 'load', '--quick'], { encoding: 'utf8', timeout: 60_000, uid: 65534, gid: 65534 });
     assert.equal(user.status, 1, user.stderr);
-    assert.deepEqual(user.stderr.split('\n').filter((l) => l !== ''), ['this benchmark needs root: it creates network namespaces, iptables rules and, for proxy, wg interfaces (run it as root)']);
+    assert.deepEqual(user.stderr.split('\n').filter((l) => l !== ''), ['load: this benchmark needs root: it creates network namespaces, iptables rules and, for proxy, wg interfaces (run it as root)']);
+    assert.equal(user.stdout, '', 'nothing started or printed');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -101,7 +130,7 @@ function run(path: PathRun['path'], scenario: string, over: Partial<LoadSummary>
     durationSeconds: 10,
     requests: 20_000,
     dropped: 0,
-    achievedRate: 2000,
+    sentRate: 2000,
     errors: 0,
     errorRate: 0,
     errorKinds: {},
@@ -110,7 +139,8 @@ function run(path: PathRun['path'], scenario: string, over: Partial<LoadSummary>
     ok: true,
     ...over,
   } as LoadSummary;
-  const costs = path === 'plain' ? [] : [{ label: 'A', cores: 0.2, peakRssKiB: 50 * 1024 }, { label: 'B', cores: 0.2, peakRssKiB: 50 * 1024 }];
+  // 0.2 cores over the 10 s run: 2 CPU seconds each.
+  const costs = path === 'plain' ? [] : [{ label: 'A', cpuSeconds: 2, seconds: 10, peakRssKiB: 50 * 1024 }, { label: 'B', cpuSeconds: 2, seconds: 10, peakRssKiB: 50 * 1024 }];
   return { path, name: path, summary, lagMs: null, costs };
 }
 
@@ -119,12 +149,16 @@ const latency = (p99: number): LoadSummary['latencyMs'] => ({ p50: 1, p99, p999:
 test('CPU per 1,000 req/s divides by the requests carried (answered as planned), not those attempted; none carried is "-"', () => {
   // 10 s: 20,000 requests started (2,000/s attempted), half of them failed, 3,000 more arrivals
   // dropped: 1,000/s carried. Each proxy used 0.2 cores: 0.2 per 1,000 carried, not 0.1.
-  const half = run('chacha', 'http-2000', { requests: 20_000, errors: 10_000, errorRate: 0.5, dropped: 3_000, achievedRate: 2000 });
+  const half = run('chacha', 'http-2000', { requests: 20_000, errors: 10_000, errorRate: 0.5, dropped: 3_000, sentRate: 2000 });
   assert.equal(coresPer1k(half.costs[0]!, half.summary), 0.2);
   assert.match(scenarioTable([half]), / 0\.200 +0\.200 +50\.0 +50\.0 /);
   const cpuGoal = (r: PathRun) => loadGoals(new Map([['http-2000', [r]]]), 'http-2000', null).find((g) => g.goal.startsWith('CPU') && g.path.endsWith(', A'))!;
   assert.equal(cpuGoal(half).met, true);
-  assert.match(cpuGoal(half).detail, /^0\.200 core per 1,000 req\/s \(0\.200 cores at 1000\/s carried\)$/);
+  assert.match(cpuGoal(half).detail, /^0\.200 core per 1,000 req\/s \(2\.000 CPU s for 10000 requests carried\)$/);
+  // The same CPU over a watch twice as long (k6's start-up and graceful stop, the answers after
+  // the schedule) is the same CPU for the same requests: the figure does not depend on the span.
+  const longer = { ...half, costs: half.costs.map((c) => ({ ...c, seconds: 20 })) };
+  assert.equal(coresPer1k(longer.costs[0]!, longer.summary), 0.2);
   // Nothing succeeded: no figure, and the goal is not met.
   const none = run('aesgcm', 'http-2000', { requests: 20_000, errors: 20_000, errorRate: 1, latencyMs: null });
   assert.ok(Number.isNaN(coresPer1k(none.costs[0]!, none.summary)));
@@ -134,18 +168,24 @@ test('CPU per 1,000 req/s divides by the requests carried (answered as planned),
   assert.equal(cpuGoal(none).met, false);
   assert.match(cpuGoal(none).detail, /^no request succeeded/);
   // The legend printed with the tables says what the figure divides by.
-  assert.match(COST_LEGEND, /per 1,000 successful requests\/s/);
+  assert.match(COST_LEGEND, /per 1,000 successful requests/);
   assert.match(COST_LEGEND, /'-' when none succeeded/);
 });
 
+/** Rows paired as the runner pairs them, from one map per round. */
+function rows(...rounds: PathRun[][]): PathRun[] {
+  const keys = rounds[0]!.map((r) => r.path);
+  return pairedRows(keys, rounds.map((round) => new Map<LoadPathKey, PathRun>(round.map((r) => [r.path, r]))));
+}
+
 test('goals: added p99 against a haproxy pair that added a negative p99 is decided on the figures', () => {
   const at2000 = new Map<string, PathRun[]>([
-      ['http-2000', [
+      ['http-2000', rows([
         run('plain', 'http-2000', { latencyMs: latency(50) }),
         run('haproxy', 'http-2000', { latencyMs: latency(20) }), // -30 ms: the host, not haproxy
         run('chacha', 'http-2000', { latencyMs: latency(1000) }),
         run('aesgcm', 'http-2000', { latencyMs: latency(10) }),
-      ]],
+      ])],
   ]);
   const goals = loadGoals(at2000, 'http-2000', null).filter((g) => g.goal.startsWith('added p99'));
   assert.deepEqual(goals.map((g) => [g.path, g.met]), [['chacha', false], ['aesgcm', true]]);
@@ -153,10 +193,67 @@ test('goals: added p99 against a haproxy pair that added a negative p99 is decid
   assert.match(table, /chacha +- +NO +\+950\.00 ms against -30\.00 ms/);
   assert.match(table, /aesgcm +- +yes +-40\.00 ms against -30\.00 ms/);
   // A positive baseline still gives the ratio, and met agrees with it.
-  const positive = loadGoals(new Map([['http-2000', [run('plain', 'http-2000', { latencyMs: latency(10) }), run('haproxy', 'http-2000', { latencyMs: latency(20) }), run('chacha', 'http-2000', { latencyMs: latency(25) })]]]), 'http-2000', null);
+  const positive = loadGoals(new Map([['http-2000', rows([run('plain', 'http-2000', { latencyMs: latency(10) }), run('haproxy', 'http-2000', { latencyMs: latency(20) }), run('chacha', 'http-2000', { latencyMs: latency(25) })])]]), 'http-2000', null);
   const added = positive.find((g) => g.goal.startsWith('added p99'))!;
   assert.equal(added.ratio, 1.5);
   assert.equal(added.met, false);
+});
+
+test('added latency is paired in the same round: the row is the median round by added p99 (even count: the worse), and the goal uses it', () => {
+  // Three rounds. Plain's p99 swings with the host (5, 50, 10 ms); chacha adds +3, +2, +40;
+  // haproxy adds +20, +1, +4. Unpaired (each path's median-p99 round against plain's
+  // median-p99 round, 10 ms) would give chacha 50 - 10 = +40 against haproxy 25 - 10 = +15: a
+  // miss. Paired, chacha's median added p99 is +3 (round 1) and haproxy's +4 (round 3): met;
+  // and each row carries plain's figures of its own round.
+  const r = (path: LoadPathKey, p99: number): PathRun => run(path, 'http-2000', { latencyMs: latency(p99) });
+  const three = rows(
+    [r('plain', 5), r('haproxy', 25), r('chacha', 8)],
+    [r('plain', 50), r('haproxy', 51), r('chacha', 52)],
+    [r('plain', 10), r('haproxy', 14), r('chacha', 50)],
+  );
+  const [plain, haproxy, chacha] = three as [PathRun, PathRun, PathRun];
+  assert.equal(plain.summary.latencyMs!.p99, 10, "plain's own row: its median-p99 round");
+  assert.equal(plain.baseline, undefined);
+  assert.equal(chacha.summary.latencyMs!.p99, 8, "chacha's row: round 1, its median added p99 (+3)");
+  assert.equal(chacha.baseline!.p99, 5, "paired with plain's round 1, not plain's median round");
+  assert.deepEqual(chacha.addedP99RangeMs, [2, 40]);
+  assert.deepEqual(chacha.p99RangeMs, [8, 52]);
+  assert.equal(haproxy.summary.latencyMs!.p99, 14);
+  assert.equal(haproxy.baseline!.p99, 10);
+  const goal = loadGoals(new Map([['http-2000', three]]), 'http-2000', null).find((g) => g.goal.startsWith('added p99'))!;
+  assert.equal(goal.detail, '+3.00 ms against +4.00 ms (each against plain TCP in its own round)');
+  assert.equal(goal.met, true);
+  assert.match(scenarioTable(three), /chacha +2000 .* \+3\.00 .* 1\.60x +8\.00-52\.00 +\+2\.00 to \+40\.00 /);
+
+  // Two rounds: the worse of the two middle ones. Paired, chacha adds +45 in round 1 and +0 in
+  // round 2: its row is round 1 (+45), never the best; haproxy adds +1 and +2: round 2. The
+  // goal fails, where taking the best round (or pairing chacha's 50 with plain's 50) would pass.
+  const two = rows([r('plain', 5), r('haproxy', 6), r('chacha', 50)], [r('plain', 50), r('haproxy', 52), r('chacha', 50)]);
+  assert.equal(two[2]!.baseline!.p99, 5);
+  assert.equal(two[1]!.baseline!.p99, 50);
+  const even = loadGoals(new Map([['http-2000', two]]), 'http-2000', null).find((g) => g.goal.startsWith('added p99'))!;
+  assert.equal(even.detail, '+45.00 ms against +2.00 ms (each against plain TCP in its own round)');
+  assert.equal(even.met, false);
+  // A row without a baseline (not paired) shows no added figure, and gives no verdict.
+  const unpaired = [run('plain', 'http-2000', { latencyMs: latency(5) }), run('chacha', 'http-2000', { latencyMs: latency(8) })];
+  assert.match(scenarioTable(unpaired), /chacha +2000 +0 \(0\.00%\) +0 +1\.00 +8\.00 +8\.00 +8\.00 +- +- +- +- +- /);
+  assert.equal(loadGoals(new Map([['http-2000', unpaired]]), 'http-2000', null).filter((g) => g.goal.startsWith('added p99')).length, 0);
+  assert.match(ROUNDS_LEGEND, /same round/);
+  assert.match(ROUNDS_LEGEND, /worse of the two middle ones/);
+});
+
+test('the RSS goal is 60 MB, 60e6 bytes (57.2 MiB): 58 MiB misses it, 57 MiB meets it', () => {
+  assert.equal(RSS_GOAL_TEXT, '60 MB (57.2 MiB)');
+  const rss = (mib: number) => {
+    const r = run('chacha', 'http-2000', {});
+    const at = { ...r, costs: r.costs.map((c) => ({ ...c, peakRssKiB: mib * 1024 })) };
+    return loadGoals(new Map([['http-2000', [at]]]), 'http-2000', null).find((g) => g.goal.startsWith('peak RSS') && g.path.endsWith(', A'))!;
+  };
+  const over = rss(58);
+  assert.equal(over.met, false, '58 MiB is 60.8 MB');
+  assert.equal(over.goal, 'peak RSS <= 60 MB (57.2 MiB) at 2000/s');
+  assert.equal(over.detail, '58.0 MiB (60.8 MB)');
+  assert.equal(rss(57).met, true);
 });
 
 test('goals: a ramp whose first step failed counts the rates below that step, and says so', () => {

@@ -18,6 +18,7 @@ import { K6_SCRIPTS, loadScenarios, parseScenarios } from '../bench/load/scenari
 import { constantArrivals, rampArrivals, arrivalsFor } from '../bench/load/schedule.js';
 import { k6Percentile, lagSummary, latencySummary, summarizeRun } from '../bench/load/summary.js';
 import { planFor } from '../bench/load/client.js';
+import { ResourceWatch } from '../bench/load/resources.js';
 import { medianRun, scenarioTable, type PathRun } from '../bench/load/report.js';
 import { gatewayAvailable, gatewayLine } from '../bench/load.js';
 import { gatewayFiles } from '../bench/load/gateway.js';
@@ -206,6 +207,11 @@ test('bench/k6 renders with kubectl kustomize: a k6 Job with every script in its
   const request = bytes(container.resources?.requests?.memory);
   assert.ok(need <= limit, `k6 may need ${need / MIB} MiB (${K6_BASE_MIB} + ${maxVUs()} VUs x ${K6_MIB_PER_VU} MiB) but the Job's memory limit is ${limit / MIB} MiB: raise it in deploy/job.yaml or lower maxInFlight in scenarios.json`);
   assert.ok(need <= request, `the Job requests ${request / MIB} MiB of memory, less than the ${need / MIB} MiB k6 may need: the scheduler would not reserve it`);
+  // The quantity is the arithmetic itself, and job.yaml's comment and bench/README.md give it.
+  assert.equal(limit, need, `the Job's memory is ${limit / MIB} MiB where ${K6_BASE_MIB} + ${maxVUs()} x ${K6_MIB_PER_VU} = ${need / MIB} MiB: make them agree (job.yaml's comment, bench/README.md)`);
+  const shown = (need / MIB).toLocaleString('en-US');
+  assert.match(readFileSync(join(K6_DIR, 'deploy/job.yaml'), 'utf8'), new RegExp(`${K6_BASE_MIB} \\+ ${maxVUs()} x ${K6_MIB_PER_VU} = ${shown} MiB`));
+  assert.match(readFileSync(join(repoRoot, 'bench/README.md'), 'utf8'), new RegExp(`${shown} MiB`));
 });
 
 const MIB = 1024 * 1024;
@@ -219,7 +225,7 @@ function maxVUs(): number {
   return Math.max(...loadScenarios().scenarios.map((s) => s.maxInFlight));
 }
 
-/** A Kubernetes memory quantity (`2304Mi`, `2Gi`, `500M`, `1073741824`) in bytes. */
+/** A Kubernetes memory quantity (`2256Mi`, `2Gi`, `500M`, `1073741824`) in bytes. */
 function bytes(quantity: unknown): number {
   const m = /^(\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(String(quantity));
   assert.ok(m, `memory quantity ${String(quantity)}: expected a whole number with an optional unit`);
@@ -229,7 +235,7 @@ function bytes(quantity: unknown): number {
 
 test('memory quantities read as Kubernetes reads them; every in-flight cap holds what Little\'s law needs at its thresholds', () => {
   assert.equal(bytes('1Gi'), 1024 * MIB);
-  assert.equal(bytes('2304Mi'), 2304 * MIB);
+  assert.equal(bytes('2256Mi'), 2256 * MIB);
   assert.equal(bytes('500M'), 500e6);
   assert.equal(bytes('1073741824'), 1024 * MIB);
   assert.throws(() => bytes('1.5Gi'), /expected a whole number/);
@@ -304,6 +310,7 @@ test('a p(99) threshold judges the same samples as k6 does: 98 fast, one at 24.9
     outcome: new Uint8Array(n).fill(OUTCOMES.indexOf('ok')),
     latencyMs: Float64Array.from({ length: n }, (_, i) => (i < 98 ? 1 : i === 98 ? 24.99 : 1000)),
     lagMs: new Float64Array(n),
+    sentMs: Float64Array.from({ length: n }, (_, i) => i * 10),
     elapsedMs: 1000,
   };
   const summary = summarizeRun(constant({ rate: 100, durationSeconds: 1, thresholds: { p99Ms: 25, errorRate: 0 } }), raw);
@@ -325,6 +332,9 @@ test('of several rounds, the one with the median p99, with the range; a round wi
   assert.equal(m.name, '9');
   assert.deepEqual(m.p99RangeMs, [3, Number.POSITIVE_INFINITY]);
   assert.equal(medianRun([round(4)]).p99RangeMs, undefined);
+  // An even count: the worse of the two middle rounds, never the best.
+  assert.equal(medianRun([round(50), round(5)]).name, '50');
+  assert.equal(medianRun([round(1), round(4), round(2), round(3)]).name, '3');
 });
 
 test('the gateway mix is exact and the same on both sides', () => {
@@ -380,7 +390,8 @@ test('an open model keeps its arrival rate when the server slows; a closed loop 
     // Every arrival was sent on its schedule, ten or so waiting at a time, and each waited 200 ms.
     assert.equal(summary.requests, 100);
     assert.equal(summary.errors, 0);
-    assert.equal(summary.achievedRate, 50);
+    // Sent on time: 100 over the 2 s (or a little more, by the last start's lag).
+    assert.ok(summary.sentRate > 40 && summary.sentRate <= 50, `sent ${summary.sentRate}/s`);
     const lag = lagSummary(raw)!;
     // A closed loop of two would fall seconds behind (100 requests, 200 ms each, two at a time).
     assert.ok(lag.p99 < 500, `requests started ${lag.p99} ms behind schedule: the arrivals waited for answers`);
@@ -399,9 +410,110 @@ test('an open model keeps its arrival rate when the server slows; a closed loop 
   }
 });
 
+test('a client that cannot keep the offered rate says so: sent/s is what went on the wire, not what was due', async () => {
+  // 200/s for 3 s against a server that answers after 500 ms: the client's 64 keep-alive
+  // connections carry at most 64 / 0.5 s = 128 requests/s, so the 600 arrivals queue in the
+  // client for a free connection (none dropped: 400 may be in flight) and go out over ~4.5 s.
+  const server = await startServer('--delay-ms', '500');
+  try {
+    const s = constant({ name: 'slow', rate: 200, durationSeconds: 3, maxInFlight: 1000 });
+    const { summary } = await runClient(s, server.port);
+    assert.equal(summary.requests, 600);
+    assert.equal(summary.dropped, 0);
+    assert.equal(summary.errors, 0, JSON.stringify(summary.errorKinds));
+    // The bound is the server's delay, not the host's speed: 64 at once, then 64 more every
+    // 500 ms at most, so the 600th goes out no sooner than (600 / 64 - 1) x 0.5 s = 4.19 s:
+    // ~143/s at most, where the due rate was 200.
+    const bound = 600 / ((600 / 64 - 1) * 0.5);
+    assert.ok(summary.sentRate <= bound, `sent ${summary.sentRate}/s through 64 connections at 500 ms each (at most ${bound.toFixed(1)})`);
+    assert.ok(summary.sentRate > 0);
+    // The table says it: "N of 200".
+    const table = scenarioTable([{ path: 'plain', name: 'plain TCP', summary, lagMs: null, costs: [] }]);
+    assert.match(table, new RegExp(`plain TCP +${Math.round(summary.sentRate)} of 200 `));
+  } finally {
+    await server.stop();
+  }
+});
+
+test('the CPU sampler counts a process\'s CPU to well under a clock tick, and a thread that exited in the watch too', async () => {
+  // The child burns CPU in bounded loops and reports its own getrusage (all its threads, µs)
+  // around each burn; the watch's figure must agree. Phase 1: the main thread, 300 ms (threads
+  // all alive: the schedstat sum, to the nanosecond). Phase 2: a worker thread burns 200 ms,
+  // idles 300 ms and exits before the watch stops (its schedstat is gone, but the watch's
+  // samples kept it: as exact). Phase 3: a worker burns 200 ms and exits at once (what it used
+  // after the last sample only /proc/<pid>/stat has: within a few ticks).
+  const script = `
+    const { Worker } = await import('node:worker_threads');
+    const used = () => { const u = process.cpuUsage(); return u.user + u.system; };
+    const burn = (ms) => { const start = used(); const deadline = Date.now() + 20000; while (used() - start < ms * 1000 && Date.now() < deadline) {} };
+    const lines = (await import('node:readline')).createInterface({ input: process.stdin });
+    console.log('at ' + used());
+    for await (const line of lines) {
+      if (line === 'main') burn(300);
+      const worker = (idleMs) => new Promise((resolve) => new Worker(${JSON.stringify('(' + String.raw`() => { const used = () => { const u = process.cpuUsage(); return u.user + u.system; }; const s = used(); const d = Date.now() + 20000; while (used() - s < 200000 && Date.now() < d) {} Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, IDLE_MS); }` + ')()')}.replace('IDLE_MS', String(idleMs)), { eval: true }).once('exit', resolve));
+      if (line === 'idle-worker') await worker(300);
+      if (line === 'worker') await worker(0);
+      if (line === 'end') break;
+      console.log('at ' + used());
+    }
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((r) => child.once('exit', r));
+  // The child's reports, CPU seconds so far, in order; next() waits for the following one.
+  const reports: number[] = [];
+  let buffered = '';
+  let wake: (() => void) | null = null;
+  child.stdout!.on('data', (c: Buffer) => {
+    buffered += c.toString();
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      const m = /^at (\d+)$/.exec(buffered.slice(0, nl));
+      buffered = buffered.slice(nl + 1);
+      if (m) reports.push(Number(m[1]) / 1e6);
+    }
+    wake?.();
+  });
+  let read = 0;
+  const next = async (): Promise<number> => {
+    // Bounded: 600 waits of at most 100 ms.
+    for (let i = 0; i < 600 && reports.length <= read; i++) await new Promise<void>((r) => ((wake = r), setTimeout(r, 100)));
+    if (reports.length <= read) throw new Error('no report from the child within 60 s');
+    return reports[read++]!;
+  };
+  let watch: ResourceWatch | null = null;
+  try {
+    let before = await next();
+    for (const [phase, burnt, tolerance] of [['main', 0.3, 0.005], ['idle-worker', 0.2, 0.005], ['worker', 0.2, 0.045]] as const) {
+      watch = new ResourceWatch([{ label: 'child', pid: child.pid! }]);
+      child.stdin!.write(`${phase}\n`);
+      const after = await next();
+      const [cost] = watch.stop();
+      watch = null;
+      const own = after - before;
+      assert.ok(own >= burnt, `${phase}: the child used ${own} s`);
+      assert.ok(Math.abs(cost!.cpuSeconds - own) < tolerance, `${phase}: the watch counted ${cost!.cpuSeconds} s, the child's getrusage ${own} s`);
+      if (phase !== 'worker') {
+        // Not whole ticks: the figure has the schedstat sum's resolution (ns), not /proc/<pid>/stat's 10 ms.
+        assert.ok(Math.abs(cost!.cpuSeconds * 100 - Math.round(cost!.cpuSeconds * 100)) > 1e-9, `${cost!.cpuSeconds} s is a whole number of ticks`);
+      }
+      before = after;
+    }
+  } finally {
+    try {
+      watch?.stop();
+    } catch {
+      // The child is gone: nothing to report.
+    }
+    child.stdin!.end('end\n');
+    // Bounded: a child stuck in a phase is killed after 10 s.
+    const stuck = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(stuck);
+  }
+});
+
 // --- end to end on loopback ---
 
-const SUMMARY_FIELDS = ['scenario', 'kind', 'generator', 'targetRate', 'durationSeconds', 'requests', 'dropped', 'achievedRate', 'errors', 'errorRate', 'errorKinds', 'latencyMs', 'thresholds', 'ok'];
+const SUMMARY_FIELDS = ['scenario', 'kind', 'generator', 'targetRate', 'durationSeconds', 'requests', 'dropped', 'sentRate', 'errors', 'errorRate', 'errorKinds', 'latencyMs', 'thresholds', 'ok'];
 
 test('end to end through two proxies on loopback: every field of the summary, and a resetting target is all errors', async () => {
   const app = await startServer();
@@ -441,7 +553,7 @@ test('end to end through two proxies on loopback: every field of the summary, an
     // The runner prints these summaries as its tables.
     const runs: PathRun[] = [
       { path: 'plain', name: 'plain TCP', summary: bad.summary, lagMs: null, costs: [] },
-      { path: 'chacha', name: 'noisemesh', summary, lagMs: null, costs: [{ label: 'A', cores: 0.01, peakRssKiB: 51200 }, { label: 'B', cores: 0.02, peakRssKiB: 40960 }] },
+      { path: 'chacha', name: 'noisemesh', summary, lagMs: null, costs: [{ label: 'A', cpuSeconds: 0.01, seconds: 1, peakRssKiB: 51200 }, { label: 'B', cpuSeconds: 0.02, seconds: 1, peakRssKiB: 40960 }] },
     ];
     const table = scenarioTable(runs);
     assert.match(table, /plain TCP .* 50 \(100\.00%\) reset 50/);

@@ -103,12 +103,20 @@ export interface ThresholdResult {
 export interface StepSummary {
   readonly rate: number;
   readonly requests: number;
-  /** null where unknown: k6 counts dropped iterations for the whole run only. */
+  /**
+   * Arrivals of the step not started (maxInFlight outstanding). null where unknown: k6 counts
+   * dropped_iterations per scenario, and a ramp is one scenario, so once its run dropped any
+   * arrival k6 cannot say in which step (bench/k6/lib.ts, summarize).
+   */
   readonly dropped: number | null;
   readonly errors: number;
   readonly errorRate: number;
   readonly latencyMs: LatencyMs | null;
-  readonly ok: boolean;
+  /**
+   * Its thresholds held, it had requests, and it dropped nothing: true; any of those failed:
+   * false; its thresholds held but its drops are unknown: null (never reported ok).
+   */
+  readonly ok: boolean | null;
 }
 
 /**
@@ -127,8 +135,14 @@ export interface LoadSummary {
   readonly requests: number;
   /** Arrivals not started because maxInFlight requests were outstanding. */
   readonly dropped: number;
-  /** Requests started per second of the run. */
-  readonly achievedRate: number;
+  /**
+   * Requests actually sent per second. The runner: requests written to a connection, over the
+   * longer of the scheduled run and the time until the last was written (a request queued in
+   * the client for a free connection counts when it is written, not when it was due). k6:
+   * requests its iterations made (an iteration starts only on a free VU), over the run's
+   * seconds. Below targetRate the generator did not keep the offered rate.
+   */
+  readonly sentRate: number;
   readonly errors: number;
   /** errors / requests (0 when no request started). */
   readonly errorRate: number;
@@ -139,9 +153,13 @@ export interface LoadSummary {
   readonly thresholds: { readonly p99Ms: ThresholdResult; readonly errorRate: ThresholdResult };
   /** Every threshold met and nothing dropped. */
   readonly ok: boolean;
-  /** Ramp only: each step, and the highest step rate that passed (null: none did). */
+  /**
+   * Ramp only: each step, and the knee (kneeOf): the highest step rate before the first step
+   * that is not ok (null: the first step already failed; 'unknown': the first step not ok is
+   * one whose drops are unknown).
+   */
   readonly steps?: readonly StepSummary[];
-  readonly kneeRate?: number | null;
+  readonly kneeRate?: number | null | 'unknown';
   /** Churn only, when the proxy's metrics were reachable: accepted Noise handshakes. */
   readonly handshakes?: { readonly count: number; readonly perSecond: number } | null;
 }
@@ -181,6 +199,19 @@ export function rampProfile(s: RampScenario): { readonly stages: RateStage[]; re
     t += s.stepSeconds;
   });
   return { stages, windows };
+}
+
+/**
+ * The knee of a ramp's steps, computed alike by the runner and the k6 scripts: the rate of the
+ * last step before the first one that misses a threshold, drops or errs (ok false); null when
+ * that is the first step; 'unknown' when the first step that is not ok is one whose drops are
+ * unknown (ok null): the knee is then below that step, by how much no one can say.
+ */
+export function kneeOf(steps: readonly StepSummary[]): number | null | 'unknown' {
+  const firstBad = steps.findIndex((st) => st.ok !== true);
+  if (firstBad === -1) return steps.length > 0 ? steps[steps.length - 1]!.rate : null;
+  if (steps[firstBad]!.ok === null) return 'unknown';
+  return firstBad === 0 ? null : steps[firstBad - 1]!.rate;
 }
 
 /** The whole length of a scenario, seconds. */

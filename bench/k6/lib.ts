@@ -17,7 +17,7 @@ import http, { type RefinedResponse, type ResponseType } from 'k6/http';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import type { Options, Scenario as K6Scenario } from 'k6/options';
 import type { LatencyMs, LoadSummary, Scenario, ScenarioFile, ScenarioKind, StepSummary, ThresholdResult } from './contract.ts';
-import { rampProfile, scenarioSeconds } from './contract.ts';
+import { kneeOf, rampProfile, scenarioSeconds } from './contract.ts';
 
 const FILE = JSON.parse(open('./scenarios.json')) as ScenarioFile;
 
@@ -167,23 +167,27 @@ export function summarize(s: Scenario, data: SummaryData): LoadSummary {
   for (const kind of Object.keys(errorCounters)) errorKinds[kind] = m[`load_error_${kind}`]?.values.count ?? 0;
   let extra: Partial<LoadSummary> = {};
   if (s.kind === 'ramp') {
+    // dropped_iterations carries the scenario's tags only, and the ramp is one scenario (one
+    // VU pool, one in-flight cap for every step, as the runner has): a run that dropped
+    // nothing dropped nothing in any step; once it dropped anything, no step's count is known,
+    // and a step whose thresholds held is then not ok but unknown (ok null, kneeOf).
+    const stepDropped = dropped === 0 ? 0 : null;
     const steps: StepSummary[] = rampProfile(s).windows.map((w, i) => {
       const st = requestsOf(m[`load_errors{step:${i}}`]);
       const stLat = latencyOf(m[`load_latency{step:${i}}`]);
       const stRate = st.requests > 0 ? st.errors / st.requests : 0;
+      const held = st.requests > 0 && stLat !== null && stLat.p99 < s.thresholds.p99Ms && stRate <= s.thresholds.errorRate;
       return {
         rate: w.rate,
         requests: st.requests,
-        dropped: null,
+        dropped: stepDropped,
         errors: st.errors,
         errorRate: stRate,
         latencyMs: stLat,
-        ok: st.requests > 0 && stLat !== null && stLat.p99 < s.thresholds.p99Ms && stRate <= s.thresholds.errorRate,
+        ok: !held ? false : stepDropped === 0 ? true : null,
       };
     });
-    const firstBad = steps.findIndex((st) => !st.ok);
-    const passed = firstBad === -1 ? steps : steps.slice(0, firstBad);
-    extra = { steps, kneeRate: passed.length > 0 ? passed[passed.length - 1]!.rate : null };
+    extra = { steps, kneeRate: kneeOf(steps) };
   }
   if (s.kind === 'churn') {
     const count = m.load_handshakes?.values.count;
@@ -197,7 +201,7 @@ export function summarize(s: Scenario, data: SummaryData): LoadSummary {
     durationSeconds: seconds,
     requests: total.requests,
     dropped,
-    achievedRate: total.requests / seconds,
+    sentRate: total.requests / seconds,
     errors: total.errors,
     errorRate,
     errorKinds,

@@ -48,6 +48,11 @@ export interface RawRun {
   readonly latencyMs: Float64Array;
   /** Actual start behind scheduled start, ms (NaN if dropped). */
   readonly lagMs: Float64Array;
+  /**
+   * When it was written to a connection, ms after the start (NaN if dropped, or if it timed
+   * out waiting for a free connection). Later than its start when it waited for one.
+   */
+  readonly sentMs: Float64Array;
   /** First scheduled start to the last answer, ms. */
   readonly elapsedMs: number;
 }
@@ -77,6 +82,7 @@ export async function openLoop(o: OpenOptions): Promise<RawRun> {
   const outcome = new Uint8Array(n);
   const latencyMs = new Float64Array(n).fill(Number.NaN);
   const lagMs = new Float64Array(n).fill(Number.NaN);
+  const sentMs = new Float64Array(n).fill(Number.NaN);
   const pool = o.pool ?? makePool(o, Math.min(o.maxInFlight, MAX_CONNECTIONS));
   const pending = new Set<Promise<void>>();
   let inFlight = 0;
@@ -91,9 +97,10 @@ export async function openLoop(o: OpenOptions): Promise<RawRun> {
     const due = t0 + o.schedule[i]!;
     lagMs[i] = performance.now() - due;
     inFlight++;
-    const p = pool.request(o.plan(i)).then(({ outcome: result, endedAt }) => {
+    const p = pool.request(o.plan(i)).then(({ outcome: result, sentAt, endedAt }) => {
       inFlight--;
       outcome[i] = CODE[result];
+      sentMs[i] = sentAt - t0;
       if (result === 'ok') latencyMs[i] = endedAt - due;
       lastEnd = Math.max(lastEnd, endedAt);
       pending.delete(p);
@@ -114,7 +121,7 @@ export async function openLoop(o: OpenOptions): Promise<RawRun> {
   // Bounded: every request ends within timeoutMs of its start.
   while (pending.size > 0) await Promise.all([...pending]);
   if (o.pool === undefined) pool.close();
-  return { schedule: o.schedule, outcome, latencyMs, lagMs, elapsedMs: Math.max(lastEnd - t0, n > 0 ? o.schedule[n - 1]! : 0) };
+  return { schedule: o.schedule, outcome, latencyMs, lagMs, sentMs, elapsedMs: Math.max(lastEnd - t0, n > 0 ? o.schedule[n - 1]! : 0) };
 }
 
 export interface ClosedOptions extends GeneratorOptions {

@@ -38,12 +38,21 @@ const MAX_HEADER_BYTES = 16 * 1024;
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
+/** What became of a request, and when (performance.now(), ms). */
+export interface RequestResult {
+  readonly outcome: Outcome;
+  /** When it was written to a connection; NaN if it never was (it timed out waiting for one). */
+  readonly sentAt: number;
+  readonly endedAt: number;
+}
+
 interface Pending {
   readonly bytes: Buffer;
   readonly plan: RequestPlan;
-  readonly resolve: (r: { outcome: Outcome; endedAt: number }) => void;
+  readonly resolve: (r: RequestResult) => void;
   timer: NodeJS.Timeout | null;
   conn: Connection | null;
+  sentAt: number;
 }
 
 /** Response parsing state of one connection. */
@@ -84,6 +93,7 @@ class Connection {
     this.#chunkState = 'size';
     this.#chunkLine = '';
     this.#closeAfter = this.pool.newConnectionPerRequest;
+    p.sentAt = performance.now();
     this.socket.write(p.bytes);
   }
 
@@ -238,10 +248,10 @@ export class Http1Pool {
     this.newConnectionPerRequest = o.newConnectionPerRequest;
   }
 
-  /** Sends one request; resolves (never rejects) with its outcome and when it ended. */
-  request(plan: RequestPlan): Promise<{ outcome: Outcome; endedAt: number }> {
+  /** Sends one request; resolves (never rejects) with its outcome, when it was sent and when it ended. */
+  request(plan: RequestPlan): Promise<RequestResult> {
     return new Promise((resolve) => {
-      const p: Pending = { bytes: this.#bytesFor(plan), plan, resolve, timer: null, conn: null };
+      const p: Pending = { bytes: this.#bytesFor(plan), plan, resolve, timer: null, conn: null, sentAt: Number.NaN };
       p.timer = setTimeout(() => this.#timeout(p), this.#o.timeoutMs);
       const conn = this.#idle.pop();
       if (conn !== undefined) conn.send(p);
@@ -293,7 +303,7 @@ export class Http1Pool {
   settle(p: Pending, outcome: Outcome): void {
     if (p.timer !== null) clearTimeout(p.timer);
     p.timer = null;
-    p.resolve({ outcome, endedAt: performance.now() });
+    p.resolve({ outcome, sentAt: p.sentAt, endedAt: performance.now() });
   }
 
   /** @internal A connection is free again: the next waiting request takes it. */

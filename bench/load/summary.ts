@@ -3,7 +3,7 @@
  * script's handleSummary writes too. Latency percentiles are k6's (k6Percentile) over
  * successful requests only: a request that failed fast (a reset) is an error, never a fast request.
  */
-import { rampProfile, scenarioSeconds, type LatencyMs, type LoadSummary, type Scenario, type StepSummary, type ThresholdResult } from '../k6/contract.js';
+import { kneeOf, rampProfile, scenarioSeconds, type LatencyMs, type LoadSummary, type Scenario, type StepSummary, type ThresholdResult } from '../k6/contract.js';
 import { quantile } from '../lib/stats.js';
 import { OUTCOMES, outcomeOf, type RawRun } from './generator.js';
 
@@ -68,6 +68,22 @@ function indexAt(schedule: Float64Array, ms: number): number {
   return lo;
 }
 
+/**
+ * Requests written to a connection per second: over the scheduled `seconds`, or until the last
+ * was written when that is later (requests that waited in the client for a free connection
+ * went out after their time, and the rate is what went out, not what was due).
+ */
+export function sentRate(raw: RawRun, seconds: number): number {
+  let sent = 0;
+  let last = 0;
+  for (const t of raw.sentMs) {
+    if (Number.isNaN(t)) continue;
+    sent++;
+    if (t > last) last = t;
+  }
+  return sent / Math.max(seconds, last / 1000);
+}
+
 export function summarizeRun(s: Scenario, raw: RawRun): LoadSummary {
   const n = raw.schedule.length;
   const all = tally(raw, 0, n);
@@ -94,9 +110,7 @@ export function summarizeRun(s: Scenario, raw: RawRun): LoadSummary {
         ok: t.requests > 0 && t.dropped === 0 && stLat !== null && stLat.p99 < s.thresholds.p99Ms && stRate <= s.thresholds.errorRate,
       };
     });
-    const firstBad = steps.findIndex((st) => !st.ok);
-    const passed = firstBad === -1 ? steps : steps.slice(0, firstBad);
-    extra = { steps, kneeRate: passed.length > 0 ? passed[passed.length - 1]!.rate : null };
+    extra = { steps, kneeRate: kneeOf(steps) };
   }
   if (s.kind === 'churn') extra = { handshakes: null };
   return {
@@ -107,7 +121,7 @@ export function summarizeRun(s: Scenario, raw: RawRun): LoadSummary {
     durationSeconds: seconds,
     requests: all.requests,
     dropped: all.dropped,
-    achievedRate: all.requests / seconds,
+    sentRate: sentRate(raw, seconds),
     errors: all.errors,
     errorRate,
     errorKinds: all.kinds,

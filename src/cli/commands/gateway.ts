@@ -16,6 +16,7 @@ import {
   SecretsFileError,
   SecretsGateway,
   createBackend,
+  gatewayDescriptors,
   openAuditFile,
   stdoutAuditSink,
   type AuditSink,
@@ -77,6 +78,7 @@ function gatewayExtension(config: GatewayConfig, initialPolicy: Policy): Sidecar
   };
   return {
     services,
+    descriptors: gatewayDescriptors({}, settings.loopback !== null),
     async start({ proxy, registry, identity, log }) {
       try {
         audit = 'file' in settings.audit ? openAuditFile(settings.audit.file) : stdoutAuditSink();

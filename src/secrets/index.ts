@@ -42,7 +42,7 @@ export {
 } from './backends/index.js';
 export { AuditOpenError, AuditWriteError, descriptorAuditSink, openAuditFile, stdoutAuditSink, type AuditBatchResult, type AuditSink } from './audit.js';
 export { AuditGroupCommit, MAX_BATCH_CHARS, type CommitCallback, type GroupCommitOptions } from './audit-commit.js';
-export { DEFAULT_GATEWAY_PORT, DEFAULT_HTTP_LIMITS, MAX_URL_LENGTH, SecretsGateway, keyFingerprint, type BackendOutcome, type GatewayOptions, type HttpLimits } from './gateway/gateway.js';
+export { DEFAULT_GATEWAY_PORT, DEFAULT_HTTP_LIMITS, MAX_URL_LENGTH, SecretsGateway, gatewayDescriptors, keyFingerprint, type UndeliveredReason, type BackendOutcome, type GatewayOptions, type HttpLimits } from './gateway/gateway.js';
 export { DECISION_LABELS, NO_RULE, type DecisionLabel } from './gateway/metrics.js';
 export type { SecretsLog } from './log.js';
 export {

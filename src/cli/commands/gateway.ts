@@ -16,6 +16,7 @@ import {
   SecretsFileError,
   SecretsGateway,
   createBackend,
+  gatewayDescriptors,
   openAuditFile,
   stdoutAuditSink,
   type AuditSink,
@@ -77,6 +78,7 @@ function gatewayExtension(config: GatewayConfig, initialPolicy: Policy): Sidecar
   };
   return {
     services,
+    descriptors: gatewayDescriptors({}, settings.loopback !== null),
     // The audit sink and the backend are opened before the sidecar logs anything: a path or a
     // file they refuse is the command's one line.
     async prepare(log) {

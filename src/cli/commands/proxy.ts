@@ -72,6 +72,8 @@ export interface SidecarExtension {
    * refuse to start.
    */
   prepare?(log: Logger): Promise<void>;
+  /** Descriptors the services may hold at most (listeners, connections under their own caps): held back from the proxy's caps. */
+  readonly descriptors?: number;
   /** Throws UsageError to refuse to start (the registry is then stopped). */
   start(context: { readonly proxy: Proxy; readonly registry: OpenRegistry; readonly identity: Identity; readonly log: Logger }): Promise<void>;
   stop(): Promise<void>;
@@ -117,7 +119,7 @@ async function runPrepared(config: ProxyConfig, log: Logger, extension: SidecarE
         `which is correct but costs ~10 µs more a message; ${REBUILD_HINT}`,
     );
   }
-  const caps = connectionCaps(config, log);
+  const caps = connectionCaps(config, log, extension?.descriptors ?? 0);
   const identity = loadIdentity(config, backend.dh('25519').keyPairFromPrivate.bind(backend.dh('25519')), () => backend.dh('25519').generateKeyPair());
   const psk = config.pskFile === null ? undefined : readKeyFile(config.pskFile, 'psk.file');
 
@@ -227,12 +229,12 @@ async function runPrepared(config: ProxyConfig, log: Logger, extension: SidecarE
  * Raises the descriptor limit to the hard limit and shares it out (README, "Strangers");
  * caps set in the configuration may lower a derived cap, never raise it past the limit.
  */
-function connectionCaps(config: ProxyConfig, log: Logger): ConnectionCaps {
+function connectionCaps(config: ProxyConfig, log: Logger, serviceDescriptors: number): ConnectionCaps {
   const limit = raiseDescriptorLimit();
   if (limit.problem !== undefined) log.warn({ event: 'descriptors', limit: limit.soft }, limit.problem);
   const listeners = 1 + (config.admin ? 1 : 0) + (config.outbound.capture ? 1 : 0) + (config.inbound.capture ? 1 : 0) + config.outbound.explicit.length;
   const descriptorsPerSession = sessionDescriptors();
-  const budget = descriptorBudget(limit.soft, listeners, descriptorsPerSession);
+  const budget = descriptorBudget(limit.soft, listeners, descriptorsPerSession, serviceDescriptors);
   const pick = (key: keyof ProxyConfig['limits'], derived: number, ceiling: number, why: string): number => {
     const wanted = config.limits[key];
     if (wanted === null) return Math.min(derived, ceiling);

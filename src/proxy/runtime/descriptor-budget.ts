@@ -1,7 +1,8 @@
 /**
  * How a proxy shares out the descriptors its limit allows (README, "Strangers"). Some are
  * held back for what must keep working under attack: node itself, every listener, the
- * registry and key files and logs, and the admin server's connections. The rest is split in
+ * registry and key files and logs, the admin server's connections, and what built-in services
+ * (the secrets gateway) hold under their own caps. The rest is split in
  * thirds: one for mesh-port connections that have not yet sent a message 1 that decrypts
  * (one descriptor each), two for sessions (two each: the application's or target's
  * connection and the mesh connection, or four when the native session pump runs them, as it
@@ -45,10 +46,12 @@ export interface DescriptorBudget extends ConnectionCaps {
 /**
  * The caps for a process allowed `limit` descriptors (Infinity for none) with `listeners`
  * listening sockets, whose sessions hold `descriptorsPerSession` each (2, or 4 with the
- * native pump: `sessionDescriptors()`). Each cap is at least 1 and at most its LIMITS ceiling.
+ * native pump: `sessionDescriptors()`), and built-in services that may hold `services` more
+ * (their listeners and capped connections, outside the session caps). Each cap is at least 1
+ * and at most its LIMITS ceiling.
  */
-export function descriptorBudget(limit: number, listeners: number, descriptorsPerSession = 2): DescriptorBudget {
-  const reserved = DESCRIPTOR_RESERVE.process + listeners + DESCRIPTOR_RESERVE.admin;
+export function descriptorBudget(limit: number, listeners: number, descriptorsPerSession = 2, services = 0): DescriptorBudget {
+  const reserved = DESCRIPTOR_RESERVE.process + listeners + DESCRIPTOR_RESERVE.admin + services;
   const usable = Math.max(0, limit - reserved);
   const pendingHandshakes = clamp(Math.floor(usable / 3), LIMITS.maxPendingHandshakes);
   return {

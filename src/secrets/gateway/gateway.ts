@@ -26,9 +26,17 @@
  *   segments), 405 for any method but GET, 414 for a URL over MAX_URL_LENGTH, 431 for
  *   headers over maxHeaderSize or more than maxHeadersCount of them, 408 for a sender slower than headersTimeout/requestTimeout.
  *   A request with a body is answered without reading the body and the connection closed.
- *   More than maxPipelined requests unanswered on one connection reset it.
+ *   CONNECT is 405 too (then closed); an HTTP/1.1 request without Host 400; every refusal,
+ *   node:http's parser's included, carries `{error}`.
+ *   More than maxPipelined requests unanswered on one connection reset it, and none of the
+ *   requests parsed with the one past the cap is decided.
+ * - The bytes of answers a connection, and all of them, may hold untaken are bounded
+ *   (answer-budget.ts): a request waits, undecided, for its caller to read; a caller that
+ *   takes nothing for stalledAnswerMs is reset.
  *
- * Every decision is one audit line (audit.ts), written before the answer; when it cannot be
+ * Every decision is one audit line (audit.ts), written before the answer; an answer whose
+ * connection closes before the transport took it gets a second line, `delivered: false`
+ * (settle()). When the line cannot be
  * written the answer is 503 and nothing is released. The lines of the requests decided in one
  * event-loop turn are written together, in one write(2), at the end of the turn
  * (audit-commit.ts), and only then answered.
@@ -65,6 +73,7 @@ import { AuditGroupCommit } from '../audit-commit.js';
 import type { SecretsLog } from '../log.js';
 import { GatewayMetrics, type DecisionLabel } from './metrics.js';
 import { PAIR_LINGER_MS, PairEnd, streamPair } from './stream-pair.js';
+import { AnswerBudget, ConnectionAnswers, type Ticket } from './answer-budget.js';
 
 /** The target port the secrets API answers on unless configured otherwise. */
 export const DEFAULT_GATEWAY_PORT = 8200;
@@ -102,6 +111,24 @@ export interface HttpLimits {
    * reads held megabytes.
    */
   readonly maxPipelined: number;
+  /**
+   * Loopback connections (`gateway.loopback`) held at once; past it the oldest is closed for
+   * the newcomer, as for plaintext ones. Open to every process of the pod, before any request.
+   */
+  readonly maxLoopbackConnections: number;
+  /**
+   * Bytes of answers one connection may hold (built and not yet taken by the kernel or the
+   * mesh session) before its next request waits, undecided, for the caller to read; one
+   * answer, the next to leave, always goes, whatever its size (answer-budget.ts).
+   */
+  readonly maxHeldBytesPerConnection: number;
+  /** Bytes of answers all connections may hold before any request waits. */
+  readonly maxHeldBytes: number;
+  /**
+   * A connection that holds answers over its limit (or while others wait for global room)
+   * and whose caller takes none of them for this long is reset.
+   */
+  readonly stalledAnswerMs: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
@@ -114,7 +141,32 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   lingerMs: PAIR_LINGER_MS,
   maxPlaintextConnections: 128,
   maxPipelined: 64,
+  maxLoopbackConnections: 128,
+  maxHeldBytesPerConnection: 1024 * 1024,
+  maxHeldBytes: 64 * 1024 * 1024,
+  stalledAnswerMs: 30_000,
 });
+
+/**
+ * Descriptors the gateway may hold beside the proxy's own (its share of the descriptor budget,
+ * runtime/descriptor-budget.ts): its plaintext connections and, with a loopback listener, that
+ * listener and its connections.
+ */
+export function gatewayDescriptors(limits: Partial<HttpLimits>, loopback: boolean): number {
+  const l = { ...DEFAULT_HTTP_LIMITS, ...limits };
+  return l.maxPlaintextConnections + (loopback ? 1 + l.maxLoopbackConnections : 0);
+}
+
+/** Bytes counted for an answer's status line and headers beside its body. */
+const HEAD_BYTES = 256;
+
+/**
+ * Why an audited answer was not all taken by the transport, in its `delivered: false` line:
+ * the gateway reset the connection for more than maxPipelined requests (`pipelined`) or for a
+ * caller that took no answer for stalledAnswerMs (`stalled`); or it closed otherwise (`closed`:
+ * the caller, a revocation's abort of its session, the gateway's close).
+ */
+export type UndeliveredReason = 'pipelined' | 'stalled' | 'closed';
 
 /**
  * How the backend answered a request's read, in its audit line: the cache's outcome
@@ -157,6 +209,28 @@ interface Caller {
   readonly fingerprint: string | null;
 }
 
+/** An audited answer not yet known taken by the transport. */
+interface Audited {
+  readonly decisionId: string;
+  readonly status: number;
+  readonly label: DecisionLabel;
+  /** Stream pair: the server end's `accepted` once node:http has handed it all of the answer; -1 before. */
+  endOffset: number;
+}
+
+/** One connection handed to the API. */
+interface Connection {
+  readonly socket: Duplex;
+  readonly caller: Caller;
+  readonly answers: ConnectionAnswers;
+  /** Requests handed to handle() and not yet closed (limits.maxPipelined). */
+  unanswered: number;
+  /** Audited answers the transport may not have taken yet. */
+  readonly audited: Map<Ticket, Audited>;
+  /** Why the gateway reset it, when it did. */
+  resetReason: UndeliveredReason | null;
+}
+
 const PLAINTEXT_CALLER: Caller = Object.freeze({ exposure: 'plaintext', key: null, fingerprint: null });
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
 
@@ -168,15 +242,17 @@ export class SecretsGateway {
   readonly port: number;
   private policy: Policy;
   private readonly server: Server;
-  private readonly callers = new WeakMap<object, Caller>();
+  private readonly connections = new WeakMap<object, Connection>();
+  private readonly byAnswers = new WeakMap<ConnectionAnswers, Connection>();
+  private readonly budget: AnswerBudget;
   private readonly metrics: GatewayMetrics;
   private readonly limits: HttpLimits;
   private readonly now: () => number;
   private readonly loopbackServers: TcpServer[] = [];
   /** Open plaintext connections, oldest first. */
   private readonly plaintext = new Set<Socket>();
-  /** Per connection: requests handed to handle() and not yet closed (limits.maxPipelined). */
-  private readonly unanswered = new WeakMap<object, number>();
+  /** Open loopback connections, oldest first. */
+  private readonly loopback = new Set<Socket>();
   /** Random bytes for decision ids, drawn ID_POOL_IDS at a time: one system call, not one per request. */
   private readonly idPool = Buffer.alloc(16 * ID_POOL_IDS);
   private idNext = 16 * ID_POOL_IDS;
@@ -198,12 +274,20 @@ export class SecretsGateway {
         ? undefined
         : new SecretsCache(backend, { ...o.cache, ...(o.cacheClock !== undefined && { clock: o.cacheClock }), hooks: { backendError: (_f, err) => this.backendFailed(err) } });
     const cache = this.cache;
+    const limits = { ...DEFAULT_HTTP_LIMITS, ...o.http };
+    this.limits = limits;
+    this.budget = new AnswerBudget(
+      { maxHeldBytesPerConnection: limits.maxHeldBytesPerConnection, maxHeldBytes: limits.maxHeldBytes, stallMs: limits.stalledAnswerMs },
+      (answers) => {
+        const conn = this.byAnswers.get(answers);
+        if (conn !== undefined) this.reset(conn, 'stalled');
+      },
+    );
     this.metrics = new GatewayMetrics(o.metrics, {
       ...(cache !== undefined && { cache: () => cache.stats() }),
       ...(backend instanceof VaultBackend && { vault: () => backend.stats() }),
+      heldBytes: () => this.budget.held,
     });
-    const limits = { ...DEFAULT_HTTP_LIMITS, ...o.http };
-    this.limits = limits;
     this.server = createServer(
       {
         maxHeaderSize: limits.maxHeaderSize,
@@ -212,6 +296,9 @@ export class SecretsGateway {
         keepAliveTimeout: limits.keepAliveTimeoutMs,
         connectionsCheckingInterval: limits.checkIntervalMs,
         noDelay: true,
+        // handle() answers a request without Host itself, with an {error} like every refusal
+        // (node:http's own answer is a bare 400).
+        requireHostHeader: false,
       },
       (req, res) => void this.handle(req, res),
     );
@@ -220,6 +307,9 @@ export class SecretsGateway {
     // limit, and maxHeaderSize bounds the memory either way.
     this.server.maxHeadersCount = 0;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.parserRefused(err, socket));
+    // node:http hands CONNECT to 'connect' (and destroys the connection unanswered when
+    // nobody listens): answered 405 like any other method but GET.
+    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.refuseConnect(socket));
     // node:http tracks connections, and enforces headersTimeout and requestTimeout on them,
     // from its own 'listening' event (setupConnectionsTracking). This server never listens:
     // its connections are handed over. Without this, a slow sender would hold a connection
@@ -239,8 +329,7 @@ export class SecretsGateway {
   openMeshStream(targetPort: number, publicKeyB64: string): Duplex | null {
     if (targetPort !== this.port || this.closed) return null;
     const [session, server] = streamPair(this.limits.lingerMs);
-    this.callers.set(server, { exposure: 'encrypted', key: publicKeyB64, fingerprint: keyFingerprint(publicKeyB64) });
-    this.server.emit('connection', server);
+    this.adopt(server, { exposure: 'encrypted', key: publicKeyB64, fingerprint: keyFingerprint(publicKeyB64) });
     return session;
   }
 
@@ -252,29 +341,29 @@ export class SecretsGateway {
    */
   takePlaintext(port: number, socket: Socket): boolean {
     if (port !== this.port || this.closed) return false;
-    if (this.plaintext.size >= this.limits.maxPlaintextConnections) {
-      const oldest = this.plaintext.values().next().value as Socket;
-      this.plaintext.delete(oldest);
-      oldest.destroy();
-    }
-    this.plaintext.add(socket);
-    socket.once('close', () => this.plaintext.delete(socket));
-    this.callers.set(socket, PLAINTEXT_CALLER);
-    this.server.emit('connection', socket);
+    holdShedding(this.plaintext, socket, this.limits.maxPlaintextConnections);
+    this.adopt(socket, PLAINTEXT_CALLER);
     socket.resume();
     return true;
   }
 
   /**
    * A plain HTTP listener on 127.0.0.1 for the gateway's own pod (`gateway.loopback.port`):
-   * its callers are `loopback`, with the gateway's own entry. Resolves to the bound port.
+   * its callers are `loopback`, with the gateway's own entry. At most
+   * limits.maxLoopbackConnections are held, the oldest closed for a newcomer, as plaintext
+   * ones: any process of the pod reaches it, and a flood of half-sent requests must not take
+   * descriptors beyond the gateway's share (gatewayDescriptors). Resolves to the bound port.
    */
   listenLoopback(port: number, host = '127.0.0.1'): Promise<number> {
     const caller: Caller = { exposure: 'loopback', key: this.o.ownPublicKeyB64, fingerprint: keyFingerprint(this.o.ownPublicKeyB64) };
     const tcp = createTcpServer({ noDelay: true }, (socket) => {
       socket.on('error', () => {});
-      this.callers.set(socket, caller);
-      this.server.emit('connection', socket);
+      if (this.closed) {
+        socket.destroy();
+        return;
+      }
+      holdShedding(this.loopback, socket, this.limits.maxLoopbackConnections);
+      this.adopt(socket, caller);
     });
     this.loopbackServers.push(tcp);
     return new Promise((resolve, reject) => {
@@ -296,126 +385,216 @@ export class SecretsGateway {
     await Promise.all(this.loopbackServers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.server.closeAllConnections();
     this.server.close();
+    this.budget.stop();
+  }
+
+  /** Serves `socket` for `caller`: its state, and what its close settles. */
+  private adopt(socket: Duplex, caller: Caller): void {
+    const conn: Connection = { socket, caller, answers: new ConnectionAnswers(), unanswered: 0, audited: new Map(), resetReason: null };
+    this.connections.set(socket, conn);
+    this.byAnswers.set(conn.answers, conn);
+    socket.once('close', () => {
+      this.budget.closed(conn.answers);
+      // A mesh session may still read what the server end gave it (the linger): the answers'
+      // fate is known when the session end closes too.
+      if (socket instanceof PairEnd && !socket.other.destroyed) socket.other.once('close', () => this.settle(conn));
+      else this.settle(conn);
+    });
+    this.server.emit('connection', socket);
+  }
+
+  /** The connection is closed: each audited answer its caller did not take gets its `delivered: false` line. */
+  private settle(conn: Connection): void {
+    const reason = conn.resetReason ?? 'closed';
+    const taken = conn.socket instanceof PairEnd ? conn.socket.other.taken : -1;
+    for (const a of conn.audited.values()) {
+      if (a.endOffset >= 0 && a.endOffset <= taken) continue;
+      this.undelivered(a, reason);
+    }
+    conn.audited.clear();
+  }
+
+  private undelivered(a: Audited, reason: UndeliveredReason): void {
+    this.metrics.undelivered(a.label, reason);
+    const line = JSON.stringify({ time: isoNow(), decisionId: a.decisionId, delivered: false, status: a.status, reason });
+    this.auditCommit.append(line, (err) => {
+      if (err !== null) {
+        this.metrics.auditFailures.inc();
+        this.o.log.error({ event: 'audit-error', sink: this.o.audit.description, error: err.message }, 'audit line of an undelivered answer not written');
+      }
+    });
+  }
+
+  /** Resets the connection: nothing more it is owed is delivered. */
+  private reset(conn: Connection, reason: UndeliveredReason): void {
+    if (conn.socket.destroyed) return;
+    conn.resetReason = reason;
+    this.metrics.connectionReset(reason === 'stalled' ? 'stalled' : 'pipelined');
+    if (reason === 'stalled') this.o.log.warn({ event: 'gateway-reset', reason, heldBytes: conn.answers.held, networkExposure: conn.caller.exposure, keyFingerprint: conn.caller.fingerprint }, 'connection reset: its caller took none of its answers');
+    if (conn.socket instanceof PairEnd) conn.socket.reset();
+    else conn.socket.destroy();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const socket = req.socket;
+    const conn = this.connections.get(socket);
     // The rest of a chunk parsed after its connection was reset: nobody to answer.
-    if (socket.destroyed) return;
-    const unanswered = (this.unanswered.get(socket) ?? 0) + 1;
-    if (unanswered > this.limits.maxPipelined) {
-      this.metrics.request('invalid', null, 0);
-      if (socket instanceof PairEnd) socket.reset();
-      else socket.destroy();
+    if (socket.destroyed || conn === undefined) {
+      if (conn === undefined) socket.destroy();
       return;
     }
-    this.unanswered.set(socket, unanswered);
-    res.once('close', () => this.unanswered.set(socket, (this.unanswered.get(socket) ?? 1) - 1));
+    if (++conn.unanswered > this.limits.maxPipelined) {
+      this.metrics.request('invalid', null, 0);
+      this.reset(conn, 'pipelined');
+      return;
+    }
+    res.once('close', () => conn.unanswered--);
+    const t = this.budget.ticket(conn.answers);
+    // node:http parses every request of a chunk before any of them goes on from here: one past
+    // maxPipelined later in the chunk resets the connection, and then none of it is decided
+    // (nor audited, nor counted allowed), rather than decided for a caller that gets nothing.
+    await undefined;
+    if (socket.destroyed) return;
     try {
-      const caller = this.callers.get(req.socket);
-      if (caller === undefined) {
-        // Only connections handed over with their caller reach this server.
-        this.refuse(res, started, 500, 'connection without a caller', true);
-        return;
-      }
+      const caller = conn.caller;
       if (req.rawHeaders.length > 2 * this.limits.maxHeadersCount) {
-        this.refuse(res, started, 431, `more than ${this.limits.maxHeadersCount} headers`, true);
+        this.refuse(t, res, started, 431, `more than ${this.limits.maxHeadersCount} headers`, true);
         return;
       }
       const url = req.url ?? '';
       const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
       if (req.method !== 'GET') {
         res.setHeader('allow', 'GET');
-        this.refuse(res, started, 405, 'only GET is served', hasBody);
+        this.refuse(t, res, started, 405, 'only GET is served', hasBody);
         return;
       }
       if (hasBody) {
-        this.refuse(res, started, 400, 'a request with a body is refused: a GET carries none', true);
+        this.refuse(t, res, started, 400, 'a request with a body is refused: a GET carries none', true);
+        return;
+      }
+      if (req.headers.host === undefined && req.httpVersionMinor === 1) {
+        this.refuse(t, res, started, 400, 'an HTTP/1.1 request needs a Host header', false);
         return;
       }
       if (url.length > MAX_URL_LENGTH) {
-        this.refuse(res, started, 414, `the URL is longer than ${MAX_URL_LENGTH} characters`, false);
+        this.refuse(t, res, started, 414, `the URL is longer than ${MAX_URL_LENGTH} characters`, false);
         return;
       }
       // A secret path is A-Z a-z 0-9 . _ - and /: nothing in it needs escaping, so any escape
       // (%2e%2e, %2f, double encoding) is refused outright rather than decoded and re-checked.
       if (url.includes('%')) {
-        this.refuse(res, started, 400, 'percent-encoding is refused: a secret path is A-Z a-z 0-9 . _ - and / as they are', false);
+        this.refuse(t, res, started, 400, 'percent-encoding is refused: a secret path is A-Z a-z 0-9 . _ - and / as they are', false);
         return;
       }
       if (url.includes('?') || url.includes('#')) {
-        this.refuse(res, started, 400, 'a query or fragment is refused', false);
+        this.refuse(t, res, started, 400, 'a query or fragment is refused', false);
         return;
       }
       if (url === WHOAMI) {
-        this.whoami(caller, res);
+        this.whoami(t, caller, res);
         return;
       }
       if (!url.startsWith(SECRETS_PREFIX)) {
-        this.refuse(res, started, 404, 'not found: GET /v1/secrets/{path} or /v1/whoami', false);
+        this.refuse(t, res, started, 404, 'not found: GET /v1/secrets/{path} or /v1/whoami', false);
         return;
       }
       const path = url.slice(SECRETS_PREFIX.length);
       const invalid = checkSecretPath(path);
       if (invalid !== undefined) {
-        this.refuse(res, started, 400, `the secret path ${invalid}`, false);
+        this.refuse(t, res, started, 400, `the secret path ${invalid}`, false);
         return;
       }
-      await this.fetch(caller, path, res, started);
+      await this.fetch(conn, t, path, res, started);
     } catch (err) {
       this.o.log.error({ event: 'gateway-error', error: (err as Error).message }, 'secrets request failed');
-      if (!res.headersSent) this.refuse(res, started, 500, 'internal error', true);
+      if (!res.headersSent) this.refuse(t, res, started, 500, 'internal error', true);
       else res.destroy();
     }
   }
 
-  private async fetch(caller: Caller, path: string, res: ServerResponse, started: number): Promise<void> {
-    const entry = caller.key === null ? undefined : this.o.entryByKey(caller.key);
-    const decision = decide(this.policy, { entry, session: { networkExposure: caller.exposure }, now: this.now(), path });
-    const decisionId = this.decisionId();
+  /**
+   * Decides, reads and answers a secret request, once its connection has room for the answer
+   * (answer-budget.ts): nothing is decided or read while the connection holds more than its
+   * limit, and an answer that does not fit waits, unaudited, then is decided again.
+   */
+  private async fetch(conn: Connection, t: Ticket, path: string, res: ServerResponse, started: number): Promise<void> {
+    const caller = conn.caller;
+    let waited = false;
+    let entry: RegistryEntry | undefined;
+    let decision: Decision;
+    let decisionId: string;
     let status: number;
-    let body: string;
+    let body = '';
+    let bytes: number;
     let backendFailure: BackendFailure | undefined;
     let backendOutcome: BackendOutcome | undefined;
-    if (!decision.allow) {
-      status = 403;
-      body = JSON.stringify({ error: 'denied', decisionId, ruleId: decision.ruleId, reasons: decision.reasons, trustVector: decision.trustVector });
-    } else {
+    for (;;) {
+      if (!waited) {
+        const room = this.budget.reserve(t, 0);
+        if (room !== true && !(await room)) return;
+      }
+      if (conn.socket.destroyed) return;
+      entry = caller.key === null ? undefined : this.o.entryByKey(caller.key);
+      decision = decide(this.policy, { entry, session: { networkExposure: caller.exposure }, now: this.now(), path });
+      decisionId = this.decisionId();
+      backendFailure = undefined;
+      backendOutcome = undefined;
       let secret: SecretValue | null = null;
-      try {
-        if (this.cache !== undefined) {
-          const read = await this.cache.readTraced(path);
-          secret = read.value;
-          backendOutcome = read.outcome;
-        } else {
-          backendOutcome = 'uncached';
-          secret = await this.o.backend.read(path);
-        }
-      } catch (err) {
-        if (!(err instanceof SecretsBackendError)) throw err;
-        backendFailure = err.failure;
-        // Through the cache, the backend was asked (and the cache's hook counted the failure).
-        if (this.cache !== undefined) backendOutcome = 'miss';
-        else this.backendFailed(err);
-      }
-      // The caller may have been revoked while the backend answered: no value outlives that.
-      if (this.revokedSince(caller, entry)) {
+      if (!decision.allow) {
         status = 403;
-        body = revokedBody(decisionId);
-      } else if (backendFailure === 'denied') {
-        status = 503;
-        body = JSON.stringify({ error: "the secrets backend refused the gateway's own credentials: an operator's error, in the gateway's log", reason: 'backend_denied', decisionId });
-      } else if (backendFailure !== undefined) {
-        status = 503;
-        body = JSON.stringify({ error: 'the secrets backend is unavailable, and no cached value is recent enough to serve', reason: 'backend_unavailable', decisionId });
-      } else if (secret === null) {
-        status = 404;
-        body = JSON.stringify({ error: 'no such secret', decisionId });
+        body = JSON.stringify({ error: 'denied', decisionId, ruleId: decision.ruleId, reasons: decision.reasons, trustVector: decision.trustVector });
       } else {
-        status = 200;
-        body = secretBody(path, secret);
+        try {
+          if (this.cache !== undefined) {
+            const read = await this.cache.readTraced(path);
+            secret = read.value;
+            backendOutcome = read.outcome;
+          } else {
+            backendOutcome = 'uncached';
+            secret = await this.o.backend.read(path);
+          }
+        } catch (err) {
+          if (!(err instanceof SecretsBackendError)) throw err;
+          backendFailure = err.failure;
+          // Through the cache, the backend was asked (and the cache's hook counted the failure).
+          if (this.cache !== undefined) backendOutcome = 'miss';
+          else this.backendFailed(err);
+        }
+        // The caller may have been revoked while the backend answered: no value outlives that.
+        if (this.revokedSince(caller, entry)) {
+          status = 403;
+          body = revokedBody(decisionId);
+        } else if (backendFailure === 'denied') {
+          status = 503;
+          body = JSON.stringify({ error: "the secrets backend refused the gateway's own credentials: an operator's error, in the gateway's log", reason: 'backend_denied', decisionId });
+        } else if (backendFailure !== undefined) {
+          status = 503;
+          body = JSON.stringify({ error: 'the secrets backend is unavailable, and no cached value is recent enough to serve', reason: 'backend_unavailable', decisionId });
+        } else if (secret === null) {
+          status = 404;
+          body = JSON.stringify({ error: 'no such secret', decisionId });
+        } else {
+          status = 200;
+        }
       }
+      if (status === 200) {
+        const built = secretBody(path, secret!);
+        body = built.text;
+        bytes = built.bytes;
+      } else {
+        bytes = Buffer.byteLength(body);
+      }
+      if (waited) {
+        // Decided again once there was room: what it holds now is this answer's size.
+        this.budget.charge(t, bytes + HEAD_BYTES - t.bytes);
+        break;
+      }
+      const room = this.budget.reserve(t, bytes + HEAD_BYTES);
+      if (room === true) break;
+      if (!(await room)) return;
+      // It waited, perhaps long, for the caller to read: decided again, as the world is now.
+      waited = true;
     }
     const seconds = (performance.now() - started) / 1000;
     let label: DecisionLabel = status === 403 || !decision.allow ? 'deny' : 'allow';
@@ -429,6 +608,7 @@ export class SecretsGateway {
       if (status === 403 || !this.revokedSince(caller, entry)) return undefined;
       status = 403;
       body = revokedBody(decisionId);
+      bytes = Buffer.byteLength(body);
       label = 'deny';
       return auditLine(decisionId, caller, entry, path, decision, status, backendTrace, seconds);
     };
@@ -439,9 +619,50 @@ export class SecretsGateway {
       label = 'unavailable';
       status = 503;
       body = JSON.stringify({ error: 'the audit log cannot be written: nothing is released until it can', reason: 'audit_unavailable', decisionId });
+      bytes = Buffer.byteLength(body);
     }
     this.metrics.request(label, decision.ruleId, (performance.now() - started) / 1000);
-    res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), 'x-noisemesh-decision-id': decisionId }).end(body);
+    const audited: Audited | undefined = err === null ? { decisionId, status, label, endOffset: -1 } : undefined;
+    this.send(conn, t, res, status, { ...JSON_HEADERS, 'content-length': bytes, 'x-noisemesh-decision-id': decisionId }, body, audited);
+  }
+
+  /**
+   * Writes an answer on its connection and follows it until the transport took it: its bytes
+   * stay counted against the connection and the gateway (answer-budget.ts) until then, and an
+   * audited answer that never gets there gets a `delivered: false` line when its connection
+   * closes (settle()). Taken means: for a socket, node:http's write of its last byte completed
+   * (the kernel has it); for a mesh session, the session read it from the stream pair.
+   */
+  private send(conn: Connection, t: Ticket, res: ServerResponse, status: number, headers: Record<string, string | number>, body: string, audited?: Audited): void {
+    if (t.bytes === 0) this.budget.charge(t, Number(headers['content-length']) + HEAD_BYTES);
+    const socket = conn.socket;
+    if (audited !== undefined) {
+      conn.audited.set(t, audited);
+      if (socket.destroyed) {
+        // Closed while its line was written: its close has been settled already.
+        conn.audited.delete(t);
+        this.undelivered(audited, conn.resetReason ?? 'closed');
+      } else if (socket instanceof PairEnd) {
+        res.once('prefinish', () => (audited.endOffset = socket.accepted));
+      }
+    }
+    res.once('finish', () => {
+      if (socket.destroyed) return;
+      this.budget.taken(t);
+      if (audited === undefined) return;
+      if (!(socket instanceof PairEnd)) conn.audited.delete(t);
+      else this.pruneTaken(conn, socket);
+    });
+    res.writeHead(status, headers).end(body);
+    this.budget.written(t);
+  }
+
+  /** Forgets the audited answers a mesh session has read. */
+  private pruneTaken(conn: Connection, socket: PairEnd): void {
+    const taken = socket.other.taken;
+    for (const [ticket, a] of conn.audited) {
+      if (a.endOffset >= 0 && a.endOffset <= taken) conn.audited.delete(ticket);
+    }
   }
 
   /** The caller's entry is gone, revoked or replaced since `entry` was decided on (never for a plaintext caller). */
@@ -451,12 +672,12 @@ export class SecretsGateway {
     return now === undefined || now.revoked || now.generation !== entry?.generation;
   }
 
-  private whoami(caller: Caller, res: ServerResponse): void {
+  private whoami(t: Ticket, caller: Caller, res: ServerResponse): void {
     const entry = caller.key === null ? undefined : this.o.entryByKey(caller.key);
     const vector = caller.exposure === 'plaintext' ? PLAINTEXT_VECTOR : computeTrustVector(entry, { networkExposure: caller.exposure }, this.now());
     if (vector === undefined) {
       this.metrics.whoami('refused');
-      this.answerError(res, 403, 'the caller is not in the registry, or is revoked', false);
+      this.answerError(t, res, 403, 'the caller is not in the registry, or is revoked', false);
       return;
     }
     const body = {
@@ -468,40 +689,52 @@ export class SecretsGateway {
     };
     this.metrics.whoami('answered');
     const text = JSON.stringify(body);
-    res.writeHead(200, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) }).end(text);
+    this.send(this.byAnswers.get(t.conn)!, t, res, 200, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) }, text);
   }
 
   /** A 4xx/5xx before any decision: counted `invalid`, not audited (no secret was asked for by a valid request). */
-  private refuse(res: ServerResponse, started: number, status: number, error: string, close: boolean): void {
+  private refuse(t: Ticket, res: ServerResponse, started: number, status: number, error: string, close: boolean): void {
     this.metrics.request('invalid', null, (performance.now() - started) / 1000);
-    this.answerError(res, status, error, close);
+    this.answerError(t, res, status, error, close);
   }
 
   /** `{error}` with `status`, counted by the caller. */
-  private answerError(res: ServerResponse, status: number, error: string, close: boolean): void {
+  private answerError(t: Ticket, res: ServerResponse, status: number, error: string, close: boolean): void {
     const text = JSON.stringify({ error });
     const headers: Record<string, string | number> = { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) };
     // A body we do not read must not be parsed as the next request: close after answering.
     if (close) headers.connection = 'close';
-    res.writeHead(status, headers).end(text);
+    this.send(this.byAnswers.get(t.conn)!, t, res, status, headers, text);
   }
 
   /**
    * A request node:http's parser refused before it reached handle() (headers over
    * maxHeaderSize, a malformed request line or framing such as Content-Length with
    * Transfer-Encoding, a sender slower than the timeouts): answered as node:http would
-   * (431, 408 or 400, then the connection closed) and counted `invalid` like every other
-   * refusal before a decision, so a probe shows in the metrics. A connection the caller
-   * already dropped is not a request.
+   * (431, 408 or 400, then the connection closed), with an `{error}` body like every other
+   * refusal, and counted `invalid`, so a probe shows in the metrics. Not when an answer is
+   * already on its way on the connection (its bytes would be interleaved) or the caller
+   * already dropped it.
    */
   private parserRefused(err: NodeJS.ErrnoException, socket: Duplex): void {
     const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (err.code !== 'ECONNRESET' && socket.writable && inFlight?.headersSent !== true) {
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const error =
+        status === 431 ? `the request line and headers are over ${this.limits.maxHeaderSize} bytes`
+        : status === 408 ? `the request was not complete within ${this.limits.headersTimeoutMs / 1000} s (headers) or ${this.limits.requestTimeoutMs / 1000} s (whole request)`
+        : `the request is not HTTP/1.1 the API can parse (${err.code ?? 'malformed'})`;
       this.metrics.request('invalid', null, 0);
-      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+      socket.write(rawAnswer(status, { error }, ''));
     }
     socket.destroy(err);
+  }
+
+  /** A CONNECT request (node:http's 'connect'): 405, as for any method but GET, then closed. */
+  private refuseConnect(socket: Duplex): void {
+    this.metrics.request('invalid', null, 0);
+    if (socket.writable) socket.end(rawAnswer(405, { error: 'only GET is served' }, 'Allow: GET\r\n'));
+    else socket.destroy();
   }
 
   /**
@@ -582,21 +815,44 @@ function describeEntry(e: RegistryEntry, fingerprint: string): object {
   };
 }
 
+/** A whole answer written by hand, for a connection node:http no longer answers on; then closed. */
+function rawAnswer(status: number, body: object, extraHeaders: string): string {
+  const text = JSON.stringify(body);
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n${extraHeaders}Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`;
+}
+
+/** Adds `socket` to `held`, closing the oldest first when `max` are held already; removed when it closes. */
+function holdShedding(held: Set<Socket>, socket: Socket, max: number): void {
+  if (held.size >= max) {
+    const oldest = held.values().next().value as Socket;
+    held.delete(oldest);
+    oldest.destroy();
+  }
+  held.add(socket);
+  socket.once('close', () => held.delete(socket));
+}
+
 /**
  * The JSON of each value's `data`, made once per value: a backend (the file's) or the cache
  * hands out the same object for as long as the secret is unchanged, so a warm fetch does not
  * serialize it again. Held only as long as the value itself.
  */
-const dataJson = new WeakMap<SecretValue, string>();
+const dataJson = new WeakMap<SecretValue, { readonly text: string; readonly bytes: number }>();
 
-/** `JSON.stringify({path, data, version})`, with `data`'s JSON made once per value. */
-function secretBody(path: string, secret: SecretValue): string {
+/**
+ * `JSON.stringify({path, data, version})` and its UTF-8 length, with `data`'s JSON (and its
+ * length) made once per value: the size is known without flattening a large answer.
+ */
+function secretBody(path: string, secret: SecretValue): { text: string; bytes: number } {
   let data = dataJson.get(secret);
   if (data === undefined) {
-    data = JSON.stringify(secret.data);
+    const text = JSON.stringify(secret.data);
+    data = { text, bytes: Buffer.byteLength(text) };
     dataJson.set(secret, data);
   }
-  return `{"path":${JSON.stringify(path)},"data":${data},"version":${JSON.stringify(secret.version)}}`;
+  const head = `{"path":${JSON.stringify(path)},"data":`;
+  const tail = `,"version":${JSON.stringify(secret.version)}}`;
+  return { text: head + data.text + tail, bytes: Buffer.byteLength(head) + data.bytes + Buffer.byteLength(tail) };
 }
 
 /** The audit lines' `time`: the ISO text of the current millisecond, made once per millisecond. */

@@ -32,12 +32,26 @@ export const NO_RULE = 'none';
 export const WHOAMI_RESULTS = ['answered', 'refused'] as const;
 export type WhoamiResult = (typeof WHOAMI_RESULTS)[number];
 
+/**
+ * Why an audited answer was not taken by the transport (gateway.ts, UndeliveredReason):
+ * the gateway reset its connection for too many requests pipelined or for a stalled caller,
+ * or it closed otherwise.
+ */
+export const UNDELIVERED_REASONS = ['pipelined', 'stalled', 'closed'] as const;
+export type UndeliveredReasonLabel = (typeof UNDELIVERED_REASONS)[number];
+
+/** Why the gateway reset a connection: more than maxPipelined requests, or a caller that took no answer for stalledAnswerMs. */
+export const RESET_REASONS = ['pipelined', 'stalled'] as const;
+export type ResetReason = (typeof RESET_REASONS)[number];
+
 export class GatewayMetrics {
   private readonly requests: Counter<'decision' | 'rule'>;
   private readonly seconds: Histogram<'decision'>;
   private readonly whoamis: Readonly<Record<WhoamiResult, { inc(): void }>>;
   readonly backendErrors: Counter<'backend' | 'failure'>;
   readonly auditFailures: Counter;
+  private readonly undeliveredAnswers: Counter<'decision' | 'reason'>;
+  private readonly resets: Counter<'reason'>;
   /** Children by label values: the hot path hashes no label object. */
   private readonly requestChildren = new Map<string, { inc(): void }>();
   private readonly secondsChildren = new Map<string, { observe(v: number): void }>();
@@ -46,8 +60,19 @@ export class GatewayMetrics {
    * `cache`: the stats of the cache in front of the backend, when there is one; `vault`: the
    * vault backend's, when that is the backend. Each adds its metrics only when given.
    */
-  constructor(registry: Registry, sources: { readonly cache?: () => CacheStats; readonly vault?: () => VaultStats } = {}) {
+  constructor(registry: Registry, sources: { readonly cache?: () => CacheStats; readonly vault?: () => VaultStats; readonly heldBytes?: () => number } = {}) {
     const registers = [registry];
+    const heldBytes = sources.heldBytes;
+    if (heldBytes !== undefined) {
+      new Gauge({
+        name: 'noisemesh_secret_answers_held_bytes',
+        help: 'Bytes of answers built and not yet taken by the kernel or the mesh session, all connections together (at most http.maxHeldBytes and one connection\'s share)',
+        registers,
+        collect() {
+          this.set(heldBytes());
+        },
+      });
+    }
     this.requests = new Counter({
       name: 'noisemesh_secret_requests_total',
       help: 'Secrets API requests by decision (allow, deny, invalid, unavailable) and the rule that decided (none: no rule)',
@@ -81,6 +106,19 @@ export class GatewayMetrics {
       help: 'Audit lines that could not be written (each request answered 503, nothing released)',
       registers,
     });
+    this.undeliveredAnswers = new Counter({
+      name: 'noisemesh_secret_answers_undelivered_total',
+      help: 'Audited answers whose connection closed before the transport took them (each with a delivered:false audit line), by decision and reason: pipelined or stalled (the gateway reset the connection), closed (the caller, a revocation, the gateway closing)',
+      labelNames: ['decision', 'reason'],
+      registers,
+    });
+    this.resets = new Counter({
+      name: 'noisemesh_gateway_connections_reset_total',
+      help: 'Connections the gateway reset: pipelined (more than maxPipelined requests unanswered), stalled (answers held over their limit and none taken for stalledAnswerMs)',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of RESET_REASONS) this.resets.inc({ reason }, 0);
     const cache = sources.cache;
     if (cache !== undefined) {
       new Counter({
@@ -161,6 +199,14 @@ export class GatewayMetrics {
   /** A whoami request: counted apart from the secrets requests, and not in their latency histogram. */
   whoami(result: WhoamiResult): void {
     this.whoamis[result].inc();
+  }
+
+  undelivered(decision: DecisionLabel, reason: UndeliveredReasonLabel): void {
+    this.undeliveredAnswers.inc({ decision, reason });
+  }
+
+  connectionReset(reason: ResetReason): void {
+    this.resets.inc({ reason });
   }
 
   backendError(backend: string, failure: BackendFailure): void {

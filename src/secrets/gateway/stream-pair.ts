@@ -54,9 +54,35 @@ export class PairEnd extends Duplex {
   private otherFull = false;
   /** Server end: the write whose hand-over found the reader full, completed when it reads. */
   private heldWrite: (() => void) | null = null;
+  /** Bytes given to write(), whether or not they went on yet. */
+  accepted = 0;
+  /** Bytes pushed to this end's reader; what it has not read of them is readableLength. */
+  private pushed = 0;
+  /** `taken` when this end was destroyed: what its buffer held then was dropped. */
+  private takenAtDestroy = -1;
 
   constructor(private readonly lingerMs: number) {
     super({ allowHalfOpen: true, decodeStrings: true, emitClose: true, autoDestroy: true });
+  }
+
+  override write(chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
+    this.accepted += typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : (chunk as Uint8Array).byteLength;
+    return super.write(chunk, encoding as BufferEncoding, callback as (error: Error | null | undefined) => void);
+  }
+
+  /**
+   * Bytes this end's reader took (read, or had as 'data'); after a destroy, those it took
+   * before it. With `accepted` of the other end, what of the other end's writes the reader
+   * has had: the gateway's measure of an answer a mesh session has taken.
+   */
+  get taken(): number {
+    return this.takenAtDestroy >= 0 ? this.takenAtDestroy : this.pushed - this.readableLength;
+  }
+
+  /** Pushes `chunk` to this end's reader; push()'s answer. */
+  private give(chunk: Buffer): boolean {
+    this.pushed += chunk.length;
+    return this.push(chunk);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -78,7 +104,7 @@ export class PairEnd extends Duplex {
       else this.gatherWaiting = callback;
       return;
     }
-    if (other.push(chunk)) callback();
+    if (other.give(chunk)) callback();
     else other.blocked = callback;
   }
 
@@ -97,7 +123,7 @@ export class PairEnd extends Duplex {
     this.gatherWaiting = null;
     const other = this.other;
     if (chunks.length > 0 && !(this.sinkOnly || other.readEnded || other.destroyed)) {
-      if (!other.push(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))) {
+      if (!other.give(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))) {
         // The reader is full: the next writes wait for it, whatever their size.
         this.otherFull = true;
         this.heldWrite = waiting;
@@ -133,6 +159,7 @@ export class PairEnd extends Duplex {
   }
 
   override _destroy(_error: Error | null, callback: (error?: Error | null) => void): void {
+    this.takenAtDestroy = this.pushed - this.readableLength;
     this.clearIdle();
     // A response written just before the destroy (a 4xx) still reaches the session.
     if (this.gathered.length > 0) this.handOver(true);

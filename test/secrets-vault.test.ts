@@ -292,6 +292,22 @@ test('a refused login is denied: an unknown role, a JWT the role does not accept
   }
 });
 
+test("kubernetes auth: a later error that echoes a piece of the login's JWT hides it, as it hides the tokens", async () => {
+  const v = await vault();
+  v.addRole('gateway', { jwts: [JWT], policies: ['payments/'], ttlSeconds: 60, maxTtlSeconds: 100 });
+  v.put('payments/db', { password: 'p' });
+  const b = backend(v, { auth: { method: 'kubernetes', role: 'gateway', mountPath: 'kubernetes', tokenFile: tokenFile(JWT) } });
+  try {
+    assert.equal((await b.read('payments/db'))?.data.password, 'p');
+    v.failNext(500, 3, `your login jwt was ${JWT.slice(10, 40)}`);
+    const echoed = await failure(b.read('payments/db'), 'unavailable');
+    assert.match(echoed.message, /your login jwt was \[redacted\]/);
+  } finally {
+    await b.close();
+    await v.close();
+  }
+});
+
 test('5xx and network errors are retried with backoff, a bounded number of times', async () => {
   const v = await vault();
   const token = v.createToken({ policies: [''], ttlSeconds: 0 });

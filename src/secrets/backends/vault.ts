@@ -282,6 +282,8 @@ export class VaultBackend implements SecretsBackend {
     const url = `/v1/auth/${auth.mountPath.split('/').map(encodeURIComponent).join('/')}/login`;
     let answer: Answer;
     try {
+      // The JWT is a credential as the tokens are: any later error that echoes it hides it too.
+      this.#remember(jwt);
       answer = await this.#send('POST', url, undefined, { role: auth.role, jwt }, what, undefined, [jwt]);
     } catch (err) {
       this.#stats.loginFailures++;
@@ -473,7 +475,7 @@ export class VaultBackend implements SecretsBackend {
   }
 
   /**
-   * Keeps `token` among the last RECENT_TOKENS this backend sent. A token Vault refused is
+   * Keeps `token` (or the login's JWT) among the last RECENT_TOKENS credentials this backend sent. A token Vault refused is
    * dropped from the backend's state (#rejected) before its error is made, and the error may
    * echo it: the redaction must not depend on what the backend still holds.
    */
